@@ -1,0 +1,49 @@
+# RNN Suite. `make help` lists the targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PIPELINES := sentiment
+ARGS ?=
+
+.PHONY: help venv test lint format bench clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES))
+
+help:
+	@echo "make pipeline-NAME   run a pipeline on its built-in data (NAME: $(PIPELINES)); ARGS='--seed 1 ...'"
+	@echo "make tune-NAME       the same, with a Keras Tuner search first"
+	@echo "make test            the test suite"
+	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
+	@echo "make lint | format   ruff"
+	@echo "make venv            create $(VENV) and install the project (the targets above do it when needed)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+pipeline-%: $(STAMP)
+	$(BIN)/python -m pipelines run $* --preset default $(ARGS)
+
+tune-%: $(STAMP)
+	$(BIN)/python -m pipelines run $* --preset default --tune $(ARGS)
+
+# pytest exits 5 when it collects nothing; that is not a failure of the suite.
+test: $(STAMP)
+	@$(BIN)/python -m pytest $(ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

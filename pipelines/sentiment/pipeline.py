@@ -1,0 +1,58 @@
+"""The sentiment pipeline: wires config, data, model and evaluation for the runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from pipelines.base import Evaluation, Pipeline, Splits
+from pipelines.export import write_export
+from pipelines.sentiment import data, evaluate, model
+from pipelines.sentiment.config import SentimentConfig
+from tuning.space import SearchSpace
+
+
+class SentimentPipeline(Pipeline):
+    """Text classification (many-to-one) with a recurrent model over word embeddings."""
+
+    name = "sentiment"
+    config_class = SentimentConfig
+    search_space = SearchSpace(units=(32, 256), batch_sizes=(32, 64, 128))
+
+    def load_data(self, config: SentimentConfig, spec: str, seed: int) -> Splits:
+        return data.load_data(config, spec, seed)
+
+    def load_test_data(self, config: SentimentConfig, spec: str, info: dict[str, Any]):
+        return data.load_test_data(config, spec, info)
+
+    def build_model(self, config: SentimentConfig, info: dict[str, Any]):
+        return model.build_model(config, info)
+
+    def evaluate(self, keras_model, splits: Splits, config, out_dir: Path) -> Evaluation:
+        return evaluate.evaluate(keras_model, splits, splits.test, out_dir)
+
+    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+        """``serving_default``: ``text`` string [batch] -> ``probabilities``, ``label``."""
+        class_names = tf.constant(info["class_names"])
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(text):
+            probabilities = keras_model(text, training=False)
+            label = tf.gather(class_names, tf.argmax(probabilities, axis=-1))
+            return {"probabilities": probabilities, "label": label}
+
+        write_export(keras_model, {"serving_default": serve}, path)
+
+    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+        probabilities = keras_model.predict(np.asarray(inputs, dtype=object), verbose=0)
+        names = info["class_names"]
+        return [
+            f"{names[p.argmax()]}\t{p.max():.3f}\t{text}"
+            for text, p in zip(inputs, probabilities, strict=True)
+        ]
+
+
+PIPELINE = SentimentPipeline()

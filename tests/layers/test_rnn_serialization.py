@@ -1,0 +1,89 @@
+"""Cells survive get_config/from_config, `.keras` files and SavedModel export."""
+
+import inspect
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+# Runs in a fresh interpreter: loads each SavedModel with TensorFlow alone.
+SERVE_SCRIPT = """
+import sys
+sys.modules["layers"] = None  # serving must not need the project's code
+import numpy as np
+import tensorflow as tf
+x = tf.constant(np.load("inputs.npy"))
+for path in sys.argv[1:]:
+    loaded = tf.saved_model.load(path)  # keep a reference: `serve` needs its variables
+    np.save(path + ".npy", loaded.serve(x).numpy())
+"""
+
+
+def small_model(cell_case, steps, features):
+    """Masking -> Bidirectional(RNN) -> RNN -> Dense, both RNNs using our cell."""
+    inputs = keras.Input((steps, features))
+    x = keras.layers.Masking(0.0)(inputs)
+    x = keras.layers.Bidirectional(cell_case.our_rnn(return_sequences=True))(x)
+    x = cell_case.our_rnn()(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+def test_get_config_holds_every_constructor_argument(cell_case):
+    cell = cell_case.our_cell()
+    arguments = set(inspect.signature(type(cell).__init__).parameters) - {"self", "kwargs"}
+    assert arguments <= set(cell.get_config())
+
+
+@pytest.mark.parametrize("extra", [{}, {"dropout": 0.25, "recurrent_dropout": 0.5, "seed": 3}])
+def test_config_round_trip(cell_case, extra):
+    cell = cell_case.our_cell(**extra)
+    config = cell.get_config()
+    assert type(cell).from_config(config).get_config() == config
+
+
+def test_registered_under_rnn_suite(cell_case):
+    cell = cell_case.our_cell()
+    serialized = keras.saving.serialize_keras_object(cell)
+    assert serialized["registered_name"] == f"rnn_suite>{type(cell).__name__}"
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert type(restored) is type(cell)
+    assert restored.get_config() == cell.get_config()
+
+
+def test_keras_file_round_trip(cell_case, inputs, tmp_path):
+    model = small_model(cell_case, *inputs.shape[1:])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.layers[-2].cell) is cell_case.ours
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+
+
+@pytest.fixture(scope="module")
+def served_outputs(cell_cases, inputs, tmp_path_factory):
+    """Per case id: (in-process output, output of its SavedModel in a fresh process)."""
+    workdir = tmp_path_factory.mktemp("saved_models")
+    np.save(workdir / "inputs.npy", inputs)
+    expected = {}
+    for case in cell_cases:
+        model = small_model(case, *inputs.shape[1:])
+        model.export(str(workdir / case.id), format="tf_saved_model", verbose=False)
+        expected[case.id] = model.predict(inputs, verbose=0)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_SCRIPT, *expected],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return {key: (value, np.load(workdir / f"{key}.npy")) for key, value in expected.items()}
+
+
+def test_saved_model_serves_in_fresh_process(cell_case, served_outputs):
+    expected, served = served_outputs[cell_case.id]
+    np.testing.assert_allclose(served, expected, atol=1e-6)
