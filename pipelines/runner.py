@@ -127,8 +127,14 @@ def train(pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int):
     train_data = pipeline.make_dataset(splits.train, config.batch_size, shuffle=True, seed=seed)
     validation_data = pipeline.make_dataset(splits.validation, config.batch_size)
     (partial / "checkpoints").mkdir(exist_ok=True)
+    _trim_history_to_backup(partial)
+    # history.csv is written before the backup, so after a kill it holds every backed-up
+    # epoch (and at most one more, which _trim_history_to_backup drops on resume).
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(partial / "backup")),
+        keras.callbacks.CSVLogger(
+            str(partial / "history.csv"), append=(partial / "history.csv").exists()
+        ),
+        keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True),
         keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.patience, restore_best_weights=True
         ),
@@ -139,9 +145,6 @@ def train(pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int):
             save_weights_only=True,
         ),
         keras.callbacks.TensorBoard(str(partial / "logs")),
-        keras.callbacks.CSVLogger(
-            str(partial / "history.csv"), append=(partial / "history.csv").exists()
-        ),
     ]
     log(f"training: {model.count_params():,} parameters, up to {config.epochs} epochs")
     started = time.perf_counter()
@@ -162,6 +165,16 @@ def train(pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int):
         if epochs_run
         else None,
     }
+
+
+def _trim_history_to_backup(partial: Path) -> None:
+    """Keep only the rows of ``history.csv`` for epochs the training backup holds."""
+    metadata, history = partial / "backup" / "training_metadata.json", partial / "history.csv"
+    if not history.exists():
+        return
+    done = rundir.read_json(metadata)["epoch"] if metadata.exists() else 0
+    lines = history.read_text().splitlines(keepends=True)
+    history.write_text("".join(lines[: 1 + done]) if done else "")
 
 
 def _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info):

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import signal
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli, shared_data
+from tests.helpers import REPO, run_cli, shared_data
 
 TEXTS = ["a gorgeous, witty film", "a dull and tedious mess", "fine", ""]
 
@@ -49,7 +51,7 @@ def test_run_directory_holds_every_artifact(smoke_run):
 def test_metrics_sit_beside_baselines_with_the_same_keys(smoke_run):
     metrics = json.loads((smoke_run / "metrics.json").read_text())
     assert metrics["pipeline"] == "sentiment"
-    assert set(metrics["baselines"]) == {"majority", "bag_of_words"}
+    assert set(metrics["baselines"]) == {"majority", "bag_of_words", "bag_of_ngrams"}
     for baseline in metrics["baselines"].values():
         assert set(baseline) == set(metrics["test"]) == {"accuracy", "macro_f1"}
     splits = metrics["dataset"]["splits"]
@@ -127,7 +129,7 @@ def test_evaluate_on_other_test_data_and_predict(smoke_run, tmp_path):
     evaluations = list((smoke_run / "evaluations").iterdir())
     metrics = json.loads((evaluations[0] / "metrics.json").read_text())
     assert metrics["dataset"]["splits"]["test"] == 4
-    assert set(metrics["baselines"]) == {"majority", "bag_of_words"}
+    assert set(metrics["baselines"]) == {"majority", "bag_of_words", "bag_of_ngrams"}
     result = run_cli("predict", str(smoke_run), "a wonderful film", "awful")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()[-2:]
@@ -213,3 +215,46 @@ def test_sst2_tsv_loads_with_its_columns():
     splits = load_data(config, f"tsv:{path}", seed=0)
     assert splits.info["class_names"] == ["0", "1"]
     assert sum(splits.sizes().values()) == config.max_examples
+
+
+def test_killed_run_resumes_from_its_last_epoch(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "run",
+        "sentiment",
+        "--preset",
+        "smoke",
+        "--set",
+        "epochs=6",
+        "patience=6",
+        "max_examples=3000",
+        "--out",
+        "run",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    backup = tmp_path / "run.partial" / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 300
+    while child.poll() is None and time.monotonic() < deadline:
+        # Kill once two epochs are backed up. (A kill during the backup write itself is
+        # the concern of the fault-tolerance tests.)
+        if backup.exists() and '"epoch": 2' in backup.read_text():
+            break
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (tmp_path / "run").exists(), "a killed run looks finished"
+    result = run_cli("run", "sentiment", "--resume", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming" in result.stdout
+    epochs = [
+        int(line.split(",")[0])
+        for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
+    ]
+    assert epochs == list(range(6))
+    assert not (tmp_path / "run.partial").exists()
