@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # runs happen on machines without a screen
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["plt", "plot_learning_curves"]
 
@@ -33,6 +34,7 @@ def plot_learning_curves(history_csv: Path, path: Path) -> bool:
         if f"val_{metric}" in history:
             axis.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(metric)
         axis.grid(alpha=0.3)
         axis.legend()
