@@ -62,6 +62,7 @@ def run(request: RunRequest) -> Path:
         _write_run_config(partial, request, config, splits)
         if request.tune:
             config = _tune(pipeline, config, splits, partial, request)
+            _write_run_config(partial, request, config, splits)  # now with the tuned values
         model, history_info = train(pipeline, config, splits, partial, request.seed)
         _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info)
     except UserError:
@@ -86,7 +87,7 @@ def _write_run_config(partial: Path, request: RunRequest, config, splits: Splits
         {
             "pipeline": registry.canonical_name(request.name),
             "request": dataclasses.asdict(request) | {"resume": False},
-            "config": config.to_dict(),
+            "config": config.to_dict(),  # after tuning: the values the final model used
             "data": request.data,
             "seed": request.seed,
             "versions": {

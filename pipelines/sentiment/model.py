@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from layers import recurrent_stack
+from layers.pooling import MaskedGlobalMaxPooling1D
 from pipelines.sentiment.config import SentimentConfig
 from pipelines.training import compile_model
 
@@ -41,7 +42,7 @@ def build_model(config: SentimentConfig, info: dict[str, Any]) -> keras.Model:
         return_sequences=config.pooling != "last",
     )
     if config.pooling == "max":
-        features = keras.layers.GlobalMaxPooling1D(name="max_pool")(features)
+        features = MaskedGlobalMaxPooling1D(name="max_pool")(features)
     elif config.pooling == "mean":
         features = keras.layers.GlobalAveragePooling1D(name="mean_pool")(features)
     features = keras.layers.Dropout(config.dropout, name="head_dropout")(features)

@@ -258,3 +258,15 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     ]
     assert epochs == list(range(6))
     assert not (tmp_path / "run.partial").exists()
+
+
+def test_tuned_run_trains_with_the_best_values(tmp_path):
+    result = run_cli("run", "sentiment", "--preset", "smoke", "--tune", "--tuner", "random",
+                     "--max-trials", "2", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    tuning = tmp_path / "run" / "tuning"
+    trials = (tuning / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 2
+    best = json.loads((tuning / "best_hyperparameters.json").read_text())
+    used = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert {key: used[key] for key in best} == best
