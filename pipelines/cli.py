@@ -68,6 +68,15 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--data", metavar="SPEC", help="test data to evaluate on instead")
+    evaluate.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        dest="settings",
+        help="settings for reading --data, e.g. text_column=content",
+    )
     predict = commands.add_parser(
         "predict",
         help="predict with a finished run's model",
@@ -216,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         elif args.command == "evaluate":
-            runner.evaluate_run(args.run_dir, args.data)
+            runner.evaluate_run(args.run_dir, args.data, args.settings)
         else:
             runner.predict(args.run_dir, args.inputs)
         return 0

@@ -214,15 +214,19 @@ def load_run(run_dir: str):
     return pipeline, config, saved, info, model
 
 
-def evaluate_run(run_dir: str, data_spec: str | None) -> Path:
-    """Evaluate a finished run again, on its own test split or on every row of ``data_spec``."""
+def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None = None) -> Path:
+    """Evaluate a finished run again, on its own test split or on every row of ``data_spec``.
+
+    ``settings`` (``KEY=VALUE``) change how ``data_spec`` is read, e.g. its column names.
+    """
     pipeline, config, saved, info, model = load_run(run_dir)
     keras.utils.set_random_seed(saved["seed"])
     splits = pipeline.load_data(config, saved["data"], saved["seed"])
     splits.info = info
     if data_spec:
-        splits.test = pipeline.load_test_data(config, data_spec, info)
-    label = _slug(data_spec or "test")
+        test_config = config.with_overrides(settings or [])
+        splits.test = pipeline.load_test_data(test_config, data_spec, info)
+    label = _slug(data_spec.replace(":", "_").split("/")[-1] if data_spec else "test")
     final = Path(run_dir) / "evaluations" / label
     partial = rundir.partial_of(final)
     shutil.rmtree(partial, ignore_errors=True)
