@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-pipeline-%: $(STAMP)
+# Static pattern rules: make skips implicit-rule search for .PHONY targets.
+$(addprefix pipeline-,$(PIPELINES)): pipeline-%: $(STAMP)
 	$(BIN)/python -m pipelines run $* --preset default $(ARGS)
 
-tune-%: $(STAMP)
+$(addprefix tune-,$(PIPELINES)): tune-%: $(STAMP)
 	$(BIN)/python -m pipelines run $* --preset default --tune $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
