@@ -68,15 +68,7 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--data", metavar="SPEC", help="test data to evaluate on instead")
-    evaluate.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        dest="settings",
-        help="settings for reading --data, e.g. text_column=content",
-    )
+    _add_set_argument(evaluate, "settings for reading --data, e.g. text_column=content")
     predict = commands.add_parser(
         "predict",
         help="predict with a finished run's model",
@@ -86,6 +78,18 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     predict.add_argument("run_dir", metavar="RUN_DIR")
     predict.add_argument("inputs", metavar="INPUT", nargs="+")
     return parser
+
+
+def _add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        nargs="+",
+        action="extend",
+        default=[],
+        dest="settings",
+        help=help_text,
+    )
 
 
 def _add_run_parser(commands, pipeline_name: str | None) -> None:
@@ -110,15 +114,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
         default="builtin",
         help="builtin (default), tfds:NAME[/CONFIG], or KIND:PATH (see below)",
     )
-    run.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        dest="settings",
-        help="override settings (listed below)",
-    )
+    _add_set_argument(run, "override settings (listed below)")
     run.add_argument(
         "--seed",
         type=int,
