@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from pipelines.config_base import BaseConfig
+from tuning.space import SearchSpace
 
 
 @dataclasses.dataclass
@@ -44,28 +46,33 @@ class Evaluation:
 class Pipeline:
     """One task. The runner owns the loop; a pipeline only supplies the parts.
 
-    Subclasses set ``name`` and ``config_class`` and implement the methods that
-    raise ``NotImplementedError``.
+    Subclasses set ``name``, ``config_class``, ``search_space`` and the package's
+    ``data``, ``model`` and ``evaluation`` modules (each pipeline has the same
+    files), and implement ``export`` and ``predict``.
     """
 
     name: str = ""
     config_class: type[BaseConfig] = BaseConfig
+    search_space: SearchSpace = SearchSpace()
+    data: ModuleType  # load_data(config, spec, seed), load_test_data(config, spec, info)
+    model: ModuleType  # build_model(config, info)
+    evaluation: ModuleType  # evaluate(model, splits, config, out_dir)
 
     def load_data(self, config: BaseConfig, spec: str, seed: int) -> Splits:
         """Load ``spec`` and split it; UserError for a problem with the user's data."""
-        raise NotImplementedError
+        return self.data.load_data(config, spec, seed)
 
     def load_test_data(self, config: BaseConfig, spec: str, info: dict[str, Any]):
         """Every example of ``spec`` as a test split ``(inputs, targets)`` for ``evaluate``."""
-        raise NotImplementedError
+        return self.data.load_test_data(config, spec, info)
 
     def build_model(self, config: BaseConfig, info: dict[str, Any]):
         """A compiled Keras model built on ``layers/``."""
-        raise NotImplementedError
+        return self.model.build_model(config, info)
 
     def evaluate(self, model, splits: Splits, config: BaseConfig, out_dir: Path) -> Evaluation:
         """Metrics and baselines on ``splits.test``; plots written into ``out_dir``."""
-        raise NotImplementedError
+        return self.evaluation.evaluate(model, splits, config, out_dir)
 
     def export(self, model, info: dict[str, Any], path: Path) -> None:
         """Write the serving SavedModel (raw inputs in) to ``path``."""

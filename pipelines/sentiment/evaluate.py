@@ -46,9 +46,9 @@ def _linear_text_baseline(vectorizer, classifier, train: tuple, test_texts) -> n
     return classifier.predict(vectorizer.transform(list(test_texts)))
 
 
-def evaluate(model, splits: Splits, test: tuple, out_dir: Path) -> Evaluation:
-    """Model and baselines on ``test``; writes ``confusion_matrix.png``."""
-    texts, targets = test
+def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
+    """Model and baselines on ``splits.test``; writes ``confusion_matrix.png``."""
+    texts, targets = splits.test
     probabilities = model.predict(np.asarray(texts, dtype=object), verbose=0, batch_size=256)
     predicted = probabilities.argmax(axis=-1)
     baselines = {

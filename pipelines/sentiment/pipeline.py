@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from pipelines.base import Evaluation, Pipeline, Splits
+from pipelines.base import Pipeline
 from pipelines.export import write_export
 from pipelines.sentiment import data, evaluate, model
 from pipelines.sentiment.config import SentimentConfig
@@ -20,19 +20,10 @@ class SentimentPipeline(Pipeline):
 
     name = "sentiment"
     config_class = SentimentConfig
-    search_space = SearchSpace(units=(32, 256), batch_sizes=(32, 64, 128))
-
-    def load_data(self, config: SentimentConfig, spec: str, seed: int) -> Splits:
-        return data.load_data(config, spec, seed)
-
-    def load_test_data(self, config: SentimentConfig, spec: str, info: dict[str, Any]):
-        return data.load_test_data(config, spec, info)
-
-    def build_model(self, config: SentimentConfig, info: dict[str, Any]):
-        return model.build_model(config, info)
-
-    def evaluate(self, keras_model, splits: Splits, config, out_dir: Path) -> Evaluation:
-        return evaluate.evaluate(keras_model, splits, splits.test, out_dir)
+    search_space = SearchSpace(units=(32, 64, 128, 256), batch_sizes=(32, 64, 128))
+    data = data
+    model = model
+    evaluation = evaluate
 
     def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
         """``serving_default``: ``text`` string [batch] -> ``probabilities``, ``label``."""
