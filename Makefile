@@ -3,14 +3,16 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PIPELINES := sentiment
+PIPELINES := sentiment forecasting
 ARGS ?=
 
-.PHONY: help venv test lint format bench clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES))
+.PHONY: help venv test lint format bench clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
+	pipeline-weather pipeline-stock
 
 help:
 	@echo "make pipeline-NAME   run a pipeline on its built-in data (NAME: $(PIPELINES)); ARGS='--seed 1 ...'"
 	@echo "make tune-NAME       the same, with a Keras Tuner search first"
+	@echo "make pipeline-weather | pipeline-stock   forecasting on its built-in weather or stock data"
 	@echo "make test            the test suite"
 	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
 	@echo "make lint | format   ruff"
@@ -29,6 +31,10 @@ $(addprefix pipeline-,$(PIPELINES)): pipeline-%: $(STAMP)
 
 $(addprefix tune-,$(PIPELINES)): tune-%: $(STAMP)
 	$(BIN)/python -m pipelines run $* --preset default --tune $(ARGS)
+
+# Forecasting on each of its built-in data sets.
+pipeline-weather pipeline-stock: pipeline-%: $(STAMP)
+	$(BIN)/python -m pipelines run forecasting --preset default --data builtin:$* $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
 test: $(STAMP)

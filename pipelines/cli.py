@@ -73,7 +73,7 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
         "predict",
         help="predict with a finished run's model",
         description="Predict with RUN_DIR's model; what INPUT is depends on the pipeline "
-        "(sentiment: a text).",
+        "(sentiment: a text; forecasting: a CSV path, forecast after its last window).",
     )
     predict.add_argument("run_dir", metavar="RUN_DIR")
     predict.add_argument("inputs", metavar="INPUT", nargs="+")

@@ -11,6 +11,7 @@ from pipelines.errors import UserError
 # Registry name -> Python package. Each package has config.py (no TensorFlow) and pipeline.py.
 PIPELINES: dict[str, str] = {
     "sentiment": "pipelines.sentiment",
+    "forecasting": "pipelines.forecasting",
 }
 
 

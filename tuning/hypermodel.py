@@ -15,6 +15,15 @@ def _with_default(values: tuple, default: Any) -> list:
     return sorted(set(values) | {default}, key=lambda v: (str(type(v)), v))
 
 
+def _boolean(
+    hp: keras_tuner.HyperParameters, name: str, choices: tuple[bool, ...], default: bool
+) -> bool:
+    """A tuned boolean (``hp.Boolean`` keeps it a bool in trials and best values)."""
+    if len(set(choices) | {default}) == 1:
+        return hp.Fixed(name, default)
+    return hp.Boolean(name, default=default)
+
+
 class PipelineHyperModel(keras_tuner.HyperModel):
     """Tunes hidden units, dropout, learning rate, cell kind, depth, direction and batch size.
 
@@ -60,10 +69,8 @@ class PipelineHyperModel(keras_tuner.HyperModel):
             "depth": hp.Choice(
                 "depth", _with_default(space.depths, config.depth), default=config.depth
             ),
-            "bidirectional": hp.Choice(
-                "bidirectional",
-                _with_default(space.bidirectional, config.bidirectional),
-                default=config.bidirectional,
+            "bidirectional": _boolean(
+                hp, "bidirectional", space.bidirectional, config.bidirectional
             ),
         }
         return self.pipeline.build_model(self.config.with_settings(tuned), self.splits.info)

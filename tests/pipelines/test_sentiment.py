@@ -261,8 +261,20 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
 
 
 def test_tuned_run_trains_with_the_best_values(tmp_path):
-    result = run_cli("run", "sentiment", "--preset", "smoke", "--tune", "--tuner", "random",
-                     "--max-trials", "2", "--out", "run", cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "sentiment",
+        "--preset",
+        "smoke",
+        "--tune",
+        "--tuner",
+        "random",
+        "--max-trials",
+        "2",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     tuning = tmp_path / "run" / "tuning"
     trials = (tuning / "trials.csv").read_text().splitlines()

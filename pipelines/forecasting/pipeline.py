@@ -1,0 +1,101 @@
+"""The forecasting pipeline: wires config, data, model and evaluation for the runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from pipelines.base import Pipeline, Splits
+from pipelines.errors import UserError
+from pipelines.export import write_export
+from pipelines.forecasting import data, evaluate, model
+from pipelines.forecasting.config import ForecastingConfig
+from pipelines.tables import read_table
+from tuning.space import SearchSpace
+
+
+class ForecastingPipeline(Pipeline):
+    """Forecasting the next ``horizon`` steps of one or more series from a window of the past."""
+
+    name = "forecasting"
+    config_class = ForecastingConfig
+    search_space = SearchSpace(units=(16, 32, 64, 128), batch_sizes=(16, 32, 64))
+
+    data = data
+    model = model
+    evaluation = evaluate
+
+    def load_data(self, config: ForecastingConfig, spec: str, seed: int) -> Splits:
+        splits = data.load_data(config, spec, seed)
+        data.log_found(splits.info)
+        return splits
+
+    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+        """``serving_default``: ``window`` float32 [batch, steps, features] in original units
+        -> ``forecast`` [batch, horizon, targets] in original units."""
+        shape = [None, info["window"], len(info["feature_columns"])]
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="window")])
+        def serve(window):
+            return {"forecast": keras_model(window, training=False)}
+
+        write_export(keras_model, {"serving_default": serve}, path)
+
+    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+        """For each CSV (the model's columns, and its time column where present): the
+        forecast after its last ``window`` rows."""
+        lines = []
+        for path in inputs:
+            window, last_time = _last_window(Path(path), info)
+            forecast = keras_model.predict(window[None], verbose=0)[0]
+            lines.append(f"{path}\tafter {last_time}\t{_describe(forecast, window, info)}")
+        return lines
+
+
+def _last_window(path: Path, info: dict[str, Any]) -> tuple[np.ndarray, str]:
+    frame = read_table(path, ",")
+    time_column, columns, steps = info["time_column"], info["feature_columns"], info["window"]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path}: no column {missing[0]!r}; the model reads {', '.join(columns)} "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+    lines = np.arange(len(frame)) + 2
+    last_time = f"line {len(frame) + 1}"
+    if time_column in frame.columns:
+        format_ = info.get("time_format") or None
+        times = pd.to_datetime(frame[time_column].str.strip(), format=format_, errors="coerce")
+        if times.notna().all():
+            order = np.argsort(times.to_numpy(), kind="stable")
+            frame, lines = frame.iloc[order], lines[order]
+            last_time = data.time_text(times.iloc[order[-1]])
+    if len(frame) < steps:
+        raise UserError(f"{path}: {len(frame)} rows; the model needs the last {steps}")
+    tail = frame[columns].iloc[-steps:]
+    values = pd.DataFrame({c: data.to_numbers(tail[c]) for c in columns})
+    bad = values.isna().any(axis=1).to_numpy()
+    if bad.any():
+        rows = ", ".join(f"line {n}" for n in lines[-steps:][bad][:5])
+        raise UserError(f"{path}: missing or non-numeric values in the last window at {rows}")
+    return values.to_numpy(dtype=np.float32), last_time
+
+
+def _describe(forecast: np.ndarray, window: np.ndarray, info: dict[str, Any]) -> str:
+    parts = []
+    for t, name in enumerate(info["target_columns"]):
+        values = ", ".join(f"{v:.4g}" for v in forecast[:, t])
+        if info["transform"] == "log_return":
+            last = window[-1, info["target_indices"][t]]
+            prices = ", ".join(f"{p:.4g}" for p in last * np.exp(np.cumsum(forecast[:, t])))
+            parts.append(f"{name}: log return {values} (price {prices})")
+        else:
+            parts.append(f"{name}: {values}")
+    return "; ".join(parts)
+
+
+PIPELINE = ForecastingPipeline()
