@@ -12,6 +12,7 @@ from pipelines.errors import UserError
 PIPELINES: dict[str, str] = {
     "sentiment": "pipelines.sentiment",
     "forecasting": "pipelines.forecasting",
+    "music": "pipelines.music",
 }
 
 

