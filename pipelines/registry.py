@@ -13,6 +13,7 @@ PIPELINES: dict[str, str] = {
     "sentiment": "pipelines.sentiment",
     "forecasting": "pipelines.forecasting",
     "music": "pipelines.music",
+    "translation": "pipelines.translation",
 }
 
 

@@ -1,0 +1,239 @@
+"""The translation model: encoder-decoder on the cells of ``layers/`` with attention.
+
+Training (teacher forcing): ``source`` strings -> normalise -> TextVectorization -> embedding
+-> recurrent encoder (optionally bidirectional, deep) -> encoder outputs; the decoder (one
+recurrent layer, initial state from a dense bridge over the masked mean of the encoder
+outputs) reads the target one step behind (``target_in``); attention (Luong multiplicative:
+``keras.layers.Attention``; or Bahdanau additive: ``keras.layers.AdditiveAttention``) of each
+decoder output over the encoder outputs; ``[decoder output; context]`` -> dense tanh ->
+softmax over the target vocabulary.
+
+Decoding (``make_decoder``): the same trained layers one step at a time inside a
+``tf.function``; beam search with a GNMT length penalty, greedy decoding = beam width 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from layers import make_cell, recurrent_layers
+from pipelines.training import compile_model
+from pipelines.translation import data
+from pipelines.translation.config import TranslationConfig
+
+START_ID, END_ID = data.RESERVED.index(data.START), data.RESERVED.index(data.END)
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class Normalize(keras.layers.Layer):
+    """Strings -> lower-cased strings with punctuation split off (``data.normalize``)."""
+
+    def call(self, text):
+        return data.normalize(text)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, text):
+        return keras.KerasTensor(text.shape, dtype="string")
+
+
+def build_model(config: TranslationConfig, info: dict[str, Any]) -> keras.Model:
+    """The compiled teacher-forced model: (source strings, target_in ids) -> probabilities."""
+    source = keras.Input(shape=(), dtype="string", name="source")
+    target_in = keras.Input(shape=(None,), dtype="int32", name="target_in")
+    vectorize = keras.layers.TextVectorization(
+        standardize=None,
+        split="whitespace",
+        vocabulary=info["source_vocabulary"],
+        output_sequence_length=config.max_source_length,
+        name="source_vectorize",
+    )
+    source_ids = vectorize(Normalize(name="normalize")(source))
+    x = keras.layers.Embedding(
+        vectorize.vocabulary_size(), config.embedding_dim, mask_zero=True, name="source_embedding"
+    )(source_ids)
+    for layer in recurrent_layers(
+        cell=config.cell,
+        units=config.units,
+        depth=config.depth,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        recurrent_dropout=config.recurrent_dropout,
+        return_sequences=True,
+        name="encoder",
+    ):
+        x = layer(x)
+    encoded = x
+    summary = keras.layers.GlobalAveragePooling1D(name="source_mean")(encoded)
+    decoder_units = config.units * (2 if config.bidirectional else 1)
+    states = [
+        keras.layers.Dense(decoder_units, activation="tanh", name=f"bridge_{i}")(summary)
+        for i in range(2 if config.cell == "lstm" else 1)
+    ]
+    y = keras.layers.Embedding(
+        len(info["target_vocabulary"]),
+        config.embedding_dim,
+        mask_zero=True,
+        name="target_embedding",
+    )(target_in)
+    decoder = keras.layers.RNN(
+        make_cell(config.cell, decoder_units, dropout=config.dropout),
+        return_sequences=True,
+        name="decoder",
+    )
+    y = decoder(y, initial_state=states)
+    attention_class = (
+        keras.layers.Attention if config.attention == "luong" else keras.layers.AdditiveAttention
+    )
+    context = attention_class(name="attention")([y, encoded])
+    y = keras.layers.Concatenate(name="with_context")([y, context])
+    y = keras.layers.Dense(decoder_units, activation="tanh", name="combine")(y)
+    y = keras.layers.Dropout(config.dropout, name="head_dropout")(y)
+    logits = keras.layers.Dense(len(info["target_vocabulary"]), name="head")(y)
+    probabilities = keras.layers.Activation("softmax", name="probabilities")(logits)
+    model = keras.Model([source, target_in], probabilities, name="translation")
+    compile_model(
+        model,
+        config,
+        loss="sparse_categorical_crossentropy",
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+# === Decoding ===
+
+
+class Decoder:
+    """Greedy and beam-search decoding with the trained layers, in-graph.
+
+    ``translate(source, beam_width, length_penalty)`` -> output strings ``[batch]``;
+    ``decode`` -> token ids ``[batch, max_target_length + 1]``.
+    """
+
+    def __init__(self, model: keras.Model, info: dict[str, Any]):
+        self.vocabulary = tf.constant(info["target_vocabulary"])
+        self.vocab_size = len(info["target_vocabulary"])
+        self.max_length = int(info["max_target_length"]) + 1  # room for the end token
+        self.max_source_length = int(info["max_source_length"])
+        depth = sum(1 for layer in model.layers if layer.name.startswith("encoder_"))
+        bridges = [layer for layer in model.layers if layer.name.startswith("bridge_")]
+        self.encoder = keras.Model(
+            model.inputs[0],
+            [
+                model.get_layer("source_vectorize").output,
+                model.get_layer(f"encoder_{depth - 1}").output,
+                *[b.output for b in bridges],
+            ],
+            name="encoder_part",
+        )
+        self.embedding = model.get_layer("target_embedding")
+        self.cell = model.get_layer("decoder").cell
+        self.attention = model.get_layer("attention")
+        self.combine = model.get_layer("combine")
+        self.head = model.get_layer("head")
+
+    def encode(self, source):
+        source_ids, encoded, *states = self.encoder(source, training=False)
+        return encoded, tf.not_equal(source_ids, 0), list(states)
+
+    def step(self, tokens, states, encoded, mask):
+        """One decoder step: (log-probabilities [n, vocab], states, attention [n, source])."""
+        embedded = tf.gather(self.embedding.embeddings, tokens)  # no mask attached
+        h, states = self.cell(embedded, states, training=False)
+        states = list(states) if isinstance(states, list | tuple) else [states]
+        context, scores = self.attention(
+            [h[:, None, :], encoded], mask=[None, mask], return_attention_scores=True
+        )
+        logits = self.head(self.combine(tf.concat([h, context[:, 0]], axis=-1)))
+        return tf.nn.log_softmax(logits), states, scores[:, 0]
+
+    def decode(self, source, beam_width, length_penalty):
+        """Beam search (beam_width 1: greedy); token ids [batch, max_length], 0 after end."""
+        batch, k, vocab, steps = tf.shape(source)[0], beam_width, self.vocab_size, self.max_length
+        encoded, mask, states = self.encode(source)
+        encoded, mask = tf.repeat(encoded, k, axis=0), tf.repeat(mask, k, axis=0)
+        states = [tf.repeat(s, k, axis=0) for s in states]
+        tokens = tf.fill([batch * k], START_ID)
+        first = tf.concat([tf.zeros([1]), tf.fill([k - 1], -1e9)], axis=0)
+        scores = tf.tile(first[None, :], [batch, 1])
+        finished = tf.zeros([batch, k], tf.bool)
+        lengths = tf.zeros([batch, k], tf.int32)
+        sequences = tf.zeros([batch, k, steps], tf.int32)
+        never = tf.one_hot([0, START_ID], vocab, on_value=-1e9, off_value=0.0)
+        never = tf.reduce_sum(never, axis=0)  # live beams never emit padding or start
+        pad_only = tf.one_hot(0, vocab, on_value=0.0, off_value=-1e9)  # finished beams
+        end_only = tf.one_hot(END_ID, vocab, on_value=0.0, off_value=-1e9)
+        t = tf.constant(0)
+        while tf.logical_and(t < steps, tf.logical_not(tf.reduce_all(finished))):
+            tf.autograph.experimental.set_loop_options(
+                shape_invariants=[
+                    (scores, tf.TensorShape([None, None])),
+                    (finished, tf.TensorShape([None, None])),
+                    (lengths, tf.TensorShape([None, None])),
+                    (sequences, tf.TensorShape([None, None, None])),
+                ]
+            )
+            log_probs, states, _ = self.step(tokens, states, encoded, mask)
+            log_probs = tf.reshape(log_probs, [batch, k, vocab]) + never
+            last = tf.cast(tf.equal(t, steps - 1), tf.float32)
+            log_probs = log_probs + last * end_only  # the last step must end
+            log_probs = tf.where(finished[..., None], pad_only, log_probs)
+            total = tf.reshape(scores[..., None] + log_probs, [batch, k * vocab])
+            scores, index = tf.math.top_k(total, k=k)
+            beam, token = index // vocab, index % vocab
+            sequences = tf.gather(sequences, beam, batch_dims=1)
+            sequences += tf.one_hot(t, steps, dtype=tf.int32)[None, None, :] * token[..., None]
+            was_finished = tf.gather(finished, beam, batch_dims=1)
+            lengths = tf.gather(lengths, beam, batch_dims=1) + tf.cast(~was_finished, tf.int32)
+            finished = was_finished | tf.equal(token, END_ID)
+            flat = tf.reshape(beam + k * tf.range(batch)[:, None], [-1])
+            states = [tf.gather(s, flat) for s in states]
+            tokens = tf.reshape(token, [-1])
+            t += 1
+        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
+        best = tf.argmax(scores / penalty, axis=-1, output_type=tf.int32)
+        return tf.gather(sequences, best, batch_dims=1)
+
+    def to_text(self, ids):
+        """Token ids -> strings: the words before the end token, hyphens joined back."""
+        before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
+        keep = before_end & tf.greater(ids, END_ID) | tf.equal(ids, 1) & before_end
+        words = tf.ragged.boolean_mask(tf.gather(self.vocabulary, ids), keep)
+        text = tf.strings.reduce_join(words, axis=-1, separator=" ")
+        return tf.strings.regex_replace(text, " - ", "-")
+
+    def check(self, source):
+        """Assertions that end a call with a clear error for empty or over-long inputs."""
+        counts = tf.strings.split(data.normalize(source)).row_lengths()
+        return [
+            tf.debugging.assert_positive(
+                counts, message="translation: an input text is empty (no words)"
+            ),
+            tf.debugging.assert_less_equal(
+                counts,
+                tf.cast(self.max_source_length, counts.dtype),
+                message=f"translation: an input text is longer than {self.max_source_length} "
+                "tokens (max_source_length)",
+            ),
+        ]
+
+    def translate(self, source, beam_width, length_penalty):
+        with tf.control_dependencies(self.check(source)):
+            source = tf.identity(source)
+        return self.to_text(self.decode(source, beam_width, length_penalty))
+
+
+def make_translate(model: keras.Model, info: dict[str, Any], beam_width: int, alpha: float):
+    """A ``tf.function`` ``source strings [batch] -> translation strings [batch]``."""
+    decoder = Decoder(model, info)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def translate(text):
+        return decoder.translate(text, tf.constant(beam_width), tf.constant(alpha, tf.float32))
+
+    return translate

@@ -1,0 +1,210 @@
+"""The translation pipeline: smoke run, serving export equal to the Python decoder, loaders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import UserError
+from tests.helpers import run_cli, shared_data
+
+TEXTS = ["twenty-one", "one thousand, nine hundred and eighty-seven", "Seven"]
+METRIC_KEYS = {"exact_match", "bleu", "chrf"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """One smoke run of the built-in data through the command line."""
+    root = tmp_path_factory.mktemp("smoke")
+    result = run_cli("run", "translation", "--preset", "smoke", "--seed", "1", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    latest = root / "runs" / "translation" / "latest"
+    assert latest.is_symlink()
+    return latest.resolve()
+
+
+def test_run_directory_and_metrics_beside_baselines(smoke_run):
+    for name in (
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "report.md",
+        "model.keras",
+        "attention.png",
+        "saved_model",
+        "data_info.json",
+    ):
+        assert (smoke_run / name).exists(), name
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert metrics["pipeline"] == "translation"
+    assert set(metrics["baselines"]) == {"greedy_decoding", "copy_source", "most_frequent_target"}
+    assert set(metrics["test"]) == METRIC_KEYS
+    for baseline in metrics["baselines"].values():
+        assert set(baseline) == METRIC_KEYS
+    report = (smoke_run / "report.md").read_text()
+    assert "| source | reference | greedy | beam |" in report
+    assert "over the length limits" in report
+
+
+def test_saved_model_equals_the_python_beam_decoder_in_a_fresh_process(smoke_run, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    import layers  # noqa: F401  (registers the cells)
+    from pipelines.translation import model as translation_model
+
+    info = json.loads((smoke_run / "data_info.json").read_text())
+    keras_model = keras.models.load_model(smoke_run / "model.keras")
+    translate = translation_model.make_translate(
+        keras_model, info, info["beam_width"], info["length_penalty"]
+    )
+    expected = [t.decode() for t in translate(tf.constant(TEXTS)).numpy()]
+    long_text = " ".join(["one"] * (info["max_source_length"] + 1))
+    # The child blocks the project's packages: the export must need none of our code.
+    child = textwrap.dedent(f"""
+        import sys, json
+        for name in ("layers", "pipelines", "tuning"):
+            sys.modules[name] = None
+        import tensorflow as tf
+        serve = tf.saved_model.load({str(smoke_run / "saved_model")!r}).signatures[
+            "serving_default"]
+        out = serve(text=tf.constant({TEXTS!r}))["translation"].numpy()
+        errors = []
+        for bad in (["one", "  "], [{long_text!r}]):
+            try:
+                serve(text=tf.constant(bad))
+                errors.append("no error")
+            except tf.errors.InvalidArgumentError as err:
+                errors.append(err.message)
+        json.dump({{"out": [t.decode() for t in out], "errors": errors}}, open("out.json", "w"))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads((tmp_path / "out.json").read_text())
+    assert served["out"] == expected
+    assert "empty" in served["errors"][0]
+    assert "longer than" in served["errors"][1]
+
+
+def test_predict_and_its_errors(smoke_run):
+    result = run_cli("predict", str(smoke_run), "twenty-one", "seven")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.rstrip("\n").splitlines()[-2:]
+    assert [line.split("\t")[1] for line in lines] == ["twenty-one", "seven"]
+    result = run_cli("predict", str(smoke_run), "   ")
+    assert result.returncode == 2 and "error: input 1 is empty" in result.stderr
+
+
+def test_builtin_test_numbers_are_disjoint_from_training():
+    from pipelines.translation import data
+    from pipelines.translation.config import TranslationConfig
+
+    config = TranslationConfig()
+    numbers = data.builtin_numbers(config, seed=3)
+    train, validation, test = (set(numbers[p].tolist()) for p in ("train", "validation", "test"))
+    assert not train & test and not train & validation and not validation & test
+    assert len(train | validation | test) == config.builtin_max_number + 1
+    assert data.builtin_numbers(config, seed=3)["test"].tolist() == numbers["test"].tolist()
+    assert data.builtin_pairs([1987]) == [
+        ("one thousand, nine hundred and eighty-seven", "mille neuf cent quatre-vingt-sept")
+    ]
+
+
+def test_tsv_loader_errors_name_the_line(tmp_path):
+    from pipelines.translation import data
+
+    empty_line = tmp_path / "empty_line.tsv"
+    empty_line.write_text("hello\tbonjour\n\nthanks\tmerci\n")
+    with pytest.raises(UserError, match=r"line 2: empty line"):
+        data.read_pairs(empty_line)
+    one_column = tmp_path / "one_column.tsv"
+    one_column.write_text("hello\tbonjour\nthanks merci\n")
+    with pytest.raises(UserError, match=r"line 2: expected two tab-separated columns"):
+        data.read_pairs(one_column)
+    with pytest.raises(UserError, match="not found"):
+        data.read_pairs(tmp_path / "missing.tsv")
+    # The Tatoeba reader skips only a truncated last line.
+    truncated = tmp_path / "fra.txt"
+    truncated.write_text("Go.\tVa !\nRun!\tCours !\nThey did it again.\n")
+    assert data.read_pairs(truncated, allow_truncated_last=True) == [
+        ("Go.", "Va !"),
+        ("Run!", "Cours !"),
+    ]
+    result = run_cli("run", "translation", "--preset", "smoke", "--data", f"tsv:{one_column}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "line 2" in result.stderr
+
+
+def test_over_long_pairs_are_counted_not_silently_dropped(tmp_path):
+    from pipelines.translation import data
+    from pipelines.translation.config import TranslationConfig
+
+    path = tmp_path / "pairs.tsv"
+    rows = [f"word {i}\tmot {i}" for i in range(40)] + ["a b c d e f g h\tx"] * 3
+    path.write_text("\n".join(rows) + "\n")
+    config = TranslationConfig(max_source_length=5)
+    splits = data.load_data(config, f"tsv:{path}", seed=0)
+    assert sum(splits.info["over_length"].values()) == 3
+    assert sum(splits.sizes().values()) == 40
+
+
+def test_scan_loader_reads_the_official_simple_split():
+    from pipelines.translation import data
+
+    train, test = data.read_scan(shared_data("scan"))
+    assert len(train) == 16728 and len(test) == 4182
+    assert train[0][0] and train[0][1].startswith("I_")
+
+
+@pytest.mark.parametrize(
+    ("attention", "cell", "depth", "bidirectional"),
+    [("bahdanau", "lstm", 2, False), ("luong", "simple_rnn", 1, True)],
+)
+def test_untrained_variants_decode_in_graph(attention, cell, depth, bidirectional):
+    import tensorflow as tf
+
+    from pipelines.translation import data, model
+    from pipelines.translation.config import TranslationConfig
+
+    config = TranslationConfig.from_preset("smoke").with_settings(
+        {"attention": attention, "cell": cell, "depth": depth, "bidirectional": bidirectional}
+    )
+    splits = data.load_data(config, "builtin", seed=0)
+    keras_model = model.build_model(config, splits.info)
+    decoder = model.Decoder(keras_model, splits.info)
+    source = tf.constant(TEXTS)
+    for width in (1, 3):
+        ids = decoder.decode(source, tf.constant(width), tf.constant(0.6)).numpy()
+        assert ids.shape == (len(TEXTS), config.max_target_length + 1)
+    texts = model.make_translate(keras_model, splits.info, 3, 0.6)(source).numpy()
+    assert len(texts) == len(TEXTS)
+
+
+def test_tfds_loader_offline_with_mock_data():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from pipelines.translation import data
+    from pipelines.translation.config import TranslationConfig
+
+    with tfds.testing.mock_data(num_examples=30):
+        splits = data.load_data(TranslationConfig(), "tfds:ted_hrlr_translate/pt_to_en", 0)
+    over = splits.info["over_length"]
+    assert splits.sizes() == {part: 30 - over[part] for part in ("train", "validation", "test")}
+    assert splits.info["source"].startswith("tfds:ted_hrlr_translate/pt_to_en")
+    assert splits.train[1][:, 0].tolist() == [data.RESERVED.index(data.START)] * len(
+        splits.train[1]
+    )
