@@ -1,0 +1,566 @@
+"""Whole-sequence TensorFlow kernels: the fast path of `layers.recurrent`.
+
+Why they beat `keras.layers.RNN` on a CPU (numbers in `bench/`):
+
+- The batch is cut into *chains*, one per CPU core, each run by its own
+  `tf.while_loop`. A step's ops are too small for TensorFlow to spread over
+  threads well (oneDNN runs a `(32, 128) @ (128, 512)` matmul on one thread,
+  and a sigmoid split over two threads costs more than it saves), so
+  independent chains are what keeps every core busy.
+- Training runs a hand-written backward pass (`tf.custom_gradient`). The
+  forward loop stores, off the recurrent critical path, the few per-step
+  factors the backward pass needs; the backward loop then carries only the
+  recurrent gradient (one matmul and a few elementwise ops a step), and the
+  weight and input gradients come after it as large matmuls over all steps.
+- The LSTM gets its three sigmoid gates and its candidate from one `tanh`
+  (sigmoid(x) = tanh(x / 2) / 2 + 1 / 2, the halving folded into the
+  weights), cheaper than TensorFlow's sigmoid.
+
+Inside a chain tensors are time major: inputs `(steps, batch, features)`,
+masks `(steps, batch, 1)` float32 (1 keeps a step). A masked step keeps the
+previous states, as in `keras.layers.RNN`. Every kernel has the signature
+`kernel(x, states, mask, weights, spec, training, keep_outputs)` and returns
+`(outputs or None, final_states)`, `outputs` being the states after each step.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+MIN_CHAIN_ROWS = 16  # fewer rows a chain make its matmuls too small to pay off
+MAX_CHAINS = 8
+LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation and its derivative written in terms of its output."""
+
+    apply: Callable
+    derivative: Callable
+
+
+ACTIVATIONS = {
+    "tanh": Activation(tf.tanh, lambda y: 1.0 - y * y),
+    "sigmoid": Activation(tf.sigmoid, lambda y: y * (1.0 - y)),
+    "relu": Activation(tf.nn.relu, lambda y: tf.cast(y > 0.0, y.dtype)),
+    "leaky_relu": Activation(
+        lambda x: tf.nn.leaky_relu(x, alpha=LEAKY_RELU_SLOPE),
+        lambda y: tf.where(y > 0.0, 1.0, LEAKY_RELU_SLOPE),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A cell's activations, by name (keys of `ACTIVATIONS`)."""
+
+    activation: str
+    recurrent_activation: str = "sigmoid"
+
+    @property
+    def act(self) -> Activation:
+        return ACTIVATIONS[self.activation]
+
+    @property
+    def rec(self) -> Activation:
+        return ACTIVATIONS[self.recurrent_activation]
+
+    @property
+    def fused_lstm_gates(self) -> bool:
+        """Whether the LSTM may compute all gates with one `tanh`."""
+        return self.activation == "tanh" and self.recurrent_activation == "sigmoid"
+
+
+# ------------------------------------------------------------------ plumbing
+
+# Each chain's loops are compiled with XLA, which fuses a step's elementwise
+# ops and runs the loop without TensorFlow's per-op overhead; chains stay
+# separate functions so that TensorFlow still runs them side by side.
+_compiled = tf.function(jit_compile=True, autograph=False)
+
+
+def _scan(step, steps, carry, row_shapes, reverse=False):
+    """Run `carry, rows = step(k, carry)` for every step `k`, in either order.
+
+    Returns the final carry and, for each entry of `rows` (element shapes
+    `row_shapes`), the rows of all steps stacked `(steps, ...)` by `k`.
+    """
+    n = len(carry)
+
+    def body(t, *values):
+        k = steps - 1 - t if reverse else t
+        new_carry, rows = step(k, list(values[:n]))
+        return (
+            t + 1,
+            *new_carry,
+            *[ta.write(k, r) for ta, r in zip(values[n:], rows, strict=True)],
+        )
+
+    arrays = [tf.TensorArray(tf.float32, size=steps, element_shape=s) for s in row_shapes]
+    out = tf.while_loop(lambda t, *_: t < steps, body, (tf.constant(0), *carry, *arrays))[1:]
+    return list(out[:n]), [ta.stack() for ta in out[n:]]
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """The three parts of a recurrent kernel.
+
+    - `forward(x, states, weights, mask, spec, save, keep)` (compiled) returns
+      `[*final_states, *([outputs] if keep), *(factors if save)]`;
+    - `backward(d_outputs, d_states, factors, weights, mask, spec)` (compiled)
+      returns `(d_initial_states, d_pre)`, `d_pre` being the stacked
+      gradients of the pre-activations;
+    - `weight_grads(x, states, outputs, weights, factors, d_pre)` returns
+      `(dx, d_weights)`, with large matmuls over all steps.
+    """
+
+    forward: Callable
+    backward: Callable
+    weight_grads: Callable
+
+
+def _run(kernel, x, states, mask, weights, spec, training, keep_outputs):
+    """Run `kernel` over one chain as a differentiable function.
+
+    When `training`, the forward pass keeps the backward factors. Otherwise it
+    keeps only what the caller wants, and the gradient, if anything asks for
+    it, recomputes the forward pass with factors first.
+    Returns `(outputs or None, final_states)`.
+    """
+    keep = keep_outputs or training
+    n = len(states)
+
+    @tf.custom_gradient
+    def run(*args):
+        x, *args = [tf.stop_gradient(a) for a in args]  # the tape needs no inner ops
+        initial, weights = args[:n], args[n:]
+        results = kernel.forward(x, initial, weights, mask, spec, training, keep)
+
+        def grad(*upstream):
+            final = results[:n]
+            d_states = [
+                tf.zeros_like(s) if d is None else d
+                for d, s in zip(upstream[:n], final, strict=True)
+            ]
+            full = (
+                results if training else kernel.forward(x, initial, weights, mask, spec, True, True)
+            )
+            outputs, factors = full[n], full[n + 1 :]
+            d_outputs = upstream[n] if keep else None
+            d_initial, d_pre = kernel.backward(d_outputs, d_states, factors, weights, mask, spec)
+            dx, d_weights = kernel.weight_grads(x, initial, outputs, weights, factors, d_pre)
+            return (dx, *d_initial, *d_weights)
+
+        return tuple(results[: n + keep]), grad
+
+    results = run(x, *states, *weights)
+    return (results[n] if keep else None), list(results[:n])
+
+
+def _joint_projection(x, h, stacked, bias):
+    """`x @ W + h @ U + b` as one matmul, `stacked` being `[W; U]`."""
+    return tf.matmul(tf.concat([x, h], axis=1), stacked) + bias
+
+
+def _flat(x):
+    """`(steps, batch, n)` -> `(steps * batch, n)`."""
+    return tf.reshape(x, (-1, x.shape[-1]))
+
+
+def _sum_rows(d):
+    return tf.reduce_sum(_flat(d), axis=0)
+
+
+def _matmul_over_steps(a, b):
+    """`sum_t a[t]^T @ b[t]` for `(steps, batch, m)` and `(steps, batch, n)`."""
+    return tf.matmul(_flat(a), _flat(b), transpose_a=True)
+
+
+def _input_grads(x, d_input, kernel):
+    """Gradients of `x` and `kernel` for `x @ kernel` given `d_input`, all steps at once."""
+    dx = tf.reshape(tf.matmul(_flat(d_input), kernel, transpose_b=True), tf.shape(x))
+    return dx, _matmul_over_steps(x, d_input)
+
+
+def _previous(h0, outputs):
+    """The state each step starts from: `h0`, then every output but the last."""
+    return tf.concat([h0[None], outputs[:-1]], axis=0)
+
+
+def _keep(mask, k):
+    """Boolean `(batch, 1)` mask of step `k`."""
+    return mask[k] > 0.5
+
+
+def _hold(mask, k, new, old):
+    """`new` where step `k` is kept, `old` where it is masked."""
+    return new if mask is None else tf.where(_keep(mask, k), new, old)
+
+
+def _masked(mask, k, factor):
+    """Zero a backward factor at masked steps."""
+    return factor if mask is None else factor * mask[k]
+
+
+def _one_where_masked(mask, k, factor):
+    """Replace a factor by one at masked steps (the state passes through)."""
+    return factor if mask is None else tf.where(_keep(mask, k), factor, 1.0)
+
+
+def _upstream(d_outputs, k, dh):
+    """`dh` plus the gradient flowing into output `k`, when there is one."""
+    return dh if d_outputs is None else d_outputs[k] + dh
+
+
+def _passthrough(mask, k, dh_prev, dh):
+    """Add the gradient that skips masked steps."""
+    return dh_prev if mask is None else dh_prev + dh * (1.0 - mask[k])
+
+
+def _widths(units, *multiples):
+    """Row shapes `(None, units * m)` of stacked per-step tensors."""
+    return [(None, units * m) for m in multiples]
+
+
+# ----------------------------------------------------------------- SimpleRNN
+
+
+def simple_rnn(x, states, mask, weights, spec, training, keep_outputs):
+    """`h_t = activation(x_t @ W + b + h_{t-1} @ U)`; weights `(W, U, b)`."""
+    return _run(_SIMPLE_RNN, x, states, mask, weights, spec, training, keep_outputs)
+
+
+@_compiled
+def _simple_rnn_forward(x, states, weights, mask, spec, save, keep):
+    kernel, recurrent, bias = weights
+    stacked = tf.concat([kernel, recurrent], axis=0)
+
+    def step(k, carry):
+        (h,) = carry
+        hn = spec.act.apply(_joint_projection(x[k], h, stacked, bias))
+        rows = [_masked(mask, k, spec.act.derivative(hn))] if save else []
+        hn = _hold(mask, k, hn, h)
+        return [hn], ([hn] if keep else []) + rows
+
+    shapes = _widths(recurrent.shape[0], *[1] * (keep + save))
+    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    return final + arrays
+
+
+@_compiled
+def _simple_rnn_backward(d_outputs, d_states, factors, weights, mask, spec):
+    (deriv,) = factors
+    recurrent_t = tf.transpose(weights[1])
+
+    def step(k, carry):
+        d = _upstream(d_outputs, k, carry[0])
+        d_pre = d * deriv[k]
+        return [_passthrough(mask, k, tf.matmul(d_pre, recurrent_t), d)], [d_pre]
+
+    return _scan(step, tf.shape(deriv)[0], d_states, [deriv.shape[1:]], reverse=True)
+
+
+def _simple_rnn_weight_grads(x, states, outputs, weights, factors, d_pre):
+    (d_pre,) = d_pre
+    dx, dw = _input_grads(x, d_pre, weights[0])
+    du = _matmul_over_steps(_previous(states[0], outputs), d_pre)
+    return dx, [dw, du, _sum_rows(d_pre)]
+
+
+_SIMPLE_RNN = _Kernel(_simple_rnn_forward, _simple_rnn_backward, _simple_rnn_weight_grads)
+
+
+# ---------------------------------------------------------------------- LSTM
+
+
+def lstm_weights(kernel, recurrent, bias, spec):
+    """Keras's LSTM weights (gates i, f, c, o) in the kernel's layout.
+
+    The kernel wants the sigmoid gates side by side: i, f, o, then c; with
+    `spec.fused_lstm_gates`, the sigmoid gates' columns are also halved (an
+    exact scaling) so that one `tanh` computes every gate.
+    """
+
+    def reorder(w):
+        i, f, c, o = tf.split(w, 4, axis=-1)
+        if spec.fused_lstm_gates:
+            i, f, o = 0.5 * i, 0.5 * f, 0.5 * o
+        return tf.concat([i, f, o, c], axis=-1)
+
+    return reorder(kernel), reorder(recurrent), reorder(bias)
+
+
+def lstm(x, states, mask, weights, spec, training, keep_outputs):
+    """LSTM over a chain; `weights` from `lstm_weights`, `states` `[h0, c0]`."""
+    return _run(_LSTM, x, states, mask, weights, spec, training, keep_outputs)
+
+
+def _lstm_gates(z, spec, units):
+    """`(sigmoid gates i|f|o, candidate)` from the pre-activations."""
+    if spec.fused_lstm_gates:
+        s, g = tf.split(tf.tanh(z), [3 * units, units], axis=1)
+        return 0.5 * s + 0.5, g
+    s, g = tf.split(z, [3 * units, units], axis=1)
+    return spec.rec.apply(s), spec.act.apply(g)
+
+
+@_compiled
+def _lstm_forward(x, states, weights, mask, spec, save, keep):
+    kernel, recurrent, bias = weights
+    units = recurrent.shape[0]
+    stacked = tf.concat([kernel, recurrent], axis=0)
+
+    def step(k, carry):
+        h, c = carry
+        s, g = _lstm_gates(_joint_projection(x[k], h, stacked, bias), spec, units)
+        i, f, o = tf.split(s, 3, axis=1)
+        cn = f * c + i * g
+        tc = spec.act.apply(cn)
+        hn = o * tc
+        rows = _lstm_factors(mask, k, spec, c, s, g, tc) if save else []
+        hn, cn = _hold(mask, k, hn, h), _hold(mask, k, cn, c)
+        return [hn, cn], ([hn] if keep else []) + rows
+
+    shapes = _widths(units, *([1] if keep else []), *([4, 2] if save else []))
+    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    return final + arrays
+
+
+def _lstm_factors(mask, k, spec, c_prev, s, g, tc):
+    """Per-step factors of the backward pass.
+
+    With `dc = dc_next + dh * K`, the gradient of the pre-activations is
+    `[dc, dc, dh, dc] * P` (gates i, f, o, c) and `dc_prev = dc * F`.
+    """
+    i, f, o = tf.split(s, 3, axis=1)
+    ds = 2.0 * s * (1.0 - s) if spec.fused_lstm_gates else spec.rec.derivative(s)
+    p = tf.concat([g, c_prev, tc, i], axis=1) * tf.concat([ds, spec.act.derivative(g)], axis=1)
+    k_factor = _masked(mask, k, o * spec.act.derivative(tc))
+    return [_masked(mask, k, p), tf.concat([k_factor, _one_where_masked(mask, k, f)], axis=1)]
+
+
+@_compiled
+def _lstm_backward(d_outputs, d_states, factors, weights, mask, spec):
+    p, kf = factors
+    recurrent_t = tf.transpose(weights[1])
+
+    def step(k, carry):
+        d = _upstream(d_outputs, k, carry[0])
+        k_factor, f = tf.split(kf[k], 2, axis=1)
+        dcell = carry[1] + d * k_factor
+        dz = tf.concat([dcell, dcell, d, dcell], axis=1) * p[k]
+        dh_prev = _passthrough(mask, k, tf.matmul(dz, recurrent_t), d)
+        return [dh_prev, dcell * f], [dz]
+
+    return _scan(step, tf.shape(p)[0], d_states, [p.shape[1:]], reverse=True)
+
+
+_LSTM = _Kernel(_lstm_forward, _lstm_backward, _simple_rnn_weight_grads)
+
+
+# ----------------------------------------------------------------------- GRU
+
+
+def gru(x, states, mask, weights, spec, training, keep_outputs):
+    """GRU over a chain; `weights` `(W, U, input_bias, recurrent_bias)`.
+
+    With a recurrent bias the reset gate acts after the recurrent matmul
+    (Keras's `reset_after=True`); with `None`, before it.
+    """
+    if weights[3] is None:
+        return _run(_GRU_BEFORE, x, states, mask, weights[:3], spec, training, keep_outputs)
+    return _run(_GRU_AFTER, x, states, mask, weights, spec, training, keep_outputs)
+
+
+def _update(h, z, hh):
+    """`z * h + (1 - z) * hh`."""
+    return hh + z * (h - hh)
+
+
+@_compiled
+def _gru_after_forward(x, states, weights, mask, spec, save, keep):
+    kernel, recurrent, input_bias, recurrent_bias = weights
+    units = recurrent.shape[0]
+
+    def step(k, carry):
+        (h,) = carry
+        x_zr, x_h = tf.split(tf.matmul(x[k], kernel) + input_bias, [2 * units, units], axis=1)
+        h_zr, h_h = tf.split(tf.matmul(h, recurrent) + recurrent_bias, [2 * units, units], axis=1)
+        z, r = tf.split(spec.rec.apply(x_zr + h_zr), 2, axis=1)
+        hh = spec.act.apply(x_h + r * h_h)
+        rows = _gru_after_factors(mask, k, spec, h, z, r, hh, h_h) if save else []
+        hn = _hold(mask, k, _update(h, z, hh), h)
+        return [hn], ([hn] if keep else []) + rows
+
+    shapes = _widths(units, *([1] if keep else []), *([3, 3, 1] if save else []))
+    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    return final + arrays
+
+
+def _gru_after_factors(mask, k, spec, h, z, r, hh, h_h):
+    """Factors such that, for `d3 = [dh, dh, dh]`, the gradients of the input
+    and recurrent projections are `d3 * Q_in` and `d3 * Q_rec`, and
+    `dh_prev = d_rec @ U^T + dh * Z`."""
+    q_h = (1.0 - z) * spec.act.derivative(hh)
+    q_z = (h - hh) * spec.rec.derivative(z)
+    q_r = h_h * spec.rec.derivative(r) * q_h
+    q_in = _masked(mask, k, tf.concat([q_z, q_r, q_h], axis=1))
+    q_rec = _masked(mask, k, tf.concat([q_z, q_r, q_h * r], axis=1))
+    return [q_in, q_rec, _one_where_masked(mask, k, z)]
+
+
+@_compiled
+def _gru_after_backward(d_outputs, d_states, factors, weights, mask, spec):
+    q_in, q_rec, z = factors
+    recurrent_t = tf.transpose(weights[1])
+
+    def step(k, carry):
+        d = _upstream(d_outputs, k, carry[0])
+        d3 = tf.concat([d, d, d], axis=1)
+        d_rec = d3 * q_rec[k]
+        return [tf.matmul(d_rec, recurrent_t) + d * z[k]], [d3 * q_in[k], d_rec]
+
+    return _scan(step, tf.shape(q_in)[0], d_states, [q_in.shape[1:]] * 2, reverse=True)
+
+
+def _gru_after_weight_grads(x, states, outputs, weights, factors, d_pre):
+    d_in, d_rec = d_pre
+    dx, dw = _input_grads(x, d_in, weights[0])
+    du = _matmul_over_steps(_previous(states[0], outputs), d_rec)
+    return dx, [dw, du, _sum_rows(d_in), _sum_rows(d_rec)]
+
+
+_GRU_AFTER = _Kernel(_gru_after_forward, _gru_after_backward, _gru_after_weight_grads)
+
+
+@_compiled
+def _gru_before_forward(x, states, weights, mask, spec, save, keep):
+    kernel, recurrent, bias = weights
+    units = recurrent.shape[0]
+    recurrent_zr, recurrent_h = recurrent[:, : 2 * units], recurrent[:, 2 * units :]
+
+    def step(k, carry):
+        (h,) = carry
+        x_zr, x_h = tf.split(tf.matmul(x[k], kernel) + bias, [2 * units, units], axis=1)
+        z, r = tf.split(spec.rec.apply(x_zr + tf.matmul(h, recurrent_zr)), 2, axis=1)
+        rh = r * h
+        hh = spec.act.apply(x_h + tf.matmul(rh, recurrent_h))
+        rows = _gru_before_factors(mask, k, spec, h, z, r, hh) + [rh] if save else []
+        hn = _hold(mask, k, _update(h, z, hh), h)
+        return [hn], ([hn] if keep else []) + rows
+
+    shapes = _widths(units, *([1] if keep else []), *([2, 3, 1] if save else []))
+    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    return final + arrays
+
+
+def _gru_before_factors(mask, k, spec, h, z, r, hh):
+    """Factors of the backward pass: `[q_z | q_h]` and `[q_r | r | Z]`.
+
+    `d_zpre = dh * q_z`, `d_hpre = dh * q_h`, `d_rh = d_hpre @ U_h^T`,
+    `d_rpre = d_rh * q_r` and
+    `dh_prev = [d_zpre, d_rpre] @ U_zr^T + dh * Z + d_rh * r`.
+    """
+    q_zh = tf.concat([(h - hh) * spec.rec.derivative(z), (1.0 - z) * spec.act.derivative(hh)], 1)
+    q_r = h * spec.rec.derivative(r)
+    return [_masked(mask, k, q_zh), tf.concat([q_r, r, _one_where_masked(mask, k, z)], axis=1)]
+
+
+@_compiled
+def _gru_before_backward(d_outputs, d_states, factors, weights, mask, spec):
+    q_zh, q_rrz, _ = factors
+    units = weights[1].shape[0]
+    zr_t = tf.transpose(weights[1][:, : 2 * units])
+    h_t = tf.transpose(weights[1][:, 2 * units :])
+
+    def step(k, carry):
+        d = _upstream(d_outputs, k, carry[0])
+        q_z, q_h = tf.split(q_zh[k], 2, axis=1)
+        q_r, r, z = tf.split(q_rrz[k], 3, axis=1)
+        d_hpre = d * q_h
+        d_rh = tf.matmul(d_hpre, h_t)
+        d_zr = tf.concat([d * q_z, d_rh * q_r], axis=1)
+        return [tf.matmul(d_zr, zr_t) + d * z + d_rh * r], [d_zr, d_hpre]
+
+    return _scan(step, tf.shape(q_zh)[0], d_states, _widths(units, 2, 1), reverse=True)
+
+
+def _gru_before_weight_grads(x, states, outputs, weights, factors, d_pre):
+    d_zr, d_hpre = d_pre
+    d_in = tf.concat([d_zr, d_hpre], axis=2)
+    dx, dw = _input_grads(x, d_in, weights[0])
+    du_zr = _matmul_over_steps(_previous(states[0], outputs), d_zr)
+    du = tf.concat([du_zr, _matmul_over_steps(factors[2], d_hpre)], axis=1)
+    return dx, [dw, du, _sum_rows(d_in)]
+
+
+_GRU_BEFORE = _Kernel(_gru_before_forward, _gru_before_backward, _gru_before_weight_grads)
+
+
+# -------------------------------------------------------------------- chains
+
+
+def read(variable) -> tf.Tensor:
+    """The value of a (Keras) variable as a plain tensor.
+
+    `tf.custom_gradient` must see tensors, not variables, so the weights are
+    read before they enter a kernel.
+    """
+    return tf.convert_to_tensor(variable)
+
+
+def chain_count(batch_size: int | None) -> int:
+    """How many independent chains to cut a batch into: one per core, each
+    with at least `MIN_CHAIN_ROWS` rows when the batch size is known."""
+    cores = tf.config.threading.get_inter_op_parallelism_threads()
+    cores = min(cores or len(os.sched_getaffinity(0)), MAX_CHAINS)
+    if batch_size is None:
+        return cores
+    return max(1, min(cores, batch_size // MIN_CHAIN_ROWS))
+
+
+def run_chains(kernel, sequences, states, mask, weights, spec, training, keep_outputs):
+    """Run `kernel` over batch-major `sequences` `(batch, steps, features)`.
+
+    `mask` is `(batch, steps)` or `None`. The batch is split into
+    `chain_count` chains run side by side. Returns `(outputs, final_states)`,
+    `outputs` batch major `(batch, steps, units)` or `None` unless
+    `keep_outputs` (or `training`, which needs them anyway).
+    """
+    n = chain_count(sequences.shape[0])
+    keep_outputs = keep_outputs or training
+    if mask is not None:
+        mask = tf.cast(mask, tf.float32)[:, :, None]
+    results = []
+    for x, chain_states, chain_mask in _split_batch(n, sequences, states, mask):
+        x = tf.transpose(x, [1, 0, 2])
+        if chain_mask is not None:
+            chain_mask = tf.transpose(chain_mask, [1, 0, 2])
+        results.append(kernel(x, chain_states, chain_mask, weights, spec, training, keep_outputs))
+    outputs = None
+    if keep_outputs:
+        outputs = _join([tf.transpose(out, [1, 0, 2]) for out, _ in results])
+    final_states = [
+        _join(list(chain_states)) for chain_states in zip(*[f for _, f in results], strict=True)
+    ]
+    return outputs, final_states
+
+
+def _split_batch(n, sequences, states, mask):
+    """Yield `(sequences, states, mask)` for each of `n` slices of the batch."""
+    if n == 1:
+        yield sequences, states, mask
+        return
+    batch = tf.shape(sequences)[0]
+    sizes = tf.stack([(batch + n - 1 - i) // n for i in range(n)])
+    parts = [tf.split(t, sizes, num=n, axis=0) for t in [sequences, *states]]
+    masks = tf.split(mask, sizes, num=n, axis=0) if mask is not None else [None] * n
+    for i in range(n):
+        yield parts[0][i], [p[i] for p in parts[1:]], masks[i]
+
+
+def _join(tensors):
+    return tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=0)
