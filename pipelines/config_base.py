@@ -81,6 +81,19 @@ class BaseConfig:
         return cls(**{k: _from_json(v) for k, v in values.items() if k in names})
 
 
+def check_split_fractions(validation_fraction: float, test_fraction: float) -> None:
+    """UserError unless both held-out fractions are in (0, 1) and leave training rows."""
+    if not (
+        0 < validation_fraction < 1
+        and 0 < test_fraction < 1
+        and validation_fraction + test_fraction < 1
+    ):
+        raise UserError(
+            "settings 'validation_fraction' and 'test_fraction' must be in (0, 1) "
+            "and sum to less than 1"
+        )
+
+
 def setting_types(config_class: type) -> dict[str, type]:
     """Field name -> the Python type its values are parsed to."""
     hints = typing.get_type_hints(config_class)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from pipelines.config_base import BaseConfig
+from pipelines.config_base import BaseConfig, check_split_fractions
 from pipelines.errors import UserError
 
 SUMMARY = "time-series forecasting: past window -> next steps (built-in: Seattle weather, stocks)"
@@ -77,15 +77,7 @@ class ForecastingConfig(BaseConfig):
                     f"setting {key!r} must be one of {', '.join(choices)}, "
                     f"got {getattr(self, key)!r}"
                 )
-        if not (
-            0 < self.validation_fraction < 1
-            and 0 < self.test_fraction < 1
-            and self.validation_fraction + self.test_fraction < 1
-        ):
-            raise UserError(
-                "settings 'validation_fraction' and 'test_fraction' must be in (0, 1) "
-                "and sum to less than 1"
-            )
+        check_split_fractions(self.validation_fraction, self.test_fraction)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {

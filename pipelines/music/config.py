@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from pipelines.config_base import BaseConfig
+from pipelines.config_base import BaseConfig, check_split_fractions
 from pipelines.errors import UserError
 
 SUMMARY = "music generation: primer -> continuation (built-in: 371 Bach chorales from music21)"
@@ -80,15 +80,7 @@ class MusicConfig(BaseConfig):
                 raise UserError(f"setting {key!r} must be at least 0, got {getattr(self, key)}")
         if self.temperature <= 0:
             raise UserError(f"setting 'temperature' must be > 0, got {self.temperature}")
-        if not (
-            0 < self.validation_fraction < 1
-            and 0 < self.test_fraction < 1
-            and self.validation_fraction + self.test_fraction < 1
-        ):
-            raise UserError(
-                "settings 'validation_fraction' and 'test_fraction' must be in (0, 1) "
-                "and sum to less than 1"
-            )
+        check_split_fractions(self.validation_fraction, self.test_fraction)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from pipelines.config_base import BaseConfig
+from pipelines.config_base import BaseConfig, check_split_fractions
 from pipelines.errors import UserError
 
 SUMMARY = "sentiment analysis: text -> class (built-in: Rotten Tomatoes review snippets)"
@@ -43,15 +43,7 @@ class SentimentConfig(BaseConfig):
             raise UserError(f"setting 'pooling' must be last, max or mean, got {self.pooling!r}")
         if not 0.0 <= self.token_dropout < 1.0:
             raise UserError(f"setting 'token_dropout' must be in [0, 1), got {self.token_dropout}")
-        if not (
-            0 < self.validation_fraction < 1
-            and 0 < self.test_fraction < 1
-            and self.validation_fraction + self.test_fraction < 1
-        ):
-            raise UserError(
-                "settings 'validation_fraction' and 'test_fraction' must be in (0, 1) "
-                "and sum to less than 1"
-            )
+        check_split_fractions(self.validation_fraction, self.test_fraction)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {

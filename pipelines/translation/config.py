@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from pipelines.config_base import BaseConfig
+from pipelines.config_base import BaseConfig, check_split_fractions
 from pipelines.errors import UserError
 
 SUMMARY = "machine translation: sentence -> sentence, with attention (built-in: numbers en -> fr)"
@@ -61,15 +61,7 @@ class TranslationConfig(BaseConfig):
             raise UserError(f"setting 'length_penalty' must be >= 0, got {self.length_penalty}")
         if self.scan_split not in ("simple_split", "length_split"):
             raise UserError("setting 'scan_split' must be simple_split or length_split")
-        if not (
-            0 < self.validation_fraction < 1
-            and 0 < self.test_fraction < 1
-            and self.validation_fraction + self.test_fraction < 1
-        ):
-            raise UserError(
-                "settings 'validation_fraction' and 'test_fraction' must be in (0, 1) "
-                "and sum to less than 1"
-            )
+        check_split_fractions(self.validation_fraction, self.test_fraction)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
