@@ -1,31 +1,34 @@
 """Whole-sequence TensorFlow kernels: the fast path of `layers.recurrent`.
 
-Why they beat `keras.layers.RNN` on a CPU (numbers in `bench/`):
+Why they beat `keras.layers.RNN` on a CPU (measurements in `bench/`):
 
-- The batch is cut into *chains*, one per CPU core, each run by its own
-  `tf.while_loop`. A step's ops are too small for TensorFlow to spread over
-  threads well (oneDNN runs a `(32, 128) @ (128, 512)` matmul on one thread,
-  and a sigmoid split over two threads costs more than it saves), so
-  independent chains are what keeps every core busy.
+- Each loop over the time steps is compiled with XLA (`jit_compile=True` on
+  the loop alone, not on the model). XLA fuses a step's elementwise ops and
+  runs the loop without TensorFlow's per-op dispatch, which otherwise costs
+  about as much as the step's matmul at these sizes.
+- The batch is cut into *chains*, one per CPU core (`chain_count`), each its
+  own compiled loop. A step's matmul, e.g. `(32, 192) @ (192, 512)`, is too
+  small to share between threads, so independent chains that TensorFlow runs
+  side by side are what keeps every core busy.
 - Training runs a hand-written backward pass (`tf.custom_gradient`). The
-  forward loop stores, off the recurrent critical path, the few per-step
-  factors the backward pass needs; the backward loop then carries only the
-  recurrent gradient (one matmul and a few elementwise ops a step), and the
-  weight and input gradients come after it as large matmuls over all steps.
-- The LSTM gets its three sigmoid gates and its candidate from one `tanh`
-  (sigmoid(x) = tanh(x / 2) / 2 + 1 / 2, the halving folded into the
-  weights), cheaper than TensorFlow's sigmoid.
+  forward loop stores the few per-step factors the backward pass needs; the
+  backward loop then carries only the recurrent gradient (one matmul and a
+  few fused elementwise ops a step), and the weight and input gradients come
+  after it as large matmuls over all steps at once.
 
-Inside a chain tensors are time major: inputs `(steps, batch, features)`,
-masks `(steps, batch, 1)` float32 (1 keeps a step). A masked step keeps the
-previous states, as in `keras.layers.RNN`. Every kernel has the signature
+Chains take batch-major inputs `(batch, steps, features)` and masks
+`(batch, steps, 1)` float32 (1 keeps a step); a masked step keeps the
+previous states, as in `keras.layers.RNN`. Per-step results are stacked time
+major `(steps, batch, ...)`. Every kernel has the signature
 `kernel(x, states, mask, weights, spec, training, keep_outputs)` and returns
-`(outputs or None, final_states)`, `outputs` being the states after each step.
+`(outputs or None, final_states)`, `outputs` (time major) being the states
+after each step.
 """
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -53,25 +56,25 @@ ACTIVATIONS = {
 }
 
 
-@dataclass(frozen=True)
-class Spec:
-    """A cell's activations, by name (keys of `ACTIVATIONS`)."""
+class Spec(NamedTuple):
+    """A cell's activations, by name (keys of `ACTIVATIONS`).
+
+    A named tuple, so that `tf.function` keys its traces on the names rather
+    than on the object.
+    """
 
     activation: str
     recurrent_activation: str = "sigmoid"
 
     @property
     def act(self) -> Activation:
+        """The activation."""
         return ACTIVATIONS[self.activation]
 
     @property
     def rec(self) -> Activation:
+        """The recurrent (gate) activation."""
         return ACTIVATIONS[self.recurrent_activation]
-
-    @property
-    def fused_lstm_gates(self) -> bool:
-        """Whether the LSTM may compute all gates with one `tanh`."""
-        return self.activation == "tanh" and self.recurrent_activation == "sigmoid"
 
 
 # ------------------------------------------------------------------ plumbing
@@ -180,9 +183,11 @@ def _matmul_over_steps(a, b):
 
 
 def _input_grads(x, d_input, kernel):
-    """Gradients of `x` and `kernel` for `x @ kernel` given `d_input`, all steps at once."""
+    """Gradients of the batch-major `x` and of `kernel` for `x @ kernel`, given
+    the time-major `d_input`, for all steps at once."""
+    x = tf.transpose(x, [1, 0, 2])
     dx = tf.reshape(tf.matmul(_flat(d_input), kernel, transpose_b=True), tf.shape(x))
-    return dx, _matmul_over_steps(x, d_input)
+    return tf.transpose(dx, [1, 0, 2]), _matmul_over_steps(x, d_input)
 
 
 def _previous(h0, outputs):
@@ -192,7 +197,7 @@ def _previous(h0, outputs):
 
 def _keep(mask, k):
     """Boolean `(batch, 1)` mask of step `k`."""
-    return mask[k] > 0.5
+    return mask[:, k] > 0.5
 
 
 def _hold(mask, k, new, old):
@@ -202,7 +207,7 @@ def _hold(mask, k, new, old):
 
 def _masked(mask, k, factor):
     """Zero a backward factor at masked steps."""
-    return factor if mask is None else factor * mask[k]
+    return factor if mask is None else factor * mask[:, k]
 
 
 def _one_where_masked(mask, k, factor):
@@ -217,7 +222,7 @@ def _upstream(d_outputs, k, dh):
 
 def _passthrough(mask, k, dh_prev, dh):
     """Add the gradient that skips masked steps."""
-    return dh_prev if mask is None else dh_prev + dh * (1.0 - mask[k])
+    return dh_prev if mask is None else dh_prev + dh * (1.0 - mask[:, k])
 
 
 def _widths(units, *multiples):
@@ -240,13 +245,13 @@ def _simple_rnn_forward(x, states, weights, mask, spec, save, keep):
 
     def step(k, carry):
         (h,) = carry
-        hn = spec.act.apply(_joint_projection(x[k], h, stacked, bias))
+        hn = spec.act.apply(_joint_projection(x[:, k], h, stacked, bias))
         rows = [_masked(mask, k, spec.act.derivative(hn))] if save else []
         hn = _hold(mask, k, hn, h)
         return [hn], ([hn] if keep else []) + rows
 
     shapes = _widths(recurrent.shape[0], *[1] * (keep + save))
-    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    final, arrays = _scan(step, tf.shape(x)[1], states, shapes)
     return final + arrays
 
 
@@ -276,18 +281,12 @@ _SIMPLE_RNN = _Kernel(_simple_rnn_forward, _simple_rnn_backward, _simple_rnn_wei
 # ---------------------------------------------------------------------- LSTM
 
 
-def lstm_weights(kernel, recurrent, bias, spec):
-    """Keras's LSTM weights (gates i, f, c, o) in the kernel's layout.
-
-    The kernel wants the sigmoid gates side by side: i, f, o, then c; with
-    `spec.fused_lstm_gates`, the sigmoid gates' columns are also halved (an
-    exact scaling) so that one `tanh` computes every gate.
-    """
+def lstm_weights(kernel, recurrent, bias):
+    """Keras's LSTM weights (gates i, f, c, o) reordered to i, f, o, c, so that
+    the three sigmoid gates sit side by side."""
 
     def reorder(w):
         i, f, c, o = tf.split(w, 4, axis=-1)
-        if spec.fused_lstm_gates:
-            i, f, o = 0.5 * i, 0.5 * f, 0.5 * o
         return tf.concat([i, f, o, c], axis=-1)
 
     return reorder(kernel), reorder(recurrent), reorder(bias)
@@ -300,9 +299,6 @@ def lstm(x, states, mask, weights, spec, training, keep_outputs):
 
 def _lstm_gates(z, spec, units):
     """`(sigmoid gates i|f|o, candidate)` from the pre-activations."""
-    if spec.fused_lstm_gates:
-        s, g = tf.split(tf.tanh(z), [3 * units, units], axis=1)
-        return 0.5 * s + 0.5, g
     s, g = tf.split(z, [3 * units, units], axis=1)
     return spec.rec.apply(s), spec.act.apply(g)
 
@@ -315,7 +311,7 @@ def _lstm_forward(x, states, weights, mask, spec, save, keep):
 
     def step(k, carry):
         h, c = carry
-        s, g = _lstm_gates(_joint_projection(x[k], h, stacked, bias), spec, units)
+        s, g = _lstm_gates(_joint_projection(x[:, k], h, stacked, bias), spec, units)
         i, f, o = tf.split(s, 3, axis=1)
         cn = f * c + i * g
         tc = spec.act.apply(cn)
@@ -325,7 +321,7 @@ def _lstm_forward(x, states, weights, mask, spec, save, keep):
         return [hn, cn], ([hn] if keep else []) + rows
 
     shapes = _widths(units, *([1] if keep else []), *([4, 2] if save else []))
-    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    final, arrays = _scan(step, tf.shape(x)[1], states, shapes)
     return final + arrays
 
 
@@ -336,8 +332,8 @@ def _lstm_factors(mask, k, spec, c_prev, s, g, tc):
     `[dc, dc, dh, dc] * P` (gates i, f, o, c) and `dc_prev = dc * F`.
     """
     i, f, o = tf.split(s, 3, axis=1)
-    ds = 2.0 * s * (1.0 - s) if spec.fused_lstm_gates else spec.rec.derivative(s)
-    p = tf.concat([g, c_prev, tc, i], axis=1) * tf.concat([ds, spec.act.derivative(g)], axis=1)
+    ds = tf.concat([spec.rec.derivative(s), spec.act.derivative(g)], axis=1)
+    p = tf.concat([g, c_prev, tc, i], axis=1) * ds
     k_factor = _masked(mask, k, o * spec.act.derivative(tc))
     return [_masked(mask, k, p), tf.concat([k_factor, _one_where_masked(mask, k, f)], axis=1)]
 
@@ -376,8 +372,8 @@ def gru(x, states, mask, weights, spec, training, keep_outputs):
 
 
 def _update(h, z, hh):
-    """`z * h + (1 - z) * hh`."""
-    return hh + z * (h - hh)
+    """`z * h + (1 - z) * hh`, in Keras's order of operations."""
+    return z * h + (1.0 - z) * hh
 
 
 @_compiled
@@ -387,7 +383,7 @@ def _gru_after_forward(x, states, weights, mask, spec, save, keep):
 
     def step(k, carry):
         (h,) = carry
-        x_zr, x_h = tf.split(tf.matmul(x[k], kernel) + input_bias, [2 * units, units], axis=1)
+        x_zr, x_h = tf.split(tf.matmul(x[:, k], kernel) + input_bias, [2 * units, units], axis=1)
         h_zr, h_h = tf.split(tf.matmul(h, recurrent) + recurrent_bias, [2 * units, units], axis=1)
         z, r = tf.split(spec.rec.apply(x_zr + h_zr), 2, axis=1)
         hh = spec.act.apply(x_h + r * h_h)
@@ -396,7 +392,7 @@ def _gru_after_forward(x, states, weights, mask, spec, save, keep):
         return [hn], ([hn] if keep else []) + rows
 
     shapes = _widths(units, *([1] if keep else []), *([3, 3, 1] if save else []))
-    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    final, arrays = _scan(step, tf.shape(x)[1], states, shapes)
     return final + arrays
 
 
@@ -444,7 +440,7 @@ def _gru_before_forward(x, states, weights, mask, spec, save, keep):
 
     def step(k, carry):
         (h,) = carry
-        x_zr, x_h = tf.split(tf.matmul(x[k], kernel) + bias, [2 * units, units], axis=1)
+        x_zr, x_h = tf.split(tf.matmul(x[:, k], kernel) + bias, [2 * units, units], axis=1)
         z, r = tf.split(spec.rec.apply(x_zr + tf.matmul(h, recurrent_zr)), 2, axis=1)
         rh = r * h
         hh = spec.act.apply(x_h + tf.matmul(rh, recurrent_h))
@@ -453,7 +449,7 @@ def _gru_before_forward(x, states, weights, mask, spec, save, keep):
         return [hn], ([hn] if keep else []) + rows
 
     shapes = _widths(units, *([1] if keep else []), *([2, 3, 1] if save else []))
-    final, arrays = _scan(step, tf.shape(x)[0], states, shapes)
+    final, arrays = _scan(step, tf.shape(x)[1], states, shapes)
     return final + arrays
 
 
@@ -515,11 +511,17 @@ def read(variable) -> tf.Tensor:
 def chain_count(batch_size: int | None) -> int:
     """How many independent chains to cut a batch into: one per core, each
     with at least `MIN_CHAIN_ROWS` rows when the batch size is known."""
-    cores = tf.config.threading.get_inter_op_parallelism_threads()
-    cores = min(cores or len(os.sched_getaffinity(0)), MAX_CHAINS)
+    cores = tf.config.threading.get_inter_op_parallelism_threads() or _usable_cores()
+    cores = min(cores, MAX_CHAINS)
     if batch_size is None:
         return cores
     return max(1, min(cores, batch_size // MIN_CHAIN_ROWS))
+
+
+def _usable_cores():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def run_chains(kernel, sequences, states, mask, weights, spec, training, keep_outputs):
@@ -527,22 +529,19 @@ def run_chains(kernel, sequences, states, mask, weights, spec, training, keep_ou
 
     `mask` is `(batch, steps)` or `None`. The batch is split into
     `chain_count` chains run side by side. Returns `(outputs, final_states)`,
-    `outputs` batch major `(batch, steps, units)` or `None` unless
-    `keep_outputs` (or `training`, which needs them anyway).
+    `outputs` batch major `(batch, steps, units)` if `keep_outputs`, else
+    `None`.
     """
     n = chain_count(sequences.shape[0])
-    keep_outputs = keep_outputs or training
     if mask is not None:
         mask = tf.cast(mask, tf.float32)[:, :, None]
-    results = []
-    for x, chain_states, chain_mask in _split_batch(n, sequences, states, mask):
-        x = tf.transpose(x, [1, 0, 2])
-        if chain_mask is not None:
-            chain_mask = tf.transpose(chain_mask, [1, 0, 2])
-        results.append(kernel(x, chain_states, chain_mask, weights, spec, training, keep_outputs))
+    results = [
+        kernel(x, chain_states, chain_mask, weights, spec, training, keep_outputs)
+        for x, chain_states, chain_mask in _split_batch(n, sequences, states, mask)
+    ]
     outputs = None
     if keep_outputs:
-        outputs = _join([tf.transpose(out, [1, 0, 2]) for out, _ in results])
+        outputs = tf.transpose(tf.concat([out for out, _ in results], axis=1), [1, 0, 2])
     final_states = [
         _join(list(chain_states)) for chain_states in zip(*[f for _, f in results], strict=True)
     ]

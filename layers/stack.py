@@ -5,10 +5,12 @@ import keras
 from layers._base import check_positive_int, check_rate
 from layers.gru_cell import GRUCell
 from layers.lstm_cell import LSTMCell
+from layers.recurrent import GRU, LSTM, SimpleRNN
 from layers.simple_rnn_cell import SimpleRNNCell
 
 CELL_KINDS = ("simple_rnn", "lstm", "gru")
 _CELL_CLASSES = {"simple_rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
+_LAYER_CLASSES = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
 
 def make_cell(
@@ -55,28 +57,27 @@ def recurrent_layers(
 ) -> list[keras.layers.Layer]:
     """Return `depth` recurrent layers named `f"{name}_{i}"`, to apply in turn.
 
-    Each is a `keras.layers.RNN` around `make_cell(cell, units, ...)`, wrapped
-    in `keras.layers.Bidirectional` if `bidirectional` (doubling its feature
-    size). All but the last return sequences; the last does so only if
-    `return_sequences`. With a `seed`, layer `i` uses `seed + i` so that the
-    layers draw different dropout masks.
+    Each is a `layers.SimpleRNN`, `LSTM` or `GRU` (a `keras.layers.RNN` around
+    the cell `make_cell(cell, units, ...)` would build, with a fast path on
+    TensorFlow), wrapped in `keras.layers.Bidirectional` if `bidirectional`
+    (doubling its feature size). All but the last return sequences; the last
+    does so only if `return_sequences`. With a `seed`, layer `i` uses
+    `seed + i` so that the layers draw different dropout masks.
     """
     depth = check_positive_int("depth", depth)
     check_positive_int("units", units)
     check_rate("dropout", dropout)
     check_rate("recurrent_dropout", recurrent_dropout)
+    if cell not in _LAYER_CLASSES:
+        raise ValueError(f"Unknown cell kind {cell!r}; expected one of {CELL_KINDS}.")
     layers = []
     for i in range(depth):
-        rnn_cell = make_cell(
-            cell,
+        rnn = _LAYER_CLASSES[cell](
             units,
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             activation=activation,
             seed=None if seed is None else seed + i,
-        )
-        rnn = keras.layers.RNN(
-            rnn_cell,
             return_sequences=return_sequences or i < depth - 1,
             stateful=stateful,
             name=f"{name}_{i}_rnn" if bidirectional else f"{name}_{i}",

@@ -16,10 +16,12 @@ BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 3
 
 @dataclasses.dataclass(frozen=True)
 class CellCase:
-    """One of our cell configurations and Keras's built-in layer of the same kind."""
+    """One of our cell configurations, our layer of that kind (with the fast
+    path) and Keras's built-in layer of the same kind."""
 
     id: str
     ours: type
+    our_layer_class: type
     keras_layer: type
     kwargs: dict = dataclasses.field(default_factory=dict)
 
@@ -28,26 +30,36 @@ class CellCase:
         return self.ours(UNITS, **self.kwargs, **extra)
 
     def our_rnn(self, cell_kwargs=None, **rnn_kwargs):
-        """`keras.layers.RNN` around a new cell of ours."""
+        """`keras.layers.RNN` around a new cell of ours (Keras's generic loop)."""
         return keras.layers.RNN(self.our_cell(**(cell_kwargs or {})), **rnn_kwargs)
+
+    def our_layer(self, cell_kwargs=None, **rnn_kwargs):
+        """Our `SimpleRNN`, `LSTM` or `GRU` layer (the fast path on TensorFlow)."""
+        return self.our_layer_class(UNITS, **self.kwargs, **(cell_kwargs or {}), **rnn_kwargs)
 
     def keras_rnn(self, cell_kwargs=None, **rnn_kwargs):
         """Keras's own layer (`SimpleRNN`, `LSTM` or `GRU`) with the same arguments."""
         return self.keras_layer(UNITS, **self.kwargs, **(cell_kwargs or {}), **rnn_kwargs)
 
 
+_SIMPLE = (layers.SimpleRNNCell, layers.SimpleRNN, keras.layers.SimpleRNN)
+_LSTM = (layers.LSTMCell, layers.LSTM, keras.layers.LSTM)
+_GRU = (layers.GRUCell, layers.GRU, keras.layers.GRU)
+
 CELL_CASES = [
     *(
-        CellCase(
-            f"simple_rnn_{act}", layers.SimpleRNNCell, keras.layers.SimpleRNN, {"activation": act}
-        )
+        CellCase(f"simple_rnn_{act}", *_SIMPLE, {"activation": act})
         for act in ("tanh", "relu", "leaky_relu", "sigmoid")
     ),
-    CellCase("lstm", layers.LSTMCell, keras.layers.LSTM),
-    CellCase("lstm_no_bias", layers.LSTMCell, keras.layers.LSTM, {"use_bias": False}),
-    CellCase("gru_reset_after", layers.GRUCell, keras.layers.GRU, {"reset_after": True}),
-    CellCase("gru_reset_before", layers.GRUCell, keras.layers.GRU, {"reset_after": False}),
-    CellCase("gru_no_bias", layers.GRUCell, keras.layers.GRU, {"use_bias": False}),
+    CellCase("lstm", *_LSTM),
+    CellCase("lstm_no_bias", *_LSTM, {"use_bias": False}),
+    CellCase("lstm_relu_tanh", *_LSTM, {"activation": "relu", "recurrent_activation": "tanh"}),
+    CellCase("gru_reset_after", *_GRU, {"reset_after": True}),
+    CellCase("gru_reset_before", *_GRU, {"reset_after": False}),
+    CellCase("gru_no_bias", *_GRU, {"use_bias": False}),
+    CellCase(
+        "gru_leaky_relu_hard", *_GRU, {"activation": "leaky_relu", "recurrent_activation": "relu"}
+    ),
 ]
 
 

@@ -1,11 +1,13 @@
-"""The whole-sequence fast path (layers.recurrent) equals Keras's built-in layers."""
+"""The fast path of our layers (`layers.recurrent`): equal to Keras's built-in
+layers across batch chains, masks, states and modes; chosen by default; and an
+exact fallback to Keras's loop where it does not apply."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers.recurrent import GRU, LSTM, SimpleRNN
+from layers import GRU, LSTM, FastRNN, SimpleRNN, _kernels, recurrent_layers, recurrent_stack
 
 CASES = {
     "lstm": (LSTM, keras.layers.LSTM, {}),
@@ -13,13 +15,15 @@ CASES = {
     "gru_reset_before": (GRU, keras.layers.GRU, {"reset_after": False}),
     "simple_rnn": (SimpleRNN, keras.layers.SimpleRNN, {}),
 }
+FEATURES, STEPS = 4, 7
 
 
-def _pair(case, **kwargs):
+def _pair(case, batch=32, **kwargs):
+    """Our layer and Keras's, sharing random weights, and inputs for them."""
     ours_class, keras_class, extra = CASES[case]
     ours = ours_class(5, **extra, **kwargs)
     theirs = keras_class(5, **extra, **kwargs)
-    inputs = np.random.default_rng(1).normal(size=(32, 7, 4)).astype("float32")
+    inputs = np.random.default_rng(1).normal(size=(batch, STEPS, FEATURES)).astype("float32")
     ours(inputs[:2])
     theirs(inputs[:2])
     weights = [w + 0.1 for w in theirs.get_weights()]  # non-zero biases
@@ -28,24 +32,138 @@ def _pair(case, **kwargs):
     return ours, theirs, inputs
 
 
+def _results(layer, inputs, training, mask=None, initial_state=None):
+    """Every output of `layer` and the gradients of a loss on them w.r.t. the
+    inputs, the initial states and every weight."""
+    x = tf.constant(inputs)
+    states = [tf.constant(s) for s in initial_state] if initial_state else []
+    with tf.GradientTape() as tape:
+        tape.watch([x, *states])
+        kwargs = {"initial_state": states} if states else {}
+        out = tf.nest.flatten(layer(x, mask=mask, training=training, **kwargs))
+        loss = tf.add_n([tf.reduce_sum(o * tf.cos(o)) for o in out])
+    grads = tape.gradient(loss, [x, *states, *layer.trainable_weights])
+    return [o.numpy() for o in out] + [g.numpy() for g in grads]
+
+
+def _assert_same(ours, theirs):
+    assert len(ours) == len(theirs)
+    for got, expected in zip(ours, theirs, strict=True):
+        atol = 2e-6 * max(1.0, float(np.abs(expected).max()))
+        np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
-def test_forward_and_gradients_equal_keras(case, go_backwards, masked):
+@pytest.mark.parametrize("training", [True, False])
+def test_forward_and_gradients_equal_keras(case, go_backwards, masked, training):
     ours, theirs, inputs = _pair(case, return_sequences=True, go_backwards=go_backwards)
-    assert ours.fallback_reason(training=True) is None, "the fast path must run"
+    assert ours.fallback_reason(training) is None, "the fast path must run"
     mask = None
     if masked:
         lengths = np.random.default_rng(2).integers(1, 8, size=32)
-        mask = np.arange(7)[None, :] < lengths[:, None]
-    results = []
-    for layer in (ours, theirs):
-        x = tf.constant(inputs)
+        mask = np.arange(STEPS)[None, :] < lengths[:, None]
+    _assert_same(_results(ours, inputs, training, mask), _results(theirs, inputs, False, mask))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+def test_masks_with_holes_initial_states_and_returned_states(
+    case, return_sequences, zero_output_for_mask
+):
+    kwargs = {"return_state": True, "zero_output_for_mask": zero_output_for_mask}
+    ours, theirs, inputs = _pair(case, batch=5, return_sequences=return_sequences, **kwargs)
+    mask = np.random.default_rng(3).random((5, STEPS)) < 0.6
+    mask[0] = False  # a sequence masked throughout
+    mask[1, :3] = False  # leading masked steps: outputs stay zero, states stay initial
+    rng = np.random.default_rng(4)
+    initial_state = [rng.normal(size=(5, 5)).astype("float32") for _ in ours.state_size]
+    for training in (True, False):
+        _assert_same(
+            _results(ours, inputs, training, mask, initial_state),
+            _results(theirs, inputs, False, mask, initial_state),
+        )
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_uneven_and_empty_chains(case, batch, monkeypatch):
+    monkeypatch.setattr(_kernels, "chain_count", lambda batch_size: 3)
+    ours, theirs, inputs = _pair(case, batch=batch, return_sequences=True)
+    _assert_same(_results(ours, inputs, True), _results(theirs, inputs, False))
+
+
+def test_chain_count_follows_cores_and_batch():
+    cores = _kernels.chain_count(None)
+    assert 1 <= cores <= _kernels.MAX_CHAINS
+    assert _kernels.chain_count(1) == 1
+    assert _kernels.chain_count(10_000) == cores
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_unknown_batch_size_in_a_graph(case):
+    ours, theirs, inputs = _pair(case, batch=9, return_sequences=True)
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, FEATURES))])
+    def gradients(x):
         with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = layer(x, mask=mask, training=True)
-            loss = tf.reduce_sum(out * tf.cos(out))
-        grads = tape.gradient(loss, [x, *layer.trainable_weights])
-        results.append([out.numpy(), *[g.numpy() for g in grads]])
-    for got, expected in zip(results[0], results[1], strict=True):
-        np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+            loss = tf.reduce_sum(tf.square(ours(x, training=True)))
+        return tape.gradient(loss, ours.trainable_weights)
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.square(theirs(inputs)))
+    _assert_same(gradients(inputs), tape.gradient(loss, theirs.trainable_weights))
+
+
+FALLBACKS = [
+    pytest.param({"unroll": True}, True, "unroll", id="unroll"),
+    pytest.param({"recurrent_dropout": 0.5, "seed": 2}, True, "recurrent dropout", id="rec_drop"),
+    pytest.param({"dtype": "mixed_float16"}, False, "float16", id="float16"),
+]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(("kwargs", "training", "reason"), FALLBACKS)
+def test_fallback_equals_keras_rnn_exactly(case, kwargs, training, reason):
+    ours, _, inputs = _pair(case, batch=3, return_sequences=True, **kwargs)
+    assert reason in ours.fallback_reason(training)
+    cell = type(ours.cell).from_config(ours.cell.get_config())
+    generic = keras.layers.RNN(cell, return_sequences=True, unroll=ours.unroll)
+    generic(inputs[:2])
+    generic.set_weights(ours.get_weights())
+    np.testing.assert_array_equal(
+        ours(inputs, training=training), generic(inputs, training=training)
+    )
+
+
+def test_recurrent_dropout_falls_back_only_in_training():
+    layer = LSTM(3, recurrent_dropout=0.3)
+    assert layer.fallback_reason(training=False) is None
+    assert layer.fallback_reason(training=True) is not None
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_recurrent_layers_use_the_fast_path(cell):
+    stack = recurrent_layers(cell=cell, units=4, depth=2, bidirectional=True, dropout=0.2)
+    rnns = [rnn for layer in stack for rnn in (layer.forward_layer, layer.backward_layer)]
+    assert all(isinstance(rnn, FastRNN) for rnn in rnns)
+    assert all(rnn.fallback_reason(training=True) is None for rnn in rnns)
+
+
+def test_fit_a_masked_bidirectional_stack():
+    inputs = keras.Input((None, 3))
+    x = keras.layers.Masking(0.0)(inputs)
+    x = recurrent_stack(x, cell="lstm", units=4, depth=2, bidirectional=True, dropout=0.1, seed=1)
+    model = keras.Model(inputs, keras.layers.Dense(1)(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    rng = np.random.default_rng(0)
+    x_train = rng.normal(size=(10, 6, 3)).astype("float32")
+    x_train[:, 4:] = 0.0  # padding
+    y_train = x_train[:, :4].sum(axis=(1, 2))[:, None]
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x_train, y_train, batch_size=4, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert all(not np.allclose(b, a) for b, a in zip(before, model.get_weights(), strict=True))

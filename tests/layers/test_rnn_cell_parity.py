@@ -1,4 +1,5 @@
-"""Our cells inside `keras.layers.RNN` match Keras's own layers, forward and backward."""
+"""Our cells match Keras's own layers, forward and backward, both inside
+`keras.layers.RNN` (Keras's generic loop) and through our layers' fast path."""
 
 import dataclasses
 
@@ -45,22 +46,48 @@ def build_stack(make_rnn, scenario):
     return stack
 
 
-def run_stack(stack, x, mask):
+# How our side of the comparison runs: the cell in `keras.layers.RNN`, or our
+# layer's fast path with the training-mode backward pass (factors kept by the
+# forward loop) or the inference-mode one (the forward pass recomputed). The
+# inference mode is checked on a few scenarios only, to keep the suite quick.
+INFERENCE_SCENARIOS = ("masked_last_output", "go_backwards_masked", "bidirectional_masked")
+CASES = [
+    pytest.param(scenario.values[0], how, training, id=f"{scenario.id}-{path_id}")
+    for scenario in SCENARIOS
+    for how, training, path_id in [
+        ("cell", False, "cell"),
+        ("fast", True, "fast_training"),
+        ("fast", False, "fast_inference"),
+    ]
+    if path_id != "fast_inference" or scenario.id in INFERENCE_SCENARIOS
+]
+
+
+def run_stack(stack, x, mask, training=False):
     """Apply the layers in turn, passing the mask to each."""
     for layer in stack:
-        x = layer(x, mask=mask)
+        x = layer(x, mask=mask, training=training)
     return x
 
 
-def forward_and_gradients(stack, x, mask, probe):
+def forward_and_gradients(stack, x, mask, probe, training=False):
     """Output, and gradients of `sum(output * probe)` w.r.t. `x` and every weight."""
     x = tf.constant(x)
     weights = [w for layer in stack for w in layer.trainable_weights]
     with tf.GradientTape() as tape:
         tape.watch(x)
-        output = run_stack(stack, x, mask)
+        output = run_stack(stack, x, mask, training)
         loss = tf.reduce_sum(output * probe)
     return output.numpy(), [g.numpy() for g in tape.gradient(loss, [x, *weights])]
+
+
+def rnn_layers(stack):
+    """The recurrent layers of a stack, unwrapping `Bidirectional`."""
+    for layer in stack:
+        if isinstance(layer, keras.layers.Bidirectional):
+            yield from (layer.forward_layer, layer.backward_layer)
+        else:
+            yield layer
 
 
 def copy_random_weights(ours, theirs):
@@ -71,23 +98,34 @@ def copy_random_weights(ours, theirs):
         our_layer.set_weights(their_layer.get_weights())
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_matches_keras_forward_and_gradients(cell_case, scenario, inputs, padding_mask):
+def assert_close(actual, expected, exact):
+    """Equal within 1e-6, or, unless `exact`, within a few float32 rounding
+    steps of the array's largest value: the fast path sums in another order."""
+    atol = 1e-6 if exact else 2e-6 * max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize(("scenario", "how", "training"), CASES)
+def test_matches_keras_forward_and_gradients(
+    cell_case, scenario, how, training, inputs, padding_mask
+):
     mask = padding_mask if scenario.masked else None
-    ours = build_stack(cell_case.our_rnn, scenario)
+    ours = build_stack(cell_case.our_rnn if how == "cell" else cell_case.our_layer, scenario)
     theirs = build_stack(cell_case.keras_rnn, scenario)
     run_stack(ours, inputs, mask)
     expected = run_stack(theirs, inputs, mask)
     copy_random_weights(ours, theirs)
     probe = np.random.default_rng(2).normal(size=expected.shape).astype("float32")
+    if how == "fast":
+        assert all(layer.fallback_reason(training) is None for layer in rnn_layers(ours))
 
-    our_out, our_grads = forward_and_gradients(ours, inputs, mask, probe)
+    our_out, our_grads = forward_and_gradients(ours, inputs, mask, probe, training)
     their_out, their_grads = forward_and_gradients(theirs, inputs, mask, probe)
 
-    np.testing.assert_allclose(our_out, their_out, atol=1e-6)
+    assert_close(our_out, their_out, exact=how == "cell")
     assert len(our_grads) == len(their_grads)
     for ours_g, theirs_g in zip(our_grads, their_grads, strict=True):
-        np.testing.assert_allclose(ours_g, theirs_g, atol=1e-6)
+        assert_close(ours_g, theirs_g, exact=how == "cell")
 
 
 def test_weight_layout_matches_keras_cell(cell_case, inputs):

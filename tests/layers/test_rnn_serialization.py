@@ -1,4 +1,5 @@
-"""Cells survive get_config/from_config, `.keras` files and SavedModel export."""
+"""Cells and fast layers survive get_config/from_config, `.keras` files and
+SavedModel export (served by TensorFlow alone, in a fresh process)."""
 
 import inspect
 import os
@@ -22,12 +23,17 @@ for path in sys.argv[1:]:
 """
 
 
-def small_model(cell_case, steps, features):
-    """Masking -> Bidirectional(RNN) -> RNN -> Dense, both RNNs using our cell."""
+LAYER_KINDS = ["cell", "fast"]
+
+
+def small_model(cell_case, steps, features, kind="cell"):
+    """Masking -> Bidirectional(RNN) -> RNN -> Dense, both RNNs using our cell,
+    in `keras.layers.RNN` (`kind="cell"`) or our fast layers (`"fast"`)."""
+    make = cell_case.our_rnn if kind == "cell" else cell_case.our_layer
     inputs = keras.Input((steps, features))
     x = keras.layers.Masking(0.0)(inputs)
-    x = keras.layers.Bidirectional(cell_case.our_rnn(return_sequences=True))(x)
-    x = cell_case.our_rnn()(x)
+    x = keras.layers.Bidirectional(make(return_sequences=True))(x)
+    x = make()(x)
     return keras.Model(inputs, keras.layers.Dense(2)(x))
 
 
@@ -53,13 +59,25 @@ def test_registered_under_rnn_suite(cell_case):
     assert restored.get_config() == cell.get_config()
 
 
-def test_keras_file_round_trip(cell_case, inputs, tmp_path):
-    model = small_model(cell_case, *inputs.shape[1:])
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+def test_keras_file_round_trip(cell_case, kind, inputs, tmp_path):
+    model = small_model(cell_case, *inputs.shape[1:], kind)
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
+    assert type(loaded.layers[-2]) is type(model.layers[-2])
     assert type(loaded.layers[-2].cell) is cell_case.ours
     np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0))
+
+
+def test_fast_layer_config_round_trip(cell_case):
+    layer = cell_case.our_layer(return_sequences=True, go_backwards=True, dropout=0.25, seed=3)
+    config = layer.get_config()
+    assert config["units"] == 3 and config["go_backwards"] and config["dropout"] == 0.25
+    restored = type(layer).from_config(config)
+    assert restored.get_config() == config
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert serialized["registered_name"] == f"rnn_suite>{type(layer).__name__}"
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +87,11 @@ def served_outputs(cell_cases, inputs, tmp_path_factory):
     np.save(workdir / "inputs.npy", inputs)
     expected = {}
     for case in cell_cases:
-        model = small_model(case, *inputs.shape[1:])
-        model.export(str(workdir / case.id), format="tf_saved_model", verbose=False)
-        expected[case.id] = model.predict(inputs, verbose=0)
+        for kind in LAYER_KINDS:
+            name = f"{case.id}-{kind}"
+            model = small_model(case, *inputs.shape[1:], kind)
+            model.export(str(workdir / name), format="tf_saved_model", verbose=False)
+            expected[name] = model.predict(inputs, verbose=0)
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run(
         [sys.executable, "-c", SERVE_SCRIPT, *expected],
@@ -84,6 +104,7 @@ def served_outputs(cell_cases, inputs, tmp_path_factory):
     return {key: (value, np.load(workdir / f"{key}.npy")) for key, value in expected.items()}
 
 
-def test_saved_model_serves_in_fresh_process(cell_case, served_outputs):
-    expected, served = served_outputs[cell_case.id]
+@pytest.mark.parametrize("kind", LAYER_KINDS)
+def test_saved_model_serves_in_fresh_process(cell_case, kind, served_outputs):
+    expected, served = served_outputs[f"{cell_case.id}-{kind}"]
     np.testing.assert_allclose(served, expected, atol=1e-6)

@@ -7,7 +7,10 @@ import tensorflow as tf
 
 from layers import (
     CELL_KINDS,
+    GRU,
+    LSTM,
     LSTMCell,
+    SimpleRNN,
     make_cell,
     reset_recurrent_states,
     split_into_windows,
@@ -25,12 +28,22 @@ def test_split_into_windows(steps, window, lengths):
     np.testing.assert_array_equal(np.concatenate(windows, axis=1), sequences)
 
 
-def stateful_twin(kind, batch_size, features):
-    """A stateful RNN and a plain one sharing weights, both returning sequences and states."""
-    stateful = keras.layers.RNN(
-        make_cell(kind, 3), stateful=True, return_sequences=True, return_state=True
-    )
-    plain = keras.layers.RNN(make_cell(kind, 3), return_sequences=True, return_state=True)
+FAST_LAYERS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+def make_rnn(kind, fast, **kwargs):
+    """`keras.layers.RNN` around our cell, or (`fast`) our fast layer, returning
+    sequences and states."""
+    kwargs.update(return_sequences=True, return_state=True)
+    if fast:
+        return FAST_LAYERS[kind](3, **kwargs)
+    return keras.layers.RNN(make_cell(kind, 3), **kwargs)
+
+
+def stateful_twin(kind, batch_size, features, fast=False):
+    """A stateful RNN and a plain one sharing weights."""
+    stateful = make_rnn(kind, fast, stateful=True)
+    plain = make_rnn(kind, fast)
     sample = np.zeros((batch_size, 1, features), "float32")
     stateful(sample)
     plain(sample)
@@ -46,11 +59,12 @@ def run_windowed(rnn, sequences, window):
     return outputs, results[-1][1:]
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["cell", "fast"])
 @pytest.mark.parametrize("kind", CELL_KINDS)
 @pytest.mark.parametrize("window", [1, 3, 7])
-def test_stateful_windows_match_one_full_pass(kind, window):
+def test_stateful_windows_match_one_full_pass(kind, window, fast):
     rng = np.random.default_rng(0)
-    stateful, plain = stateful_twin(kind, batch_size=3, features=4)
+    stateful, plain = stateful_twin(kind, batch_size=3, features=4, fast=fast)
     for _ in range(2):  # two sequences: the reset must stop state leaking between them
         sequences = rng.normal(size=(3, 7, 4)).astype("float32")
         outputs, states = run_windowed(stateful, sequences, window)
@@ -76,11 +90,13 @@ def test_gradient_is_truncated_at_window_boundary():
     assert np.any(tape.gradient(full_loss, first).numpy() != 0)
 
 
-def test_train_on_windows_updates_weights_and_carries_state():
+@pytest.mark.parametrize("fast", [False, True], ids=["cell", "fast"])
+def test_train_on_windows_updates_weights_and_carries_state(fast):
+    rnn = LSTM(3, stateful=True, return_sequences=True) if fast else None
     model = keras.Sequential(
         [
             keras.Input(batch_shape=(3, None, 4)),
-            keras.layers.RNN(LSTMCell(3), stateful=True, return_sequences=True),
+            rnn or keras.layers.RNN(LSTMCell(3), stateful=True, return_sequences=True),
             keras.layers.Dense(1),
         ]
     )
