@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PIPELINES := sentiment forecasting music translation
+PIPELINES := sentiment forecasting music translation speech-to-text video-activity
 ARGS ?=
 
 .PHONY: help venv test lint format bench clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
