@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIPELINES := sentiment forecasting music translation speech-to-text video-activity
 ARGS ?=
+WORKERS ?=
 
 .PHONY: help venv test lint format bench clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
 	pipeline-weather pipeline-stock
 
 help:
 	@echo "make pipeline-NAME   run a pipeline on its built-in data (NAME: $(PIPELINES)); ARGS='--seed 1 ...'"
-	@echo "make tune-NAME       the same, with a Keras Tuner search first"
+	@echo "make tune-NAME       the same, with a Keras Tuner search first; WORKERS=N: a chief oracle and N local tuner workers"
 	@echo "make pipeline-weather | pipeline-stock   forecasting on its built-in weather or stock data"
 	@echo "make test            the test suite"
 	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
@@ -30,7 +31,7 @@ $(addprefix pipeline-,$(PIPELINES)): pipeline-%: $(STAMP)
 	$(BIN)/python -m pipelines run $* --preset default $(ARGS)
 
 $(addprefix tune-,$(PIPELINES)): tune-%: $(STAMP)
-	$(BIN)/python -m pipelines run $* --preset default --tune $(ARGS)
+	$(BIN)/python -m pipelines run $* --preset default --tune $(if $(WORKERS),--tune-workers $(WORKERS)) $(ARGS)
 
 # Forecasting on each of its built-in data sets.
 pipeline-weather pipeline-stock: pipeline-%: $(STAMP)

@@ -5,6 +5,7 @@ serialization under the `rnn_suite` package, so saved `.keras` models using
 them load back.
 """
 
+from layers.conv_lstm_cell import ConvLSTM, ConvLSTMCell  # noqa: F401  (registers them)
 from layers.gru_cell import GRUCell
 from layers.lstm_cell import LSTMCell
 from layers.recurrent import GRU, LSTM, FastRNN, SimpleRNN

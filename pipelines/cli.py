@@ -80,6 +80,17 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _seed_value(text: str) -> int:
+    """``--seed``: an integer in [0, 2**32), the range Keras and NumPy accept."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {value}")
+    return value
+
+
 def _add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
         "--set",
@@ -117,7 +128,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
     _add_set_argument(run, "override settings (listed below)")
     run.add_argument(
         "--seed",
-        type=int,
+        type=_seed_value,
         default=0,
         help="fixes data splits, initialisation and shuffling (default 0)",
     )
@@ -138,6 +149,39 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
     )
     run.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
     run.add_argument("--max-trials", type=int, metavar="N", help="trials of the search")
+    _add_fault_arguments(run)
+
+
+def _add_fault_arguments(run: argparse.ArgumentParser) -> None:
+    """Flags for determinism, checkpoints and training or tuning across processes."""
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="enable TensorFlow op determinism: the same seed gives the same weights, "
+        "also across a kill and --resume (a little slower)",
+    )
+    run.add_argument(
+        "--checkpoint-steps",
+        type=int,
+        default=20,
+        metavar="N",
+        help="back up the training state every N steps and each epoch (default 20)",
+    )
+    run.add_argument(
+        "--distribute",
+        choices=("none", "multiworker"),
+        default="none",
+        help="multiworker: train under MultiWorkerMirroredStrategy with the cluster in "
+        "TF_CONFIG (run the same command on every worker; task 0 writes the run directory)",
+    )
+    run.add_argument(
+        "--tune-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --tune: Keras Tuner's distributed mode, this process the chief (oracle) "
+        "and N worker processes on 127.0.0.1",
+    )
 
 
 def _pipeline_help(name: str) -> str:
@@ -207,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list_pipelines()
             return 0
+        if args.command == "run" and min(args.checkpoint_steps, args.tune_workers) < 0:
+            raise UserError("--checkpoint-steps and --tune-workers must be 0 or more")
         if args.command == "run" and not args.resume:
             _check_settings(args)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -6,6 +6,7 @@ Nothing here imports TensorFlow: `python -m pipelines --help` reads configs.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, ClassVar, Self
@@ -13,6 +14,7 @@ from typing import Any, ClassVar, Self
 from pipelines.errors import UserError
 
 PRESET_NAMES = ("smoke", "default", "full")
+INT_RANGE = (-(2**31), 2**31 - 1)  # every int setting reaches TensorFlow as an int32 at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +130,15 @@ def parse_value(key: str, raw: str, kind: Any) -> Any:
         if kind is bool:
             return _parse_bool(raw)
         if kind is int:
-            return int(raw)
+            value = int(raw)
+            if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+                raise UserError(f"setting {key!r} is out of range (a 32-bit int), got {raw!r}")
+            return value
         if kind is float:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise UserError(f"setting {key!r} expects a finite float, got {raw!r}")
+            return value
         if origin is tuple:
             (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
             return tuple(parse_value(key, part.strip(), item) for part in raw.split(",") if part)

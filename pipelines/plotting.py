@@ -11,8 +11,9 @@ matplotlib.use("Agg")  # runs happen on machines without a screen
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
 
-__all__ = ["plt", "plot_learning_curves"]
+__all__ = ["plt", "plot_confusion_matrix", "plot_learning_curves"]
 
 
 def plot_learning_curves(history_csv: Path, path: Path) -> bool:
@@ -42,3 +43,27 @@ def plot_learning_curves(history_csv: Path, path: Path) -> bool:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
+
+
+def plot_confusion_matrix(
+    targets,
+    predicted,
+    class_names: list[str],
+    path: Path,
+    title: str = "Confusion matrix, test split",
+) -> None:
+    """Save a confusion-matrix heat map of the test predictions."""
+    figure, axes = plt.subplots(figsize=(1.2 * len(class_names) + 3, 1.2 * len(class_names) + 2.5))
+    ConfusionMatrixDisplay.from_predictions(
+        targets,
+        predicted,
+        labels=list(range(len(class_names))),
+        display_labels=class_names,
+        ax=axes,
+        colorbar=False,
+        cmap="Blues",
+    )
+    axes.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

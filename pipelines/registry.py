@@ -14,6 +14,7 @@ PIPELINES: dict[str, str] = {
     "forecasting": "pipelines.forecasting",
     "music": "pipelines.music",
     "translation": "pipelines.translation",
+    "video-activity": "pipelines.video_activity",
 }
 
 

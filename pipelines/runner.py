@@ -10,6 +10,7 @@ import dataclasses
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import keras
 import tensorflow as tf
 
 import layers  # noqa: F401  (registers the custom cells for loading)
-from pipelines import registry, report, rundir
+from pipelines import distributed, registry, report, resume, rundir
 from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
 from pipelines.progress import log
@@ -37,22 +38,34 @@ class RunRequest:
     tune: bool = False
     tuner: str = "random"
     max_trials: int | None = None
+    deterministic: bool = False
+    checkpoint_steps: int = 20
+    distribute: str = "none"
+    tune_workers: int = 0
 
 
 def run(request: RunRequest) -> Path:
-    """Run one pipeline end to end; returns the finished run directory."""
+    """Run one pipeline end to end; returns the finished run directory.
+
+    Under ``--distribute multiworker`` a worker other than the chief only trains and
+    returns the folder holding its final weights.
+    """
+    strategy = distributed.make_strategy() if request.distribute == "multiworker" else None
+    chief, worker_index = distributed.task() if strategy else (True, 0)
     name = registry.canonical_name(request.name)
     pipeline = registry.load_pipeline(name)
+    if not chief:
+        return _run_worker(request, pipeline, strategy, worker_index)
     if request.resume:
         partial = rundir.find_interrupted(name, request.out)
+        distribute = request.distribute
         request, config = _resumed_request(partial, pipeline)
+        request.distribute = distribute
         log(f"resuming {partial}")
     else:
-        config = pipeline.config_class.from_preset(request.preset).with_overrides(request.settings)
-        if request.max_trials:
-            config = config.with_settings({"max_trials": request.max_trials})
+        config = _requested_config(pipeline, request)
         partial = rundir.partial_of(rundir.new_run_dir(name, request.out))
-    keras.utils.set_random_seed(request.seed)
+    _seed(request)
     log(f"{name}: loading data {request.data!r}")
     splits = pipeline.load_data(config, request.data, request.seed)
     log(f"splits: {splits.sizes()} from {splits.info['source']}")
@@ -63,15 +76,68 @@ def run(request: RunRequest) -> Path:
         if request.tune:
             config = _tune(pipeline, config, splits, partial, request)
             _write_run_config(partial, request, config, splits)  # now with the tuned values
-        model, history_info = train(pipeline, config, splits, partial, request.seed)
+        model, history_info = _train_any(pipeline, config, splits, partial, request, strategy)
         _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info)
     except UserError:
         if fresh:
             shutil.rmtree(partial, ignore_errors=True)
         raise
+    resume.kill_point("finish")
     final = rundir.finish(partial, link_latest=request.out is None)
+    shutil.rmtree(final / "backup", ignore_errors=True)  # the training state; no longer needed
     log(f"finished: {final}")
     return final
+
+
+def _requested_config(pipeline: Pipeline, request: RunRequest):
+    config = pipeline.config_class.from_preset(request.preset).with_overrides(request.settings)
+    if request.max_trials:
+        config = config.with_settings({"max_trials": request.max_trials})
+    if request.tune and request.distribute != "none":
+        raise UserError("--tune and --distribute multiworker do not go together")
+    return config
+
+
+def _seed(request: RunRequest) -> None:
+    keras.utils.set_random_seed(request.seed)
+    if request.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _train_any(pipeline, config, splits, partial, request: RunRequest, strategy):
+    if strategy is None:
+        return train(pipeline, config, splits, partial, request.seed, request.checkpoint_steps)
+    model, info = distributed.train(
+        strategy, pipeline, config, splits, partial, request.seed, chief=True
+    )
+    rundir.write_json(partial / "training.json", info)
+    return model, info
+
+
+def _run_worker(request: RunRequest, pipeline: Pipeline, strategy, index: int) -> Path:
+    """A non-chief worker: train in a temporary folder, keep only the final weights.
+
+    With ``--resume`` it reads the chief's backup (``--out``'s partial folder).
+    """
+    config = _requested_config(pipeline, request)
+    chief_partial = rundir.partial_of(Path(request.out)) if request.out else None
+    if request.resume and chief_partial is not None:
+        config = _resumed_request(chief_partial, pipeline)[1]
+    _seed(request)
+    splits = pipeline.load_data(config, request.data, request.seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        if request.resume and chief_partial is not None and (chief_partial / "backup").exists():
+            shutil.copytree(chief_partial / "backup", work / "backup")
+        model, _ = distributed.train(
+            strategy, pipeline, config, splits, work, request.seed, chief=False
+        )
+    final = Path(request.out or f"runs/{pipeline.name}/worker")
+    folder = final.with_name(f"{final.name}.worker-{index}")
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_weights(folder / "model.weights.h5")
+    log(f"worker {index} finished: {folder}")
+    return folder
 
 
 def _resumed_request(partial: Path, pipeline: Pipeline):
@@ -117,17 +183,39 @@ def _tune(pipeline: Pipeline, config, splits: Splits, partial: Path, request: Ru
         directory=partial / "tuning",
         seed=request.seed,
         resume=request.resume,
+        workers=request.tune_workers,
+        worker_command=[sys.executable, "-m", "tuning.worker", str(partial.resolve())],
     )
     log(f"tuning: best {best}")
     return config.with_settings(best)
 
 
-def train(pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int):
-    """Fit with early stopping, checkpoints, TensorBoard logs, ``history.csv`` and resumability."""
+def train(
+    pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int, checkpoint_steps: int = 20
+):
+    """Fit with early stopping, checkpoints, TensorBoard logs, ``history.csv`` and resumability.
+
+    The whole training state is backed up in ``backup/`` every ``checkpoint_steps``
+    steps and at each epoch end (``pipelines.resume``); a resumed run continues from
+    the step of its last backup, and a finished training is not repeated.
+    """
     model = pipeline.build_model(config, splits.info)
-    train_data = pipeline.make_dataset(splits.train, config.batch_size, shuffle=True, seed=seed)
-    validation_data = pipeline.make_dataset(splits.validation, config.batch_size)
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=config.patience, restore_best_weights=True
+    )
     (partial / "checkpoints").mkdir(exist_ok=True)
+    best = keras.callbacks.ModelCheckpoint(
+        str(partial / "checkpoints" / "best.weights.h5"),
+        monitor="val_loss",
+        save_best_only=True,
+        save_weights_only=True,
+    )
+    epoch_data, train_data = _training_data(pipeline, config, splits, seed)
+    steps = checkpoint_steps if epoch_data else 0  # mid-epoch backups need EpochData's skip
+    state = resume.TrainingState(partial / "backup", steps, stopping, best, epoch_data)
+    if state.restore_finished(model):
+        log("training: already finished before the interruption; not repeated")
+        return model, _finished_training_info(partial, state)
     _trim_history_to_backup(partial)
     # history.csv is written before the backup, so after a kill it holds every backed-up
     # epoch (and at most one more, which _trim_history_to_backup drops on resume).
@@ -135,45 +223,62 @@ def train(pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int):
         keras.callbacks.CSVLogger(
             str(partial / "history.csv"), append=(partial / "history.csv").exists()
         ),
-        keras.callbacks.BackupAndRestore(str(partial / "backup"), double_checkpoint=True),
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(partial / "checkpoints" / "best.weights.h5"),
-            monitor="val_loss",
-            save_best_only=True,
-            save_weights_only=True,
-        ),
+        stopping,
+        best,
+        state,  # after early stopping and the checkpoint: it backs up their state
+        resume.KillPoint(),
         keras.callbacks.TensorBoard(str(partial / "logs")),
     ]
     log(f"training: {model.count_params():,} parameters, up to {config.epochs} epochs")
     started = time.perf_counter()
-    history = model.fit(
+    model.fit(
         train_data,
-        validation_data=validation_data,
+        validation_data=pipeline.make_dataset(splits.validation, config.batch_size),
         epochs=config.epochs,
         callbacks=callbacks,
         shuffle=False,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     seconds = time.perf_counter() - started
-    epochs_run = len(history.history.get("loss", []))
-    return model, {
+    info = {
         "train_seconds": round(seconds, 2),
-        "epochs_run": epochs_run,
-        "train_samples_per_second": round(epochs_run * len(splits.train[1]) / seconds, 1)
-        if epochs_run
+        "epochs_run": state.epoch,
+        "train_samples_per_second": round(state.epoch * len(splits.train[1]) / seconds, 1)
+        if state.epoch
         else None,
     }
+    rundir.write_json(partial / "training.json", info)
+    return model, info
+
+
+def _training_data(pipeline: Pipeline, config, splits: Splits, seed: int):
+    """``(EpochData or None, dataset)``: epoch-seeded shuffling where batches can be rebuilt.
+
+    Where they cannot (variable-length batches), the pipeline's own shuffled dataset is
+    used and a resumed run continues from its last backup with a different data order.
+    """
+    unshuffled = pipeline.make_dataset(splits.train, config.batch_size)
+    if not resume.EpochData.supports(unshuffled):
+        log("training: batches of variable shape; a resumed run reshuffles from its backup")
+        return None, pipeline.make_dataset(splits.train, config.batch_size, shuffle=True, seed=seed)
+    data = resume.EpochData(unshuffled, len(splits.train[1]), config.batch_size, seed)
+    return data, data.dataset
+
+
+def _finished_training_info(partial: Path, state: resume.TrainingState) -> dict:
+    path = partial / "training.json"
+    if path.is_file():
+        return rundir.read_json(path)
+    return {"train_seconds": None, "epochs_run": state.epoch, "train_samples_per_second": None}
 
 
 def _trim_history_to_backup(partial: Path) -> None:
     """Keep only the rows of ``history.csv`` for epochs the training backup holds."""
-    metadata, history = partial / "backup" / "training_metadata.json", partial / "history.csv"
+    history = partial / "history.csv"
     if not history.exists():
         return
-    done = rundir.read_json(metadata)["epoch"] if metadata.exists() else 0
+    state = resume.read_state(partial / "backup")
+    done = state["epoch"] if state else 0
     lines = history.read_text().splitlines(keepends=True)
     history.write_text("".join(lines[: 1 + done]) if done else "")
 
@@ -183,7 +288,9 @@ def _evaluate_export_report(pipeline, model, config, splits, partial, request, h
     evaluation = pipeline.evaluate(model, splits, config, partial)
     model.save(partial / "model.keras")
     log("exporting saved_model/")
+    shutil.rmtree(partial / "saved_model", ignore_errors=True)  # a killed export's remains
     pipeline.export(model, splits.info, partial / "saved_model")
+    resume.kill_point("export")
     metrics = {
         "pipeline": pipeline.name,
         "dataset": {
@@ -210,7 +317,13 @@ def load_run(run_dir: str):
     info = rundir.read_json(path / "data_info.json")
     if not (path / "model.keras").is_file():
         raise UserError(f"{path / 'model.keras'} not found: the run did not finish")
-    model = keras.models.load_model(path / "model.keras")
+    try:
+        # safe_mode refuses Lambda layers and anything else that would run pickled code.
+        model = keras.models.load_model(path / "model.keras", safe_mode=True)
+    except Exception as error:
+        raise UserError(
+            f"{path / 'model.keras'}: cannot load the model ({type(error).__name__}: {error})"
+        ) from None
     return pipeline, config, saved, info, model
 
 

@@ -55,21 +55,51 @@ def run_search(
     seed: int = 0,
     resume: bool = False,
     patience: int = 2,
+    workers: int = 0,
+    worker_command: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Search, write ``trials.csv`` and ``best_hyperparameters.json``; return the best values."""
+    """Search, write ``trials.csv`` and ``best_hyperparameters.json``; return the best values.
+
+    With ``workers`` > 0 this process is the chief oracle of Keras Tuner's distributed
+    mode and ``worker_command`` (``python -m tuning.worker RUN``) runs in that many
+    local worker processes (``tuning.distributed``); their logs go to ``workers/``.
+
+    A search resumed after a kill keeps its finished trials; Keras Tuner runs the
+    interrupted one again (its oracle queues unfinished trials for retry on reload).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     tuner = make_tuner(hypermodel, tuner_name, max_trials, epochs, directory, seed, resume)
-    tuner.search(
-        epochs=epochs,
-        seed=seed,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience)],
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    if workers:
+        from tuning.distributed import distributed_search
+
+        distributed_search(
+            lambda: search(tuner, epochs, seed, patience),
+            worker_command,
+            workers,
+            directory / "workers",
+        )
+    else:
+        search(tuner, epochs, seed, patience)
     write_trials_csv(tuner, directory / "trials.csv")
     best = tuner.get_best_hyperparameters(1)[0].values
     best = {key: value for key, value in best.items() if not key.startswith("tuner/")}
     (directory / "best_hyperparameters.json").write_text(json.dumps(best, indent=2) + "\n")
     return best
+
+
+def search(tuner: keras_tuner.Tuner, epochs: int, seed: int, patience: int = 2) -> None:
+    """``tuner.search`` with early stopping (and the fault tests' kill hook)."""
+    from pipelines.resume import KillPoint
+
+    tuner.search(
+        epochs=epochs,
+        seed=seed,
+        callbacks=[
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
+            KillPoint(),
+        ],
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
 
 
 def write_trials_csv(tuner: keras_tuner.Tuner, path: Path) -> pd.DataFrame:

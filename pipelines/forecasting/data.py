@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from pipelines.base import Splits
 from pipelines.errors import UserError
 from pipelines.forecasting.config import ForecastingConfig
 from pipelines.progress import log
-from pipelines.tables import read_table
+from pipelines.tables import read_table_with_lines
 
 JENA_URL = (
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"
@@ -139,7 +140,7 @@ def read_source(spec: str, config: ForecastingConfig) -> Series:
 
 def read_csv(path: Path, config: ForecastingConfig) -> Series:
     """A user's CSV: ``time_column`` parsed as timestamps (or step numbers), rows in time order."""
-    frame = read_table(path, ",")
+    frame, lines = read_table_with_lines(path, ",")
     where = str(path)
     if frame.empty:
         raise UserError(f"{where}: no data rows")
@@ -148,7 +149,7 @@ def read_csv(path: Path, config: ForecastingConfig) -> Series:
             f"{where}: no time column {config.time_column!r} (set time_column=...; "
             f"columns: {', '.join(map(str, frame.columns))})"
         )
-    labels = np.array([f"line {i + 2}" for i in range(len(frame))], dtype=object)
+    labels = np.array([f"line {n}" for n in lines], dtype=object)
     times = _parse_times(frame[config.time_column], config.time_format, where, labels)
     frame = frame.drop(columns=[config.time_column]).set_axis(times, axis=0)
     return Series(
@@ -167,7 +168,12 @@ def _parse_times(column: pd.Series, time_format: str, where: str, labels) -> pd.
     numbers = pd.to_numeric(text, errors="coerce")
     if numbers.notna().all():
         return pd.Index(numbers.to_numpy(dtype=float), name=column.name)  # step numbers
-    parsed = pd.to_datetime(text, format=time_format or None, errors="coerce")
+    try:
+        parsed = pd.to_datetime(text, format=time_format or None, errors="coerce")
+    except (ValueError, TypeError, OverflowError, re.error) as err:  # a bad directive
+        raise UserError(
+            f"setting 'time_format' is not a usable strftime format: {time_format!r} ({err})"
+        ) from None
     bad = parsed.isna().to_numpy()
     if bad.any():
         raise UserError(
@@ -334,6 +340,7 @@ def prepare(
                 f"(e.g. {str(frame[column].to_numpy()[bad][0])!r})"
             )
     values = pd.DataFrame({c: numeric[c] for c in chosen}).set_axis(frame.index, axis=0)
+    _check_finite(values, series.labels, where)
     labels = series.labels
     notes: list[str] = []
     values, labels = _in_time_order(values, labels, where, notes)
@@ -367,6 +374,20 @@ def prepare(
         seasonal_period=period,
         notes=notes,
     )
+
+
+def _check_finite(values: pd.DataFrame, labels: np.ndarray, where: str) -> None:
+    """UserError naming the column and rows of an infinite value, or one float32 cannot hold
+    (NaN and empty cells are missing values, handled by ``missing``)."""
+    limit = float(np.finfo(np.float32).max)
+    for column in values.columns:
+        numbers = values[column].to_numpy(dtype=float)
+        bad = np.isinf(numbers) | (np.abs(np.nan_to_num(numbers)) > limit)
+        if bad.any():
+            raise UserError(
+                f"{where}: column {column!r} has infinite or out-of-range values (beyond "
+                f"+-{limit:.4g}) at {_rows(labels[bad])}"
+            )
 
 
 def to_numbers(column: pd.Series) -> pd.Series:
@@ -410,10 +431,16 @@ def _regular_steps(values: pd.DataFrame, labels: np.ndarray, series: Series, con
         return values, labels, config.frequency or "unknown", None
     if isinstance(index, pd.DatetimeIndex):
         offset = _frequency(index, config.frequency or series.frequency, where)
+        try:
+            steps = (index[-1] - index[0]) / pd.Timedelta(offset)
+        except (ValueError, TypeError):
+            steps = 0.0  # a calendar offset (MS, YE, ...): no more steps than days
+        _check_grid_size(steps, len(index), offset.freqstr, where)
         grid = pd.date_range(index[0], index[-1], freq=offset, name=index.name)
         name = offset.freqstr
     else:
         step = _numeric_step(index, config.frequency)
+        _check_grid_size((index[-1] - index[0]) / step, len(index), f"step {step:g}", where)
         count = round((index[-1] - index[0]) / step) + 1
         grid = pd.Index(index[0] + step * np.arange(count), name=index.name)
         offset, name = None, f"step {step:g}"
@@ -448,6 +475,17 @@ def _regular_steps(values: pd.DataFrame, labels: np.ndarray, series: Series, con
         [label_of.get(t, f"{time_text(t)} (inserted for a gap)") for t in grid], dtype=object
     )
     return filled, labels, name, offset
+
+
+def _check_grid_size(steps: float, rows: int, name: str, where: str) -> None:
+    """UserError when a regular grid at ``name`` would hold far more steps than the file has
+    rows (e.g. frequency=1s on daily data): it is a wrong frequency, not gaps to fill."""
+    limit = max(100 * rows, 1_000_000)
+    if not steps <= limit:
+        raise UserError(
+            f"{where}: a regular {name} grid from the first to the last timestamp has "
+            f"{steps:,.0f} steps for {rows:,} rows; check setting 'frequency'"
+        )
 
 
 def _numeric_step(index: pd.Index, setting: str) -> float:

@@ -14,7 +14,7 @@ from pipelines.errors import UserError
 from pipelines.export import write_export
 from pipelines.forecasting import data, evaluate, model
 from pipelines.forecasting.config import ForecastingConfig
-from pipelines.tables import read_table
+from pipelines.tables import read_table_with_lines
 from tuning.space import SearchSpace
 
 
@@ -36,11 +36,34 @@ class ForecastingPipeline(Pipeline):
 
     def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
         """``serving_default``: ``window`` float32 [batch, steps, features] in original units
-        -> ``forecast`` [batch, horizon, targets] in original units."""
-        shape = [None, info["window"], len(info["feature_columns"])]
+        -> ``forecast`` [batch, horizon, targets] in original units.
 
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="window")])
+        ``steps`` and ``features`` must be the model's (``window`` and the feature columns),
+        and every value finite: otherwise the call ends with an InvalidArgumentError that
+        says which, before the model runs."""
+        steps, features = info["window"], len(info["feature_columns"])
+        columns = ", ".join(info["feature_columns"])
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, name="window")])
         def serve(window):
+            shape = tf.shape(window)
+            checks = [
+                tf.debugging.assert_equal(
+                    shape[1],
+                    steps,
+                    message=f"forecasting: a window must have exactly {steps} steps (window)",
+                ),
+                tf.debugging.assert_equal(
+                    shape[2],
+                    features,
+                    message=f"forecasting: a window must have {features} features ({columns})",
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                finite = tf.debugging.assert_all_finite(
+                    window, message="forecasting: the window has NaN or infinite values"
+                )
+            window = tf.ensure_shape(finite, [None, steps, features])
             return {"forecast": keras_model(window, training=False)}
 
         write_export(keras_model, {"serving_default": serve}, path)
@@ -57,7 +80,7 @@ class ForecastingPipeline(Pipeline):
 
 
 def _last_window(path: Path, info: dict[str, Any]) -> tuple[np.ndarray, str]:
-    frame = read_table(path, ",")
+    frame, file_lines = read_table_with_lines(path, ",")
     time_column, columns, steps = info["time_column"], info["feature_columns"], info["window"]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -65,8 +88,8 @@ def _last_window(path: Path, info: dict[str, Any]) -> tuple[np.ndarray, str]:
             f"{path}: no column {missing[0]!r}; the model reads {', '.join(columns)} "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
-    lines = np.arange(len(frame)) + 2
-    last_time = f"line {len(frame) + 1}"
+    lines = np.asarray(file_lines, dtype=int)
+    last_time = f"line {lines[-1]}" if len(lines) else "line 1"
     if time_column in frame.columns:
         format_ = info.get("time_format") or None
         times = pd.to_datetime(frame[time_column].str.strip(), format=format_, errors="coerce")
@@ -78,10 +101,13 @@ def _last_window(path: Path, info: dict[str, Any]) -> tuple[np.ndarray, str]:
         raise UserError(f"{path}: {len(frame)} rows; the model needs the last {steps}")
     tail = frame[columns].iloc[-steps:]
     values = pd.DataFrame({c: data.to_numbers(tail[c]) for c in columns})
-    bad = values.isna().any(axis=1).to_numpy()
+    bad = (values.isna() | np.isinf(values) | (values.abs() > np.finfo(np.float32).max)).any(axis=1)
+    bad = bad.to_numpy()
     if bad.any():
         rows = ", ".join(f"line {n}" for n in lines[-steps:][bad][:5])
-        raise UserError(f"{path}: missing or non-numeric values in the last window at {rows}")
+        raise UserError(
+            f"{path}: missing, non-numeric or infinite values in the last window at {rows}"
+        )
     return values.to_numpy(dtype=np.float32), last_time
 
 

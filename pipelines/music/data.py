@@ -26,6 +26,12 @@ VOICES = 4  # tokens per step
 VOCAB = KEYS + 1  # token 0 = rest, token p - 20 = MIDI pitch p
 REST = 0
 MIDI_SUFFIXES = (".mid", ".midi")
+# The longest piece, in time steps of the token grid (or JSB frames), that a file may hold:
+# a longer one is an error naming it, not an allocation of [steps, 88] without bound.
+MAX_PIECE_STEPS = 100_000
+# The longest primer and continuation the serving export takes, in time steps.
+MAX_PRIMER_STEPS = 4_096
+MAX_GENERATE_STEPS = 4_096
 MUSICXML_SUFFIXES = (".musicxml", ".mxl", ".xml")
 CHORALES_SOURCE = (
     "the Bach chorales of music21 10.5's bundled corpus "
@@ -36,10 +42,18 @@ Note = tuple[int, float, float]  # MIDI pitch, start and end in quarter notes
 # === Representation ===
 
 
-def notes_to_steps(notes: list[Note], steps_per_quarter: int) -> np.ndarray:
-    """``[steps, 4]`` int32 tokens: each step's sounding pitches, highest first, rest-padded."""
+def notes_to_steps(notes: list[Note], steps_per_quarter: int, name: str = "") -> np.ndarray:
+    """``[steps, 4]`` int32 tokens: each step's sounding pitches, highest first, rest-padded.
+
+    UserError (naming ``name``, a file or piece) for a piece over ``MAX_PIECE_STEPS`` steps."""
     if not notes:
         return np.zeros((0, VOICES), np.int32)
+    span = (max(e for _, _, e in notes) - min(s for _, s, _ in notes)) * steps_per_quarter
+    if not np.isfinite(span) or span > MAX_PIECE_STEPS:
+        raise UserError(
+            f"{name or 'a piece'}: {span:,.0f} steps long at steps_per_quarter="
+            f"{steps_per_quarter}, more than the {MAX_PIECE_STEPS:,} a piece may have"
+        )
     grid = [
         (pitch, round(start * steps_per_quarter), round(end * steps_per_quarter))
         for pitch, start, end in notes
@@ -237,20 +251,46 @@ def read_jsb(path: Path) -> dict[str, list[np.ndarray]]:
     """The JSB JSON as ``{"train"|"valid"|"test": [frames [steps, 88] float32, ...]}``."""
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
+    raw_bytes = path.read_bytes()
+    if not raw_bytes.strip():
+        raise UserError(f"{path}: the file is empty")
     try:
-        raw = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raw = json.loads(raw_bytes.decode("utf-8-sig"))
+    except UnicodeDecodeError as err:
+        line = raw_bytes[: err.start].count(b"\n") + 1
+        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
+    except json.JSONDecodeError as err:
         raise UserError(f"{path}: not a JSON file ({_reason(err)})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not a JSON file (nested too deeply)") from None
     if not isinstance(raw, dict) or not {"train", "valid", "test"} <= set(raw):
         raise UserError(f"{path}: expected a JSON object with keys train, valid and test")
     splits = {}
     for split in ("train", "valid", "test"):
+        if not isinstance(raw[split], list):
+            raise UserError(f"{path}: {split} must be a list of pieces")
         pieces = []
         for i, piece in enumerate(raw[split]):
+            if not isinstance(piece, list):
+                raise UserError(f"{path}: {split} piece {i} must be a list of steps")
+            if len(piece) > MAX_PIECE_STEPS:
+                raise UserError(
+                    f"{path}: {split} piece {i} has {len(piece):,} steps, more than the "
+                    f"{MAX_PIECE_STEPS:,} a piece may have"
+                )
             frames = np.zeros((len(piece), KEYS), np.float32)
             for t, step in enumerate(piece):
+                if not isinstance(step, list):
+                    raise UserError(
+                        f"{path}: {split} piece {i} step {t}: {step!r} is not a list of pitches"
+                    )
                 for pitch in step:
-                    if not (isinstance(pitch, int | float) and LOWEST <= pitch <= HIGHEST):
+                    if not (
+                        isinstance(pitch, int | float)
+                        and not isinstance(pitch, bool)
+                        and LOWEST <= pitch <= HIGHEST
+                        and pitch == int(pitch)
+                    ):
                         raise UserError(
                             f"{path}: {split} piece {i} step {t}: {pitch!r} is not a MIDI "
                             f"pitch in {LOWEST}..{HIGHEST}"
@@ -277,6 +317,7 @@ def load_data(config: MusicConfig, spec: str, seed: int) -> Splits:
     if kind == "jsb" and path:
         return _load_jsb(config, Path(path))
     names, pieces, name, source = _read_token_source(spec, config)
+    where = _where(spec, names)
     if len(pieces) < 3:
         raise UserError(f"{spec}: {len(pieces)} piece(s); the split needs at least 3")
     order = np.random.default_rng(seed).permutation(len(pieces))
@@ -288,7 +329,7 @@ def load_data(config: MusicConfig, spec: str, seed: int) -> Splits:
         "train": order[n_test + n_valid :],
     }
     steps = {
-        split: [notes_to_steps(pieces[i], config.steps_per_quarter) for i in index]
+        split: [notes_to_steps(pieces[i], config.steps_per_quarter, where[i]) for i in index]
         for split, index in parts.items()
     }
     train_steps = [s for piece in steps["train"] for s in transposed(piece, config.transpose)]
@@ -324,8 +365,13 @@ def load_test_data(config: MusicConfig, spec: str, info: dict[str, Any]):
     if kind == "jsb":
         raise UserError(f"{spec}: this run's token model evaluates builtin, midi: or musicxml:")
     config = config.with_settings({"steps_per_quarter": info["steps_per_quarter"]})
-    _, pieces, _, _ = _read_token_source(spec, config)
-    test = _objects([notes_to_steps(p, config.steps_per_quarter).reshape(-1) for p in pieces])
+    names, pieces, _, _ = _read_token_source(spec, config)
+    test = _objects(
+        [
+            notes_to_steps(p, config.steps_per_quarter, name).reshape(-1)
+            for name, p in zip(_where(spec, names), pieces, strict=True)
+        ]
+    )
     return test, test
 
 
@@ -342,6 +388,14 @@ def _read_token_source(spec: str, config: MusicConfig):
     )
 
 
+def _where(spec: str, names: list[str]) -> list[str]:
+    """How messages name each piece: the file's path, or the corpus name."""
+    kind, _, path = spec.partition(":")
+    if kind in ("midi", "musicxml"):
+        return [str(Path(path) / name) for name in names]
+    return names
+
+
 def transposed(steps: np.ndarray, semitones: int) -> list[np.ndarray]:
     """``steps`` shifted by every amount in ``-semitones..semitones`` that stays on the piano."""
     pitched = steps[steps != REST]
@@ -349,7 +403,7 @@ def transposed(steps: np.ndarray, semitones: int) -> list[np.ndarray]:
         return [steps]
     low, high = int(pitched.min()), int(pitched.max())
     out = []
-    for shift in range(-semitones, semitones + 1):
+    for shift in range(max(-semitones, 1 - low), min(semitones, KEYS - high) + 1):
         if low + shift >= 1 and high + shift <= KEYS:
             out.append(np.where(steps == REST, REST, steps + shift).astype(np.int32))
     return out

@@ -39,6 +39,8 @@ class MusicPipeline(Pipeline):
 
         @tf.function(input_signature=[primer_spec])
         def serve(primer):
+            with tf.control_dependencies(_primer_checks(primer, info)):
+                primer = tf.identity(primer)
             if frame:
                 silence = tf.zeros_like(primer[:, :1])
                 primer = tf.concat([silence, primer], axis=1)
@@ -46,6 +48,18 @@ class MusicPipeline(Pipeline):
 
         @tf.function(input_signature=model.generate_signature(info))
         def generate(primer, steps, temperature, top_k, seed):
+            checks = _primer_checks(primer, info) + [
+                tf.debugging.assert_positive(steps, message="music: steps must be at least 1"),
+                tf.debugging.assert_less_equal(
+                    steps,
+                    data.MAX_GENERATE_STEPS,
+                    message=f"music: steps is more than {data.MAX_GENERATE_STEPS} "
+                    "(the longest continuation the export generates)",
+                ),
+                tf.debugging.assert_positive(temperature, message="music: temperature must be > 0"),
+            ]
+            with tf.control_dependencies(checks):
+                primer = tf.identity(primer)
             events = sample(primer, steps, temperature, top_k, seed)
             return {"frames" if frame else "tokens": events}
 
@@ -72,7 +86,7 @@ class MusicPipeline(Pipeline):
                 notes = data.read_musicxml(path)
             else:
                 raise UserError(f"{path}: expected a MIDI (.mid) or MusicXML (.musicxml) file")
-            primer = data.notes_to_steps(notes, spq)[:16]
+            primer = data.notes_to_steps(notes, spq, str(path))[:16]
             tokens = generate(
                 tf.constant(primer.reshape(1, -1)),
                 tf.constant(64),
@@ -85,6 +99,38 @@ class MusicPipeline(Pipeline):
             data.write_midi(data.steps_to_notes(whole, spq), out)
             lines.append(f"{path}\t{len(primer)} primer steps + 64 generated\t{out}")
         return lines
+
+
+def _primer_checks(primer, info: dict[str, Any]) -> list:
+    """Assertions that end a serving call with a clear error for a primer the model cannot
+    read: empty, longer than ``MAX_PRIMER_STEPS`` steps, or tokens outside the vocabulary."""
+    frame = info["kind"] == "frame"
+    length = tf.shape(primer)[1]
+    limit = data.MAX_PRIMER_STEPS * (1 if frame else info["voices"])
+    unit = "frames" if frame else "tokens"
+    checks = [
+        tf.debugging.assert_positive(length, message="music: the primer is empty"),
+        tf.debugging.assert_less_equal(
+            length,
+            limit,
+            message=f"music: the primer is longer than {limit} {unit} "
+            f"({data.MAX_PRIMER_STEPS} steps)",
+        ),
+    ]
+    if frame:
+        checks.append(
+            tf.debugging.assert_all_finite(primer, message="music: the primer has NaN or inf")
+        )
+    else:
+        checks += [
+            tf.debugging.assert_non_negative(primer, message="music: a primer token is < 0"),
+            tf.debugging.assert_less(
+                primer,
+                info["vocab_size"],
+                message=f"music: a primer token is >= the vocabulary size {info['vocab_size']}",
+            ),
+        ]
+    return checks
 
 
 PIPELINE = MusicPipeline()

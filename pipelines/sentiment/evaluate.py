@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score
 
 from pipelines.base import Evaluation, Splits
-from pipelines.plotting import plt
+from pipelines.plotting import plot_confusion_matrix
 
 
 def classification_metrics(targets: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -68,24 +68,6 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
         plots={"Confusion matrix (test split)": "confusion_matrix.png"},
         report=_samples_table(texts, targets, probabilities, class_names),
     )
-
-
-def plot_confusion_matrix(targets, predicted, class_names: list[str], path: Path) -> None:
-    """Save a confusion-matrix heat map of the test predictions."""
-    figure, axes = plt.subplots(figsize=(1.2 * len(class_names) + 3, 1.2 * len(class_names) + 2.5))
-    ConfusionMatrixDisplay.from_predictions(
-        targets,
-        predicted,
-        labels=list(range(len(class_names))),
-        display_labels=class_names,
-        ax=axes,
-        colorbar=False,
-        cmap="Blues",
-    )
-    axes.set_title("Confusion matrix, test split")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def _samples_table(texts, targets, probabilities, class_names, count: int = 8) -> str:

@@ -8,8 +8,10 @@ import keras
 
 from layers import recurrent_stack
 from layers.pooling import MaskedGlobalMaxPooling1D
+from pipelines.progress import log
 from pipelines.sentiment.config import SentimentConfig
 from pipelines.training import compile_model
+from pipelines.word_vectors import GLOVE_DIM, glove_matrix
 
 
 def build_model(config: SentimentConfig, info: dict[str, Any]) -> keras.Model:
@@ -22,9 +24,14 @@ def build_model(config: SentimentConfig, info: dict[str, Any]) -> keras.Model:
         name="vectorize",
     )
     tokens = vectorize(text)
-    embedded = keras.layers.Embedding(
-        vectorize.vocabulary_size(), config.embedding_dim, mask_zero=True, name="embedding"
-    )(tokens)
+    glove = config.embeddings == "glove-50d"
+    embedding = keras.layers.Embedding(
+        vectorize.vocabulary_size(),
+        GLOVE_DIM if glove else config.embedding_dim,
+        mask_zero=True,
+        name="embedding",
+    )
+    embedded = embedding(tokens)
     if config.token_dropout:
         embedded = keras.layers.Dropout(
             config.token_dropout,
@@ -50,5 +57,18 @@ def build_model(config: SentimentConfig, info: dict[str, Any]) -> keras.Model:
         len(info["class_names"]), activation="softmax", name="probabilities"
     )(features)
     model = keras.Model(text, probabilities, name="sentiment")
+    if glove:
+        _start_from_glove(embedding, vectorize.get_vocabulary())
     compile_model(model, config, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
+
+
+def _start_from_glove(embedding: keras.layers.Embedding, vocabulary: list[str]) -> None:
+    """Initialise ``embedding`` with GloVe vectors (fine-tuned in training, not frozen).
+
+    Set as weights rather than as a ``Constant`` initializer, which would write the whole
+    matrix into the model's config.
+    """
+    matrix, coverage = glove_matrix(vocabulary)
+    embedding.set_weights([matrix])
+    log(f"embedding starts from GloVe 6B 50d: {coverage:.1%} of the vocabulary found")

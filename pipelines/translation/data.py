@@ -24,6 +24,12 @@ from pipelines.translation.config import TranslationConfig
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"
 RESERVED = [PAD, UNK, START, END]
 PUNCTUATION = r"""([.,!?;:«»"()¿¡-])"""
+# The longest source text, in UTF-8 bytes, that `predict` and the serving export take (the
+# export also refuses more than max_source_length tokens); a longer one is a clear error.
+MAX_TEXT_BYTES = 10_000
+# The largest max_source_length / max_target_length: the encoded targets take
+# rows x (max_target_length + 2) int32s and beam search runs max_target_length steps.
+MAX_LENGTH_SETTING = 1_000
 
 
 # === Normalisation (the same rules in the graph and in Python) ===
@@ -59,6 +65,7 @@ def source_tokens(texts) -> list[list[str]]:
 
 def load_data(config: TranslationConfig, spec: str, seed: int) -> Splits:
     """``spec`` split into train/validation/test, vocabularies built on train."""
+    check_length_settings(config)
     kind, _, arg = spec.partition(":")
     if kind == "builtin" and not arg:
         return _builtin(config, seed)
@@ -87,6 +94,7 @@ def load_data(config: TranslationConfig, spec: str, seed: int) -> Splits:
 
 def load_test_data(config: TranslationConfig, spec: str, info: dict[str, Any]):
     """Every pair of ``spec`` as a test split, tokenised with the run's vocabularies."""
+    check_length_settings(config)
     kind, _, arg = spec.partition(":")
     if kind in ("tatoeba", "tsv") and arg:
         pairs = read_pairs(Path(arg), allow_truncated_last=kind == "tatoeba")
@@ -143,10 +151,7 @@ def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[tuple[str
     """``source<TAB>target[<TAB>...]`` lines; UserError naming the line for a bad one."""
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
+    lines = _read_lines(path)
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -168,6 +173,29 @@ def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[tuple[str
     return pairs
 
 
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; UserError naming the line of a byte that is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise UserError(f"{path}: not a text file (NUL byte at line {line})")
+    return text.splitlines()
+
+
+def check_length_settings(config: TranslationConfig) -> None:
+    """UserError for a length limit too large to encode or decode."""
+    for key in ("max_source_length", "max_target_length"):
+        if getattr(config, key) > MAX_LENGTH_SETTING:
+            raise UserError(
+                f"setting {key!r} must be at most {MAX_LENGTH_SETTING}, got {getattr(config, key)}"
+            )
+
+
 def read_scan(directory: Path, split: str = "simple_split"):
     """SCAN's official train and test pairs of ``split``."""
     suffix = "simple" if split == "simple_split" else "length"
@@ -177,13 +205,15 @@ def read_scan(directory: Path, split: str = "simple_split"):
         if not path.is_file():
             raise UserError(f"SCAN file not found: {path}")
         pairs = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
+        for number, line in enumerate(_read_lines(path), start=1):
             if not line.strip():
                 continue
             match = re.fullmatch(r"IN:\s*(.*?)\s*OUT:\s*(.*?)\s*", line)
             if not match:
                 raise UserError(f"{path}, line {number}: expected 'IN: ... OUT: ...'")
             pairs.append((match.group(1), match.group(2)))
+        if not pairs:
+            raise UserError(f"{path}: no 'IN: ... OUT: ...' lines (the file is empty)")
         result.append(pairs)
     return result[0], result[1]
 

@@ -45,6 +45,13 @@ class TranslationPipeline(Pipeline):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
+            check = tf.debugging.assert_less_equal(
+                tf.strings.length(text),
+                data.MAX_TEXT_BYTES,
+                message=f"translation: an input text is longer than {data.MAX_TEXT_BYTES} bytes",
+            )
+            with tf.control_dependencies([check]):
+                text = tf.identity(text)
             return {"translation": translate(text)}
 
         write_export(keras_model, {"serving_default": serve}, path)
@@ -52,6 +59,12 @@ class TranslationPipeline(Pipeline):
     def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
         """``translation<TAB>input`` per input, by beam search."""
         for i, text in enumerate(inputs):
+            size = len(text.encode("utf-8", errors="surrogateescape"))
+            if size > data.MAX_TEXT_BYTES:
+                raise UserError(
+                    f"input {i + 1} is {size:,} bytes long, more than the "
+                    f"{data.MAX_TEXT_BYTES:,} a text may have"
+                )
             words = data.source_tokens([text])[0]
             if not words:
                 raise UserError(f"input {i + 1} is empty")

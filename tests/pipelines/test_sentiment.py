@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, run_cli, shared_data
+from tests.helpers import run_cli, shared_data
 
 TEXTS = ["a gorgeous, witty film", "a dull and tedious mess", "fine", ""]
 
@@ -215,49 +213,6 @@ def test_sst2_tsv_loads_with_its_columns():
     splits = load_data(config, f"tsv:{path}", seed=0)
     assert splits.info["class_names"] == ["0", "1"]
     assert sum(splits.sizes().values()) == config.max_examples
-
-
-def test_killed_run_resumes_from_its_last_epoch(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines",
-        "run",
-        "sentiment",
-        "--preset",
-        "smoke",
-        "--set",
-        "epochs=6",
-        "patience=6",
-        "max_examples=3000",
-        "--out",
-        "run",
-    ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    child = subprocess.Popen(
-        command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    backup = tmp_path / "run.partial" / "backup" / "training_metadata.json"
-    deadline = time.monotonic() + 300
-    while child.poll() is None and time.monotonic() < deadline:
-        # Kill once two epochs are backed up. (A kill during the backup write itself is
-        # the concern of the fault-tolerance tests.)
-        if backup.exists() and '"epoch": 2' in backup.read_text():
-            break
-        time.sleep(0.02)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (tmp_path / "run").exists(), "a killed run looks finished"
-    result = run_cli("run", "sentiment", "--resume", "--out", "run", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming" in result.stdout
-    epochs = [
-        int(line.split(",")[0])
-        for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
-    ]
-    assert epochs == list(range(6))
-    assert not (tmp_path / "run.partial").exists()
 
 
 def test_tuned_run_trains_with_the_best_values(tmp_path):

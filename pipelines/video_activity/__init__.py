@@ -1,0 +1,1 @@
+"""Video activity recognition (many-to-one): frames in, activity out."""
