@@ -1,4 +1,22 @@
-"""`python -m bench [--quick] [--rounds N] [--out PATH]`: run, print, save."""
+"""Benchmark our recurrent layers against Keras's built-ins (and PyTorch).
+
+Times a training step (forward, backward, Adam) and inference (`training=False`)
+of `layers.LSTM`, `GRU` and `SimpleRNN` ("ours") against `keras.layers.LSTM`,
+`GRU` and `SimpleRNN` ("keras") and, when PyTorch is importable, `torch.nn.LSTM`,
+`GRU` and `RNN` ("torch"), unidirectional and bidirectional. All variants of a
+shape and direction are warmed up, then interleaved round by round in this one
+process; each number is the median over rounds. The float32 matmul peak is
+measured in the same run (a large `tf.matmul`, interleaved with every group;
+the best is kept) and every variant's achieved GFLOP/s is given as a share of
+it. Prints a table; writes the same numbers, with the machine's description,
+to a JSON file (default bench/results.json).
+
+Examples:
+  python -m bench                           # the full run (what `make bench` does)
+  python -m bench --quick                   # first shape, 3 rounds
+  python -m bench --shapes 64x100x64x128 --cells lstm,gru --directions bi
+  RNN_SUITE_FAST_PATH=0 python -m bench     # "ours" then runs the plain cell
+"""
 
 import argparse
 import datetime
@@ -7,6 +25,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 from bench import workloads
@@ -14,29 +33,87 @@ from bench.measure import interleaved_medians
 from bench.workloads import CELLS, Shape
 
 SHAPES = [Shape(64, 100, 64, 128), Shape(32, 500, 32, 256), Shape(256, 50, 128, 512)]
+DIRECTIONS = ("uni", "bi")
 IMPLS = ("keras", "ours", "torch")
 MODES = ("train", "infer")
 DEFAULT_OUT = Path(__file__).with_name("results.json")
+PEAK = ("peak", "matmul", "-")  # the key of the matmul variant in every group
+
+
+def _shape(text: str) -> Shape:
+    """`BxTxFxU` (batch, steps, features, units), or `1`-`3` for a default shape."""
+    if text.isdigit() and 1 <= int(text) <= len(SHAPES):
+        return SHAPES[int(text) - 1]
+    parts = text.lower().replace("->", "x").split("x")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected BATCHxSTEPSxFEATURESxUNITS, got {text!r}")
+    return Shape(*map(int, parts))
+
+
+def _choices(allowed):
+    def parse(text):
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}; got {text!r}")
+        return values
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="3 rounds, first shape only")
-    parser.add_argument("--rounds", type=int, help="rounds per variant (default 5, quick 3)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="first shape only and 3 rounds (about 2 minutes)"
+    )
+    parser.add_argument(
+        "--shapes",
+        type=lambda s: [_shape(p) for p in s.split(",")],
+        help="comma-separated BATCHxSTEPSxFEATURESxUNITS, or 1,2,3 for the default shapes "
+        f"({', '.join(str(s) for s in SHAPES)}); default all three",
+    )
+    parser.add_argument(
+        "--cells", type=_choices(CELLS), default=CELLS, help=f"default {','.join(CELLS)}"
+    )
+    parser.add_argument(
+        "--directions",
+        type=_choices(DIRECTIONS),
+        default=DIRECTIONS,
+        help="uni, bi or uni,bi (default)",
+    )
+    parser.add_argument("--rounds", type=int, help="timed rounds per variant (default 5; quick 3)")
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.3,
+        help="each variant runs at least this long per round (default 0.3)",
+    )
+    parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch column")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})"
+    )
     args = parser.parse_args(argv)
     if args.rounds is None:
         args.rounds = 3 if args.quick else 5
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.shapes is None:
+        args.shapes = SHAPES[:1] if args.quick else SHAPES
     return args
 
 
 def machine_info() -> dict:
     """CPU model, cores, library versions and the date."""
     import keras
+    import numpy
     import tensorflow as tf
+
+    from layers import recurrent
 
     model = "unknown"
     if os.path.exists("/proc/cpuinfo"):
@@ -45,36 +122,49 @@ def machine_info() -> dict:
         model = names[0] if names else model
     return {
         "cpu_model": model,
-        "cores": len(os.sched_getaffinity(0))
+        "cpu_count": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
+        "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        "numpy": numpy.__version__,
         "torch": workloads.torch_version(),
+        "fast_path_enabled": recurrent.fast_path_enabled(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
-def group_variants(shape: Shape, bidirectional: bool) -> dict:
-    """Every timed function of one shape and direction, by `(impl, cell, mode)`."""
-    variants = {}
-    for cell in CELLS:
+def group_variants(shape: Shape, bidirectional: bool, cells, with_torch: bool) -> dict:
+    """Every timed function of one shape and direction, by `(impl, cell, mode)`,
+    plus the matmul-peak probe under `PEAK`."""
+    variants = {PEAK: workloads.matmul_probe()}
+    for cell in cells:
         for impl in ("keras", "ours"):
             layer = workloads.make_keras_layer(impl, cell, shape.units, bidirectional)
             for mode, run in workloads.keras_workloads(layer, shape).items():
                 variants[(impl, cell, mode)] = run
-        torch_runs = workloads.torch_workloads(cell, shape, bidirectional) or {}
-        for mode, run in torch_runs.items():
-            variants[("torch", cell, mode)] = run
+        if with_torch:
+            torch_runs = workloads.torch_workloads(cell, shape, bidirectional) or {}
+            for mode, run in torch_runs.items():
+                variants[("torch", cell, mode)] = run
     return variants
 
 
-def measure_group(shape: Shape, bidirectional: bool, rounds: int, peak: float) -> list[dict]:
-    """The result rows (one per cell and mode) of one shape and direction."""
-    seconds, other_load = interleaved_medians(group_variants(shape, bidirectional), rounds)
+def measure_group(
+    shape: Shape, bidirectional: bool, cells, args, progress
+) -> tuple[list[dict], float]:
+    """The result rows (one per cell and mode, without shares of the peak yet)
+    of one shape and direction, and the matmul GFLOP/s measured alongside."""
+    variants = group_variants(shape, bidirectional, cells, not args.no_torch)
+    seconds, other_load = interleaved_medians(
+        variants, args.rounds, args.min_seconds, progress=progress
+    )
     rows = []
-    for cell in CELLS:
+    for cell in cells:
         for mode in MODES:
             rate = {
                 i: shape.batch / seconds[(i, cell, mode)]
@@ -91,29 +181,30 @@ def measure_group(shape: Shape, bidirectional: bool, rounds: int, peak: float) -
                     "seq_per_s": rate,
                     "ratio_ours_keras": rate["ours"] / rate["keras"],
                     "gflops": {i: r * work / 1e9 for i, r in rate.items()},
-                    "share_of_peak": {i: r * work / 1e9 / peak for i, r in rate.items()},
                     "other_processes_cores": other_load,
                 }
             )
-    return rows
+    return rows, workloads.MATMUL_FLOPS / seconds[PEAK] / 1e9
 
 
 def table(rows: list[dict]) -> str:
     """The rows as an aligned text table."""
     header = (
-        f"{'shape (BxTxF->U)':20} {'dir':4} {'cell':10} {'mode':5} {'keras/s':>9} {'ours/s':>9} "
-        f"{'ours/keras':>10} {'torch/s':>9}   {'% of matmul peak: keras ours torch':>34}"
+        f"{'shape BxTxF->U':16} {'dir':3} {'cell':10} {'mode':5} {'ours/s':>8} {'keras/s':>8} "
+        f"{'ratio':>6} {'torch/s':>8} | {'GFLOP/s ours keras torch':>24} | "
+        f"{'% of peak ours keras torch':>26}"
     )
     lines = [header, "-" * len(header)]
+    order = ("ours", "keras", "torch")
     for row in rows:
-        rate, share = row["seq_per_s"], row["share_of_peak"]
-        torch_rate = f"{rate['torch']:9.0f}" if "torch" in rate else f"{'-':>9}"
-        shares = " ".join(f"{100 * share[i]:5.1f}" if i in share else f"{'-':>5}" for i in IMPLS)
-        shape = Shape(**row["shape"])
+        rate, gflops, share = row["seq_per_s"], row["gflops"], row["share_of_peak"]
+        torch_rate = f"{rate['torch']:8.0f}" if "torch" in rate else f"{'-':>8}"
+        flops = " ".join(f"{gflops[i]:6.1f}" if i in gflops else f"{'-':>6}" for i in order)
+        shares = " ".join(f"{100 * share[i]:5.1f}%" if i in share else f"{'-':>6}" for i in order)
         lines.append(
-            f"{shape!s:20} {'bi' if row['bidirectional'] else 'uni':4} {row['cell']:10} "
-            f"{row['mode']:5} {rate['keras']:9.0f} {rate['ours']:9.0f} "
-            f"{row['ratio_ours_keras']:9.2f}x {torch_rate}   {shares:>34}"
+            f"{Shape(**row['shape'])!s:16} {'bi' if row['bidirectional'] else 'uni':3} "
+            f"{row['cell']:10} {row['mode']:5} {rate['ours']:8.0f} {rate['keras']:8.0f} "
+            f"{row['ratio_ours_keras']:5.2f}x {torch_rate} | {flops:>24} | {shares:>26}"
         )
     return "\n".join(lines)
 
@@ -128,29 +219,72 @@ def save(results: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the table; write the JSON file."""
     args = parse_args(argv)
-    peak = workloads.matmul_peak()
-    print(f"float32 matmul peak: {peak:.0f} GFLOP/s", flush=True)
+    if args.no_torch:
+        torch_note = "left out (--no-torch)"
+    else:
+        torch_note = workloads.torch_version() or "not importable: no torch column"
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[bench {time.perf_counter() - start:6.0f}s] {message}", file=sys.stderr, flush=True)
+
+    groups = [(s, d == "bi") for s in args.shapes for d in args.directions]
+    progress(
+        f"{len(groups)} groups x {len(args.cells)} cells x {len(MODES)} modes, "
+        f"{args.rounds} rounds; torch: {torch_note}"
+    )
+    peaks = [workloads.matmul_peak()]
+    progress(f"float32 matmul peak (first probe): {peaks[0]:.0f} GFLOP/s")
     rows = []
-    for shape in SHAPES[:1] if args.quick else SHAPES:
-        for bidirectional in (False, True):
-            rows += measure_group(shape, bidirectional, args.rounds, peak)
-            load = rows[-1]["other_processes_cores"]
-            print(
-                f"measured {shape} {'bi' if bidirectional else 'uni'}; "
-                f"other processes used {load:.2f} cores",
-                flush=True,
-            )
-            gc.collect()
+    for number, (shape, bidirectional) in enumerate(groups, 1):
+        label = f"group {number}/{len(groups)} {shape} {'bi' if bidirectional else 'uni'}"
+        progress(f"{label}: building and warming up")
+        group_rows, peak = measure_group(
+            shape, bidirectional, args.cells, args, lambda m, label=label: progress(f"{label}: {m}")
+        )
+        rows += group_rows
+        peaks.append(peak)
+        progress(
+            f"{label}: done; matmul {peak:.0f} GFLOP/s; other processes used "
+            f"{group_rows[-1]['other_processes_cores']:.2f} cores"
+        )
+        save(_results(args, rows, peaks, start, complete=number == len(groups)), args.out)
+        gc.collect()
+    results = _results(args, rows, peaks, start, complete=True)
+    peak = results["matmul_peak_gflops"]
+    print(f"float32 matmul peak: {peak:.0f} GFLOP/s (best of {len(peaks)} probes)")
     print(table(rows))
-    results = {
-        "machine": machine_info(),
-        "settings": {"rounds": args.rounds, "quick": args.quick, "statistic": "median"},
-        "matmul_peak_gflops": peak,
-        "rows": rows,
-    }
     save(results, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _results(args, rows, peaks, start, complete) -> dict:
+    """The JSON document: settings, machine, peak and rows (with shares of the
+    best peak so far); written after every group, `complete` after the last."""
+    peak = max(peaks)
+    for row in rows:
+        row["share_of_peak"] = {i: g / peak for i, g in row["gflops"].items()}
+    return {
+        "complete": complete,
+        "machine": machine_info(),
+        "settings": {
+            "rounds": args.rounds,
+            "min_seconds": args.min_seconds,
+            "quick": args.quick,
+            "shapes": [str(s) for s in args.shapes],
+            "cells": list(args.cells),
+            "directions": list(args.directions),
+            "torch": not args.no_torch and workloads.torch_version() is not None,
+            "statistic": "median over rounds, variants interleaved",
+            "flops": "matmuls only: 2*gates*units*(features+units) per step and sequence, "
+            "x3 for a training step, x2 when bidirectional",
+        },
+        "matmul_peak_gflops": peak,
+        "matmul_probes_gflops": peaks,
+        "seconds": round(time.perf_counter() - start, 1),
+        "rows": rows,
+    }
 
 
 if __name__ == "__main__":

@@ -47,13 +47,17 @@ def _cpu_times():
 
 
 def interleaved_medians(
-    variants: dict[str, Callable], rounds: int, min_seconds: float = 0.3
+    variants: dict[str, Callable],
+    rounds: int,
+    min_seconds: float = 0.3,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, float], float]:
     """Median seconds per call of each variant, and other processes' CPU load.
 
     Each variant is warmed up (compiled) first and given enough calls per
     round to run at least `min_seconds`; every round then runs all variants
     in turn, so that a change in the machine's load hits all of them alike.
+    `progress`, if given, is told of each round.
     """
     calls = {}
     for name, run in variants.items():
@@ -61,7 +65,9 @@ def interleaved_medians(
         calls[name] = max(1, round(min_seconds / _time_calls(run, 1)))
     samples = {name: [] for name in variants}
     with CpuMeter() as meter:
-        for _ in range(rounds):
+        for i in range(rounds):
+            if progress:
+                progress(f"round {i + 1}/{rounds} of {len(variants)} variants")
             for name, run in variants.items():
                 samples[name].append(_time_calls(run, calls[name]))
     return {name: statistics.median(s) for name, s in samples.items()}, meter.other_cores

@@ -18,6 +18,9 @@ import tensorflow as tf  # noqa: E402
 
 import layers  # noqa: E402
 
+# Every variant builds its own tf.function: the retracing warnings say nothing here.
+tf.get_logger().setLevel("ERROR")
+
 CELLS = ("lstm", "gru", "simple_rnn")
 GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 KERAS_LAYERS = {
@@ -91,9 +94,8 @@ def make_keras_layer(impl: str, cell: str, units: int, bidirectional: bool) -> k
 
 def torch_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, Callable] | None:
     """The same workloads for `torch.nn.LSTM`, `GRU` or `RNN`; `None` without PyTorch."""
-    try:
-        import torch
-    except ImportError:
+    torch = _torch()
+    if torch is None:
         return None
     module = getattr(torch.nn, TORCH_LAYERS[cell])(
         shape.features, shape.units, batch_first=True, bidirectional=bidirectional
@@ -123,26 +125,44 @@ def torch_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, C
     return {"train": train, "infer": infer}
 
 
-def torch_version() -> str | None:
-    """PyTorch's version, or `None` when it is not importable."""
+def _torch():
+    """The `torch` module, or `None` where it is not importable (or broken)."""
     try:
         import torch
-    except ImportError:
+    except Exception:  # noqa: BLE001 - a half-installed torch raises OSError
         return None
-    return torch.__version__
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(cores or 1)
+    return torch
 
 
-def matmul_peak(size: int = 4096, repeats: int = 5) -> float:
-    """Float32 matmul throughput (GFLOP/s): best of `repeats` large `tf.matmul`s."""
-    import time
+def torch_version() -> str | None:
+    """PyTorch's version, or `None` when it is not importable."""
+    torch = _torch()
+    return None if torch is None else torch.__version__
 
+
+MATMUL_SIZE = 2048
+MATMUL_FLOPS = 2 * MATMUL_SIZE**3
+
+
+def matmul_probe(size: int = MATMUL_SIZE) -> Callable:
+    """A call running one `size` x `size` float32 `tf.matmul` (`MATMUL_FLOPS`)."""
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
     run = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    return run
+
+
+def matmul_peak(repeats: int = 10) -> float:
+    """Float32 matmul throughput (GFLOP/s): best of `repeats` `matmul_probe` calls."""
+    import time
+
+    run = matmul_probe()
     run().numpy()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         run().numpy()
         best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return MATMUL_FLOPS / best / 1e9

@@ -3,13 +3,23 @@
 `SimpleRNN`, `LSTM` and `GRU` are `keras.layers.RNN` layers built around
 `SimpleRNNCell`, `LSTMCell` and `GRUCell`, with the same weights, arguments and
 results as `keras.layers.RNN(cell)`. On the TensorFlow backend they run the
-whole sequence with the XLA-compiled kernels of `layers._kernels` (on a CPU
-about 1.5-2x Keras's training and 2-3x its inference throughput, see
-`bench/`); where those do not apply (`fallback_reason`) they run Keras's
-generic step-by-step loop over the cell, exactly as `keras.layers.RNN(cell)`.
+whole sequence with the XLA-compiled kernels of `layers._kernels` (on a
+2-core CPU typically 1.5-3x Keras's training and inference throughput once
+compiled; `make bench` measures it, README "Performance" has figures);
+where those do not apply (`fallback_reason`) they run Keras's generic
+step-by-step loop over the cell, exactly as `keras.layers.RNN(cell)`.
+
+The fast path can be switched off, to measure or debug against the plain
+cell: set the environment variable `RNN_SUITE_FAST_PATH=0` (also `false`,
+`no`, `off`), or run the code inside `with use_fast_path(False):`. Both are
+read when a layer's call is traced (each eager call, or the first call of a
+`tf.function` / `model.fit`), so set them before building and fitting a model.
 """
 
+import contextlib
 import inspect
+import os
+import threading
 
 import keras
 from keras import ops, tree
@@ -22,6 +32,47 @@ from layers.simple_rnn_cell import SimpleRNNCell
 # Keys of `keras.layers.Layer.get_config` that belong to the layer, not its cell.
 _LAYER_KEYS = ("name", "trainable", "dtype")
 
+# A training step of wider layers ran slower on the fast path than in Keras's
+# loop in `make bench` (256x50x128->512: 0.5-0.85x on 2 cores), so they train
+# with the generic loop; their inference keeps the fast path.
+MAX_FAST_TRAINING_UNITS = 384
+
+FAST_PATH_ENV = "RNN_SUITE_FAST_PATH"
+_OFF_VALUES = ("0", "false", "no", "off")
+_override = threading.local()
+
+
+def fast_path_enabled() -> bool:
+    """Whether our layers may take the fast path (when nothing else rules it out).
+
+    The innermost `use_fast_path(...)` block decides; outside any, the
+    environment variable `RNN_SUITE_FAST_PATH` does (`0`, `false`, `no` or
+    `off` turn the fast path off; it is on by default).
+    """
+    stack = getattr(_override, "stack", None)
+    if stack:
+        return stack[-1]
+    return os.environ.get(FAST_PATH_ENV, "1").strip().lower() not in _OFF_VALUES
+
+
+@contextlib.contextmanager
+def use_fast_path(enabled: bool = True):
+    """Within the block (this thread), force the fast path on or off.
+
+    `use_fast_path(False)` makes every layer of this module run Keras's
+    generic loop over the plain cell, as `keras.layers.RNN(cell)` does; it
+    takes effect where a call is traced, so build and first call (or fit) the
+    model inside the block.
+    """
+    stack = getattr(_override, "stack", None)
+    if stack is None:
+        stack = _override.stack = []
+    stack.append(bool(enabled))
+    try:
+        yield
+    finally:
+        stack.pop()
+
 
 class FastRNN(keras.layers.RNN):
     """Base class: a `keras.layers.RNN` over one of our cells, with a fast path.
@@ -31,6 +82,10 @@ class FastRNN(keras.layers.RNN):
     and any argument of `keras.layers.RNN` (`return_sequences`,
     `return_state`, `go_backwards`, `stateful`, `unroll`,
     `zero_output_for_mask`, plus layer arguments such as `name`).
+
+    The fast path is chosen automatically where `fallback_reason()` is `None`;
+    `RNN_SUITE_FAST_PATH=0` or `with use_fast_path(False):` forces the plain
+    cell (Keras's generic loop) everywhere, e.g. to compare throughput.
     """
 
     cell_class: type = None
@@ -61,9 +116,17 @@ class FastRNN(keras.layers.RNN):
         """Why a call would run Keras's generic loop, or `None` for the fast path.
 
         The fast path needs the TensorFlow backend, float32 computation, no
-        unrolling, and no recurrent dropout while training (input dropout is
-        fine).
+        unrolling, one of our own cell classes, and no recurrent dropout while
+        training (input dropout is fine); layers of more than
+        `MAX_FAST_TRAINING_UNITS` units train with the generic loop, which was
+        faster for them; and the fast path must not be switched off
+        (`RNN_SUITE_FAST_PATH=0` or `use_fast_path(False)`, see
+        `fast_path_enabled`). Masks, `go_backwards`, initial states,
+        `return_state`, `stateful`, `Bidirectional` and any batch size take
+        the fast path.
         """
+        if not fast_path_enabled():
+            return f"fast path switched off ({FAST_PATH_ENV}=0 or use_fast_path(False))"
         if keras.backend.backend() != "tensorflow":
             return f"the {keras.backend.backend()} backend"
         if self.unroll:
@@ -74,6 +137,10 @@ class FastRNN(keras.layers.RNN):
             return f"cell class {type(self.cell).__name__}"
         if training and self.cell.recurrent_dropout > 0:
             return "recurrent dropout while training"
+        if training and self.cell.units > MAX_FAST_TRAINING_UNITS:
+            return (
+                f"training with more than {MAX_FAST_TRAINING_UNITS} units (Keras's loop is faster)"
+            )
         return None
 
     def inner_loop(self, sequences, initial_state, mask, training=False):

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from layers import GRU, LSTM, FastRNN, SimpleRNN, _kernels, recurrent_layers, recurrent_stack
+from layers import (
+    GRU,
+    LSTM,
+    FastRNN,
+    SimpleRNN,
+    _kernels,
+    recurrent,
+    recurrent_layers,
+    recurrent_stack,
+)
 
 CASES = {
     "lstm": (LSTM, keras.layers.LSTM, {}),
@@ -138,6 +147,16 @@ def test_fallback_equals_keras_rnn_exactly(case, kwargs, training, reason):
     )
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_wide_layers_train_with_the_generic_loop(case):
+    ours_class, _, extra = CASES[case]
+    wide = ours_class(recurrent.MAX_FAST_TRAINING_UNITS + 1, **extra)
+    assert "units" in wide.fallback_reason(training=True)
+    assert wide.fallback_reason(training=False) is None
+    narrow = ours_class(recurrent.MAX_FAST_TRAINING_UNITS, **extra)
+    assert narrow.fallback_reason(training=True) is None
+
+
 def test_recurrent_dropout_falls_back_only_in_training():
     layer = LSTM(3, recurrent_dropout=0.3)
     assert layer.fallback_reason(training=False) is None
@@ -167,3 +186,102 @@ def test_fit_a_masked_bidirectional_stack():
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(not np.allclose(b, a) for b, a in zip(before, model.get_weights(), strict=True))
+
+
+def _count_fast_runs(monkeypatch):
+    """Count the calls of the fast kernels (each traced layer call is one)."""
+    calls = []
+    run_chains = _kernels.run_chains
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return run_chains(*args, **kwargs)
+
+    monkeypatch.setattr(_kernels, "run_chains", counted)
+    return calls
+
+
+@pytest.mark.parametrize("case", ["lstm", "gru"])
+@pytest.mark.parametrize("training", [True, False])
+def test_stacked_bidirectional_with_mask_equals_keras(case, training, monkeypatch):
+    """Bidirectional(ours) twice, masked: outputs and every gradient equal
+    Keras's built-in layers in `Bidirectional`, and all four layers run fast."""
+    ours_class, keras_class, _ = CASES[case]
+    rng = np.random.default_rng(5)
+    inputs = rng.normal(size=(24, STEPS, FEATURES)).astype("float32")
+    mask = np.arange(STEPS)[None, :] < rng.integers(1, STEPS + 1, size=24)[:, None]
+
+    def model(layer_class):
+        x = keras.Input((STEPS, FEATURES))
+        m = keras.Input((STEPS,), dtype="bool")
+        y = keras.layers.Bidirectional(layer_class(5, return_sequences=True))(x, mask=m)
+        y = keras.layers.Bidirectional(layer_class(3))(y, mask=m)
+        return keras.Model([x, m], y)
+
+    theirs = model(keras_class)
+    ours = model(ours_class)
+    ours.set_weights([w + 0.05 for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    calls = _count_fast_runs(monkeypatch)
+
+    def results(net, training):
+        x = tf.constant(inputs)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = net([x, tf.constant(mask)], training=training)
+            loss = tf.reduce_sum(out * tf.cos(out))
+        grads = tape.gradient(loss, [x, *net.trainable_weights])
+        return [out.numpy()] + [g.numpy() for g in grads]
+
+    _assert_same(results(ours, training), results(theirs, False))
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_input_dropout_in_training_stays_on_the_fast_path(case, monkeypatch):
+    ours, _, inputs = _pair(case, batch=4, dropout=0.4, seed=3)
+    assert ours.fallback_reason(training=True) is None
+    calls = _count_fast_runs(monkeypatch)
+    ours(inputs, training=True)
+    assert len(calls) == 1
+
+
+def _plain_equivalent(layer, inputs, training):
+    cell = type(layer.cell).from_config(layer.cell.get_config())
+    generic = keras.layers.RNN(cell, return_sequences=layer.return_sequences)
+    generic(inputs[:2])
+    generic.set_weights(layer.get_weights())
+    return generic(inputs, training=training)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_switch_off_by_environment_runs_the_plain_cell(case, monkeypatch):
+    ours, _, inputs = _pair(case, batch=3, return_sequences=True)
+    monkeypatch.setenv(recurrent.FAST_PATH_ENV, "0")
+    assert not recurrent.fast_path_enabled()
+    assert recurrent.FAST_PATH_ENV in ours.fallback_reason(training=True)
+    calls = _count_fast_runs(monkeypatch)
+    np.testing.assert_array_equal(
+        ours(inputs, training=True), _plain_equivalent(ours, inputs, True)
+    )
+    assert calls == []
+    monkeypatch.setenv(recurrent.FAST_PATH_ENV, "1")
+    assert ours.fallback_reason(training=True) is None
+    ours(inputs)
+    assert len(calls) == 1
+
+
+def test_switch_by_context_manager_nests_and_overrides_the_environment(monkeypatch):
+    layer, _, inputs = _pair("lstm", batch=3, return_sequences=True)
+    monkeypatch.setenv(recurrent.FAST_PATH_ENV, "off")
+    with recurrent.use_fast_path(True):
+        assert layer.fallback_reason() is None
+        with recurrent.use_fast_path(False):
+            assert layer.fallback_reason() is not None
+            calls = _count_fast_runs(monkeypatch)
+            np.testing.assert_array_equal(layer(inputs), _plain_equivalent(layer, inputs, False))
+            assert calls == []
+        assert recurrent.fast_path_enabled()
+    assert not recurrent.fast_path_enabled()
+    monkeypatch.delenv(recurrent.FAST_PATH_ENV)
+    assert recurrent.fast_path_enabled()
