@@ -15,6 +15,7 @@ PIPELINES: dict[str, str] = {
     "music": "pipelines.music",
     "translation": "pipelines.translation",
     "video-activity": "pipelines.video_activity",
+    "speech-to-text": "pipelines.speech_to_text",
 }
 
 

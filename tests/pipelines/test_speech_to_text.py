@@ -1,0 +1,340 @@
+"""The speech-to-text pipeline: smoke run, serving export equal to the Python decoder, loaders,
+and the bad audio inputs that must each end in one clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.errors import UserError
+from tests.helpers import run_cli, shared_data
+
+METRIC_KEYS = {"wer", "cer", "exact_match"}
+RATE = 16000
+
+
+def _tone_words(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
+    """Speech-like test audio: a few noisy harmonic bursts (not silent, not clipped)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = (np.sin(2 * np.pi * 2.5 * t) > 0).astype(np.float32)
+    audio = envelope * (np.sin(2 * np.pi * 180 * t) + 0.5 * np.sin(2 * np.pi * 900 * t))
+    return (0.3 * audio + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def _write_wav(path: Path, audio: np.ndarray, rate: int = RATE) -> Path:
+    import soundfile
+
+    soundfile.write(str(path), audio, rate, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """One smoke run of the built-in data through the command line."""
+    root = tmp_path_factory.mktemp("smoke")
+    result = run_cli("run", "speech-to-text", "--preset", "smoke", "--seed", "1", cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    latest = root / "runs" / "speech-to-text" / "latest"
+    assert latest.is_symlink()
+    return latest.resolve()
+
+
+def test_run_directory_and_metrics_beside_baselines(smoke_run):
+    for name in (
+        "config.json",
+        "metrics.json",
+        "history.csv",
+        "report.md",
+        "model.keras",
+        "spectrogram.png",
+        "saved_model",
+        "data_info.json",
+    ):
+        assert (smoke_run / name).exists(), name
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert metrics["pipeline"] == "speech-to-text"
+    assert set(metrics["test"]) == METRIC_KEYS
+    assert set(metrics["baselines"]) == {
+        "greedy_decoding",
+        "empty_transcript",
+        "most_frequent_transcript",
+    }
+    for baseline in metrics["baselines"].values():
+        assert set(baseline) == METRIC_KEYS
+    assert metrics["baselines"]["empty_transcript"]["cer"] == 1.0
+    assert metrics["baselines"]["empty_transcript"]["wer"] == 1.0
+    report = (smoke_run / "report.md").read_text()
+    assert "| reference | greedy | beam |" in report
+    assert "never heard in training" in report
+
+
+def test_saved_model_equals_the_python_decoder_in_a_fresh_process(smoke_run, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    import layers  # noqa: F401  (registers the cells)
+    from pipelines.speech_to_text import evaluate, model
+
+    info = json.loads((smoke_run / "data_info.json").read_text())
+    assert info["sample_rate"] == RATE
+    keras_model = keras.models.load_model(smoke_run / "model.keras")
+    audio = evaluate.pad_batch([_tone_words(1.0), _tone_words(0.6, seed=1)])
+    transcribe = model.make_transcribe(keras_model, info, info["beam_width"])
+    expected = [t.decode() for t in transcribe(tf.constant(audio)).numpy()]
+    np.save(tmp_path / "audio.npy", audio)
+    too_long = info["max_samples"] + 1
+    # The child blocks the project's packages: the export must need none of our code.
+    child = textwrap.dedent(f"""
+        import sys, json
+        for name in ("layers", "pipelines", "tuning"):
+            sys.modules[name] = None
+        import numpy as np
+        import tensorflow as tf
+        serve = tf.saved_model.load({str(smoke_run / "saved_model")!r}).signatures[
+            "serving_default"]
+        out = serve(audio=tf.constant(np.load("audio.npy")))["transcript"].numpy()
+        errors = []
+        for bad in (np.zeros((1, {too_long}), np.float32), np.zeros((2, 100), np.float32)):
+            try:
+                serve(audio=tf.constant(bad))
+                errors.append("no error")
+            except tf.errors.InvalidArgumentError as err:
+                errors.append(err.message)
+        json.dump({{"out": [t.decode() for t in out], "errors": errors}}, open("out.json", "w"))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads((tmp_path / "out.json").read_text())
+    assert served["out"] == expected
+    assert "longer than" in served["errors"][0]
+    assert "shorter than" in served["errors"][1]
+
+
+def test_predict_prints_a_transcript_per_file_at_any_rate(smoke_run, tmp_path):
+    first = _write_wav(tmp_path / "a.wav", _tone_words(0.8, 8000), 8000)
+    second = _write_wav(tmp_path / "b.wav", _tone_words(0.8, 22050), 22050)
+    result = run_cli("predict", str(smoke_run), str(first), str(second))
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.rstrip("\n").splitlines()[-2:]
+    assert [line.split("\t")[1] for line in lines] == [str(first), str(second)]
+    silent = _write_wav(tmp_path / "silent.wav", np.zeros(8000, np.float32))
+    result = run_cli("predict", str(smoke_run), str(silent))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "silent.wav: the audio is silent" in result.stderr
+
+
+# === Bad inputs: one error naming the file or row ===
+
+
+def _bad_files(directory: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, what the error must say)."""
+    good = _write_wav(directory / "good.wav", _tone_words(0.5))
+    data = good.read_bytes()
+    truncated = directory / "truncated.wav"
+    truncated.write_bytes(data[: len(data) // 2])
+    not_audio = directory / "notes.wav"
+    not_audio.write_text("this is a text file named .wav\n" * 20)
+    empty = directory / "empty.wav"
+    empty.write_bytes(b"")
+    silent = _write_wav(directory / "silent.wav", np.zeros(RATE // 2, np.float32))
+    low_rate = _write_wav(directory / "low_rate.wav", _tone_words(0.5, 4000), 4000)
+    return {
+        "truncated": (truncated, "truncated WAV file"),
+        "not_audio": (not_audio, "cannot decode audio"),
+        "empty": (empty, "is empty"),
+        "silent": (silent, "is silent"),
+        "low_rate": (low_rate, "sample rate 4000 Hz is below 8000 Hz"),
+        "missing": (directory / "missing.wav", "audio file not found"),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["truncated", "not_audio", "empty", "silent", "low_rate", "missing"]
+)
+def test_bad_audio_in_a_manifest_names_the_row_and_the_file(tmp_path, kind):
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    bad, message = _bad_files(tmp_path)[kind]
+    manifest = tmp_path / "manifest.csv"
+    rows = ["path,transcript", *(f"good.wav,one two {i}" for i in range(6))]
+    rows.insert(2, f"{bad.name},three four")  # row 3 of the file
+    manifest.write_text("\n".join(rows) + "\n")
+    with pytest.raises(UserError, match=rf"manifest.csv, row 3: .*{bad.name}.*{message}"):
+        data.load_data(SpeechToTextConfig(), f"manifest:{manifest}", seed=0)
+
+
+def test_manifest_with_missing_or_extra_columns(tmp_path):
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    _write_wav(tmp_path / "good.wav", _tone_words(0.5))
+    config = SpeechToTextConfig()
+    no_transcript = tmp_path / "no_transcript.csv"
+    no_transcript.write_text("path,text\ngood.wav,one\n")
+    with pytest.raises(UserError, match=r"no_transcript.csv: no column 'transcript'"):
+        data.read_manifest(no_transcript, config)
+    extra = tmp_path / "extra.csv"
+    extra.write_text("path,transcript\ngood.wav,one\ngood.wav,two,three\n")
+    with pytest.raises(UserError, match=r"extra.csv, row 3: 3 columns where the header has 2"):
+        data.read_manifest(extra, config)
+    short = tmp_path / "short.csv"
+    short.write_text("path,transcript\ngood.wav\n")
+    with pytest.raises(UserError, match=r"short.csv, row 2: 1 columns"):
+        data.read_manifest(short, config)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "missing"])
+def test_bad_input_on_the_command_line_is_one_error_line_and_no_run_directory(tmp_path, kind):
+    bad, message = _bad_files(tmp_path)[kind]
+    manifest = tmp_path / "manifest.csv"
+    rows = ["path,transcript", *(f"good.wav,one two {i}" for i in range(6)), f"{bad.name},six"]
+    manifest.write_text("\n".join(rows) + "\n")
+    result = run_cli(
+        "run", "speech-to-text", "--preset", "smoke", "--data", f"manifest:{manifest}", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "row 8" in last and bad.name in last and message in last
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+# === Data ===
+
+
+def test_builtin_test_voices_are_disjoint_from_training():
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    voices = data.builtin_voices(SpeechToTextConfig())
+    train, validation, test = (set(voices[p]) for p in ("train", "validation", "test"))
+    assert not train & test and not train & validation and not validation & test
+    assert len(train) >= 30
+    engine = data.espeak()
+    samples = engine.synthesize("three one four", "en-us+m3", 175, 50)
+    assert engine.sample_rate == 22050 and 0.5 < len(samples) / 22050 < 2.5
+    with pytest.raises(UserError, match="unknown espeak-ng voice"):
+        data.builtin_voices(SpeechToTextConfig(builtin_test_voices=("nobody",)))
+
+
+def test_transcripts_are_normalised_and_encoded():
+    from pipelines.speech_to_text import data
+
+    assert (
+        data.normalize_transcript("Call 911, it's Bob’s!")
+        == "call nine hundred and eleven it's bob's"
+    )
+    ids = data.encode_transcripts(["ab", "a b'"])
+    assert ids.shape == (2, 4) and ids[0, 2:].tolist() == [0, 0]
+    assert data.decode_ids(ids[1]) == "a b'"
+
+
+def test_fsdd_holds_out_whole_speakers():
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    directory = shared_data("fsdd/recordings")
+    config = SpeechToTextConfig.from_preset("smoke")
+    splits = data.load_data(config, f"fsdd:{directory}", seed=0)
+    assert splits.info["speakers"]["test"] == ["theo"]
+    assert "theo" not in splits.info["speakers"]["train"]
+    words = {w for t in splits.test[0]["transcript"] for w in t.split()}
+    assert words <= set(data.DIGITS)
+    assert all(a.dtype == np.float32 for a in splits.train[0]["audio"])
+    assert "concatenating" in splits.info["source"]
+
+
+def test_ljspeech_layout_is_read_and_resampled(tmp_path):
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    (tmp_path / "wavs").mkdir()
+    lines = []
+    for i in range(8):
+        _write_wav(tmp_path / "wavs" / f"LJ001-{i:04d}.wav", _tone_words(0.4, 22050, i), 22050)
+        lines.append(f"LJ001-{i:04d}|Chapter {i + 1}.|Chapter {['one', 'two'][i % 2]}.")
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n")
+    splits = data.load_data(SpeechToTextConfig(), f"ljspeech:{tmp_path}", seed=0)
+    assert sum(splits.sizes().values()) == 8
+    assert set(splits.train[0]["transcript"]) <= {"chapter one", "chapter two"}
+    assert abs(len(splits.train[0]["audio"][0]) - int(0.4 * RATE)) <= 1
+    (tmp_path / "metadata.csv").write_text("LJ001-0000 only one field\n")
+    with pytest.raises(UserError, match=r"metadata.csv, line 1: expected id\|text"):
+        data.load_data(SpeechToTextConfig(), f"ljspeech:{tmp_path}", seed=0)
+
+
+@pytest.mark.parametrize("name", ["speech_commands", "librispeech"])
+def test_tfds_loaders_offline_with_mock_data(name):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    config = SpeechToTextConfig(max_seconds=60.0)
+    with tfds.testing.mock_data(num_examples=6):
+        splits = data.load_data(config, f"tfds:{name}", seed=0)
+    assert sum(splits.sizes().values()) > 0
+    assert splits.info["source"].startswith(f"tfds:{name}")
+
+
+# === Model ===
+
+
+def test_untrained_model_decodes_in_graph_and_ignores_trailing_padding():
+    import tensorflow as tf
+
+    from pipelines.speech_to_text import data, evaluate, model
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    config = SpeechToTextConfig.from_preset("smoke").with_settings({"cell": "lstm", "depth": 2})
+    info = {"sample_rate": RATE, "vocabulary": data.VOCABULARY, "max_samples": 3 * RATE}
+    keras_model = model.build_model(config, info)
+    short, long = _tone_words(0.5), _tone_words(1.2, seed=2)
+    for width in (1, 3):
+        transcribe = model.make_transcribe(keras_model, info, width)
+        alone = transcribe(tf.constant(short[None, :])).numpy()[0]
+        batched = transcribe(tf.constant(evaluate.pad_batch([short, long]))).numpy()
+        assert batched[0] == alone
+    steps = len(keras_model(short[None, :]).numpy()[0])
+    np.testing.assert_allclose(
+        keras_model(evaluate.pad_batch([short, long])).numpy()[0, :steps],
+        keras_model(short[None, :]).numpy()[0],
+        atol=1e-4,
+    )
+    features = model.LogMelFeatures(config.n_mels)
+    padded = features(tf.constant(evaluate.pad_batch([short, long])))[0].numpy()
+    own = features(tf.constant(short[None, :]))[0].numpy()
+    np.testing.assert_allclose(padded[: len(own)], own, atol=1e-4)
+    assert not padded[len(own) :].any()
+
+
+def test_ctc_decoding_of_known_log_probabilities():
+    import tensorflow as tf
+
+    from pipelines.speech_to_text import data, model
+
+    vocabulary = tf.constant(data.VOCABULARY)
+    path = [data.VOCABULARY.index(c) for c in "aa'b b"]  # "'" stands for the blank here
+    path[2] = 0
+    log_probs = np.log(np.full((1, len(path), len(data.VOCABULARY)), 1e-3, np.float32))
+    log_probs[0, np.arange(len(path)), path] = np.log(0.97)
+    for width in (1, 4):
+        text = model.decode(tf.constant(log_probs), tf.constant([len(path)]), vocabulary, width)
+        assert text.numpy()[0].decode() == "ab b"
