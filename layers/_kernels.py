@@ -535,6 +535,8 @@ def run_chains(kernel, sequences, states, mask, weights, spec, training, keep_ou
     n = chain_count(sequences.shape[0])
     if mask is not None:
         mask = tf.cast(mask, tf.float32)[:, :, None]
+    batch = tf.shape(sequences)[0]
+    sequences, states, mask = _pad_batch(_bucket(batch) - batch, sequences, states, mask)
     results = [
         kernel(x, chain_states, chain_mask, weights, spec, training, keep_outputs)
         for x, chain_states, chain_mask in _split_batch(n, sequences, states, mask)
@@ -542,10 +544,42 @@ def run_chains(kernel, sequences, states, mask, weights, spec, training, keep_ou
     outputs = None
     if keep_outputs:
         outputs = tf.transpose(tf.concat([out for out, _ in results], axis=1), [1, 0, 2])
+        outputs = outputs[:batch]
     final_states = [
-        _join(list(chain_states)) for chain_states in zip(*[f for _, f in results], strict=True)
+        _join(list(chain_states))[:batch]
+        for chain_states in zip(*[f for _, f in results], strict=True)
     ]
     return outputs, final_states
+
+
+# XLA compiles a kernel once per input shape, which costs seconds. Padding the batch up
+# to one of a few sizes bounds how many shapes a model meets (a last, smaller batch of
+# an epoch, a serving request of any size) at the cost of computing at most twice the
+# rows for such a batch. The padded rows start from zeros and are dropped afterwards, so
+# they change neither the results nor, with no gradient flowing into them, the weights.
+_BATCH_BUCKETS = tuple(2**i for i in range(11))  # 1, 2, 4, ..., 1024
+_LARGE_BUCKET = 1024  # above the last bucket: a multiple of this
+
+
+def _bucket(batch):
+    """The padded batch size for a batch of `batch` rows (a scalar int32 tensor)."""
+    buckets = tf.constant(_BATCH_BUCKETS, tf.int32)
+    index = tf.searchsorted(buckets, tf.reshape(batch, [1]), side="left")[0]
+    large = (batch + _LARGE_BUCKET - 1) // _LARGE_BUCKET * _LARGE_BUCKET
+    return tf.where(
+        index < len(_BATCH_BUCKETS),
+        tf.gather(buckets, tf.minimum(index, len(_BATCH_BUCKETS) - 1)),
+        large,
+    )
+
+
+def _pad_batch(extra, sequences, states, mask):
+    """`sequences`, `states` and `mask` with `extra` rows of zeros appended to the batch."""
+
+    def pad(t):
+        return tf.pad(t, [[0, extra]] + [[0, 0]] * (len(t.shape) - 1))
+
+    return pad(sequences), [pad(s) for s in states], None if mask is None else pad(mask)
 
 
 def _split_batch(n, sequences, states, mask):

@@ -36,3 +36,13 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present (the shared data folder beside the checkout)")
     return path
+
+
+def smoke_run_dir(tmp_path_factory, pipeline: str, *args: str) -> Path:
+    """Run ``pipeline`` with ``--preset smoke ARGS`` through the CLI; its finished run directory."""
+    root = tmp_path_factory.mktemp("smoke")
+    result = run_cli("run", pipeline, "--preset", "smoke", *args, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    latest = root / "runs" / pipeline / "latest"
+    assert latest.is_symlink()
+    return latest.resolve()

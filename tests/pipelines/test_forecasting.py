@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, smoke_run_dir
 
 METRIC_KEYS = {"mae", "rmse", "mase"}
 BASELINES = {"persistence", "seasonal_naive", "linear", "train_mean"}
@@ -26,12 +26,7 @@ BASELINES = {"persistence", "seasonal_naive", "linear", "train_mean"}
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of the built-in weather data through the command line."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", "forecasting", "--preset", "smoke", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    latest = root / "runs" / "forecasting" / "latest"
-    assert latest.is_symlink()
-    return latest.resolve()
+    return smoke_run_dir(tmp_path_factory, "forecasting")
 
 
 def smoke_config(*overrides: str):

@@ -12,16 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli, shared_data
+from tests.helpers import run_cli, shared_data, smoke_run_dir
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of a few built-in chorales through the command line."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", "music", "--preset", "smoke", "--seed", "1", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return (root / "runs" / "music" / "latest").resolve()
+    return smoke_run_dir(tmp_path_factory, "music", "--seed", "1")
 
 
 def _midi_files(folder: Path, count: int = 4) -> list[Path]:

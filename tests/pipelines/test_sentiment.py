@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli, shared_data
+from tests.helpers import run_cli, shared_data, smoke_run_dir
 
 TEXTS = ["a gorgeous, witty film", "a dull and tedious mess", "fine", ""]
 
@@ -20,12 +20,7 @@ TEXTS = ["a gorgeous, witty film", "a dull and tedious mess", "fine", ""]
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of the built-in data through the command line."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", "sentiment", "--preset", "smoke", "--seed", "1", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    latest = root / "runs" / "sentiment" / "latest"
-    assert latest.is_symlink()
-    return latest.resolve()
+    return smoke_run_dir(tmp_path_factory, "sentiment", "--seed", "1")
 
 
 def test_run_directory_holds_every_artifact(smoke_run):

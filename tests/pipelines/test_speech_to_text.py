@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import UserError
-from tests.helpers import run_cli, shared_data
+from tests.helpers import run_cli, shared_data, smoke_run_dir
 
 METRIC_KEYS = {"wer", "cer", "exact_match"}
 RATE = 16000
@@ -39,12 +39,7 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int = RATE) -> Path:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of the built-in data through the command line."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", "speech-to-text", "--preset", "smoke", "--seed", "1", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    latest = root / "runs" / "speech-to-text" / "latest"
-    assert latest.is_symlink()
-    return latest.resolve()
+    return smoke_run_dir(tmp_path_factory, "speech-to-text", "--seed", "1")
 
 
 def test_run_directory_and_metrics_beside_baselines(smoke_run):

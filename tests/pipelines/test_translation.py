@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.errors import UserError
-from tests.helpers import run_cli, shared_data
+from tests.helpers import run_cli, shared_data, smoke_run_dir
 
 TEXTS = ["twenty-one", "one thousand, nine hundred and eighty-seven", "Seven"]
 METRIC_KEYS = {"exact_match", "bleu", "chrf"}
@@ -21,12 +21,7 @@ METRIC_KEYS = {"exact_match", "bleu", "chrf"}
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of the built-in data through the command line."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", "translation", "--preset", "smoke", "--seed", "1", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    latest = root / "runs" / "translation" / "latest"
-    assert latest.is_symlink()
-    return latest.resolve()
+    return smoke_run_dir(tmp_path_factory, "translation", "--seed", "1")
 
 
 def test_run_directory_and_metrics_beside_baselines(smoke_run):

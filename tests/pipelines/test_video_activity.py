@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import run_cli, smoke_run_dir
 
 SMOKE_FRAMES, SMOKE_SIZE = 6, 16  # the smoke preset's frames and frame_size
 
@@ -50,12 +50,7 @@ def video_folder(root: Path, clips_per_class: int = 4) -> Path:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of the built-in data through the command line."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", "video-activity", "--preset", "smoke", "--seed", "1", cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    latest = root / "runs" / "video-activity" / "latest"
-    assert latest.is_symlink()
-    return latest.resolve()
+    return smoke_run_dir(tmp_path_factory, "video-activity", "--seed", "1")
 
 
 def test_run_directory_holds_every_artifact(smoke_run):
