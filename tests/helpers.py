@@ -46,3 +46,24 @@ def smoke_run_dir(tmp_path_factory, pipeline: str, *args: str) -> Path:
     latest = root / "runs" / pipeline / "latest"
     assert latest.is_symlink()
     return latest.resolve()
+
+
+def run_python_without_project(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``script`` in a fresh Python whose path does not hold this project (as a client)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def run_saved_model_cli(saved_model: Path, *inputs: str) -> subprocess.CompletedProcess:
+    """``saved_model_cli run`` on ``serving_default`` of ``saved_model`` with ``inputs`` flags."""
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    command = [str(cli), "run", "--dir", str(saved_model), "--tag_set", "serve"]
+    command += ["--signature_def", "serving_default", *inputs]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)

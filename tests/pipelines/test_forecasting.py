@@ -6,9 +6,6 @@ import contextlib
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
@@ -17,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import run_cli, smoke_run_dir
+from tests.helpers import run_cli, run_python_without_project, run_saved_model_cli, smoke_run_dir
 
 METRIC_KEYS = {"mae", "rmse", "mase"}
 BASELINES = {"persistence", "seasonal_naive", "linear", "train_mean"}
@@ -108,15 +105,7 @@ def test_saved_model_matches_the_keras_model_in_a_fresh_process(smoke_run, tmp_p
         out = serve(window=tf.constant(np.load("windows.npy")))
         np.save("forecast.npy", out["forecast"].numpy())
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", child],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python_without_project(child, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     forecast = np.load(tmp_path / "forecast.npy")
     assert forecast.shape == (16, 1, 1) == expected.shape
@@ -403,23 +392,8 @@ def test_run_help_lists_the_forecasting_settings_and_data_kinds():
 def test_saved_model_cli_answers(smoke_run, tmp_path):
     windows = np.full((2, 28, 4), [10.0, 1.0, 5.0, 3.0], dtype=np.float32)
     np.save(tmp_path / "windows.npy", windows)
-    cli = Path(sys.executable).with_name("saved_model_cli")
-    result = subprocess.run(
-        [
-            str(cli),
-            "run",
-            "--dir",
-            str(smoke_run / "saved_model"),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"window={tmp_path / 'windows.npy'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_saved_model_cli(
+        smoke_run / "saved_model", "--inputs", f"window={tmp_path / 'windows.npy'}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "forecast" in result.stdout

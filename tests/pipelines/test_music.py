@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli, shared_data, smoke_run_dir
+from tests.helpers import run_cli, run_python_without_project, shared_data, smoke_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +102,7 @@ def test_saved_model_serves_and_generates_in_a_fresh_process(smoke_run, tmp_path
         ]
         np.save("tokens.npy", np.stack(runs))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", child],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python_without_project(child, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "probabilities.npy"), expected[:, -1], atol=1e-5)
     tokens = np.load(tmp_path / "tokens.npy")

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli, shared_data, smoke_run_dir
+from tests.helpers import (
+    run_cli,
+    run_python_without_project,
+    run_saved_model_cli,
+    shared_data,
+    smoke_run_dir,
+)
 
 TEXTS = ["a gorgeous, witty film", "a dull and tedious mess", "fine", ""]
 
@@ -71,15 +74,7 @@ def test_saved_model_serves_raw_text_in_a_fresh_process(smoke_run, tmp_path):
         np.save("probabilities.npy", out["probabilities"].numpy())
         json.dump([s.decode() for s in out["label"].numpy()], open("labels.json", "w"))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", child],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python_without_project(child, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     probabilities = np.load(tmp_path / "probabilities.npy")
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
@@ -89,23 +84,8 @@ def test_saved_model_serves_raw_text_in_a_fresh_process(smoke_run, tmp_path):
 
 
 def test_saved_model_cli_answers(smoke_run):
-    cli = Path(sys.executable).with_name("saved_model_cli")
-    result = subprocess.run(
-        [
-            str(cli),
-            "run",
-            "--dir",
-            str(smoke_run / "saved_model"),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--input_exprs",
-            'text=["a witty film"]',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_saved_model_cli(
+        smoke_run / "saved_model", "--input_exprs", 'text=["a witty film"]'
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "probabilities" in result.stdout and "label" in result.stdout

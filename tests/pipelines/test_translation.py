@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from pipelines.errors import UserError
-from tests.helpers import run_cli, shared_data, smoke_run_dir
+from tests.helpers import run_cli, run_python_without_project, shared_data, smoke_run_dir
 
 TEXTS = ["twenty-one", "one thousand, nine hundred and eighty-seven", "Seven"]
 METRIC_KEYS = {"exact_match", "bleu", "chrf"}
@@ -79,15 +76,7 @@ def test_saved_model_equals_the_python_beam_decoder_in_a_fresh_process(smoke_run
                 errors.append(err.message)
         json.dump({{"out": [t.decode() for t in out], "errors": errors}}, open("out.json", "w"))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", child],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python_without_project(child, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads((tmp_path / "out.json").read_text())
     assert served["out"] == expected

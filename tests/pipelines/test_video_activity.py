@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli, smoke_run_dir
+from tests.helpers import run_cli, run_python_without_project, run_saved_model_cli, smoke_run_dir
 
 SMOKE_FRAMES, SMOKE_SIZE = 6, 16  # the smoke preset's frames and frame_size
 
@@ -125,15 +123,7 @@ def test_saved_model_serves_raw_frames_in_a_fresh_process(smoke_run, tmp_path):
                 errors.append(err.message)
         json.dump(errors, open("errors.json", "w"))
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", child],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python_without_project(child, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     probabilities = np.load(tmp_path / "probabilities.npy")
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
@@ -150,25 +140,9 @@ def test_saved_model_serves_raw_frames_in_a_fresh_process(smoke_run, tmp_path):
 
 
 def test_saved_model_cli_answers(smoke_run, tmp_path):
-    cli = Path(sys.executable).with_name("saved_model_cli")
     np.save(tmp_path / "frames.npy", np.zeros((1, 7, 20, 30, 3), dtype=np.uint8))
-    result = subprocess.run(
-        [
-            str(cli),
-            "run",
-            "--dir",
-            str(smoke_run / "saved_model"),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"frames={tmp_path / 'frames.npy'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    frames = f"frames={tmp_path / 'frames.npy'}"
+    result = run_saved_model_cli(smoke_run / "saved_model", "--inputs", frames)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "probabilities" in result.stdout and "label" in result.stdout
 
