@@ -7,7 +7,7 @@ PIPELINES := sentiment forecasting music translation speech-to-text video-activi
 ARGS ?=
 WORKERS ?=
 
-.PHONY: help venv test lint format bench clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
+.PHONY: help venv test lint format bench bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
 	pipeline-weather pipeline-stock
 
 help:
@@ -16,6 +16,8 @@ help:
 	@echo "make pipeline-weather | pipeline-stock   forecasting on its built-in weather or stock data"
 	@echo "make test            the test suite"
 	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
+	@echo "make bench-approaches each way to speed up an LSTM, one process each (bench/approaches.json)"
+	@echo "make bench-pipelines each pipeline, fast path against plain cell (bench/pipelines.json)"
 	@echo "make lint | format   ruff"
 	@echo "make venv            create $(VENV) and install the project (the targets above do it when needed)"
 
@@ -52,6 +54,12 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+bench-approaches: $(STAMP)
+	$(BIN)/python -m bench.approaches
+
+bench-pipelines: $(STAMP)
+	$(BIN)/python -m bench.pipelines
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -8,8 +8,13 @@ shape and direction are warmed up, then interleaved round by round in this one
 process; each number is the median over rounds. The float32 matmul peak is
 measured in the same run (a large `tf.matmul`, interleaved with every group;
 the best is kept) and every variant's achieved GFLOP/s is given as a share of
-it. Prints a table; writes the same numbers, with the machine's description,
-to a JSON file (default bench/results.json).
+it. Each LSTM and GRU row is held against issue #3's target (training 1.5x
+Keras at the first shape and no slower elsewhere, inference 2x): "met",
+"missed", or "beyond peak" where the target exceeds the float32 ceiling, the
+matmul peak divided by Keras's GFLOP/s (what an implementation running at the
+peak would gain). Prints a table; writes the same numbers, with the machine's
+description, to a JSON file (default bench/results.json). Other ways to look
+for speed are measured, one process each, by `python -m bench.approaches`.
 
 Examples:
   python -m bench                           # the full run (what `make bench` does)
@@ -30,24 +35,13 @@ from pathlib import Path
 
 from bench import workloads
 from bench.measure import interleaved_medians
-from bench.workloads import CELLS, Shape
+from bench.workloads import CELLS, SHAPES, Shape, parse_shape
 
-SHAPES = [Shape(64, 100, 64, 128), Shape(32, 500, 32, 256), Shape(256, 50, 128, 512)]
 DIRECTIONS = ("uni", "bi")
 IMPLS = ("keras", "ours", "torch")
 MODES = ("train", "infer")
 DEFAULT_OUT = Path(__file__).with_name("results.json")
 PEAK = ("peak", "matmul", "-")  # the key of the matmul variant in every group
-
-
-def _shape(text: str) -> Shape:
-    """`BxTxFxU` (batch, steps, features, units), or `1`-`3` for a default shape."""
-    if text.isdigit() and 1 <= int(text) <= len(SHAPES):
-        return SHAPES[int(text) - 1]
-    parts = text.lower().replace("->", "x").split("x")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected BATCHxSTEPSxFEATURESxUNITS, got {text!r}")
-    return Shape(*map(int, parts))
 
 
 def _choices(allowed):
@@ -73,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--shapes",
-        type=lambda s: [_shape(p) for p in s.split(",")],
+        type=lambda s: [parse_shape(p) for p in s.split(",")],
         help="comma-separated BATCHxSTEPSxFEATURESxUNITS, or 1,2,3 for the default shapes "
         f"({', '.join(str(s) for s in SHAPES)}); default all three",
     )
@@ -187,12 +181,36 @@ def measure_group(
     return rows, workloads.MATMUL_FLOPS / seconds[PEAK] / 1e9
 
 
+def target(row: dict) -> float | None:
+    """Issue #3's target ratio ours/Keras for a row, or `None` (SimpleRNN).
+
+    Training at least 1.5x at the first shape and no slower elsewhere;
+    inference at least 2x.
+    """
+    if row["cell"] not in ("lstm", "gru"):
+        return None
+    if row["mode"] == "infer":
+        return 2.0
+    return 1.5 if Shape(**row["shape"]) == SHAPES[0] else 1.0
+
+
+def verdict(row: dict) -> str:
+    """`met`, `missed`, or `beyond peak` where even an implementation running
+    at the float32 matmul peak could not reach the target ratio."""
+    goal = target(row)
+    if goal is None:
+        return "-"
+    if row["ratio_ours_keras"] >= goal:
+        return "met"
+    return "beyond peak" if goal > row["float32_ceiling_ratio"] else "missed"
+
+
 def table(rows: list[dict]) -> str:
     """The rows as an aligned text table."""
     header = (
         f"{'shape BxTxF->U':16} {'dir':3} {'cell':10} {'mode':5} {'ours/s':>8} {'keras/s':>8} "
         f"{'ratio':>6} {'torch/s':>8} | {'GFLOP/s ours keras torch':>24} | "
-        f"{'% of peak ours keras torch':>26}"
+        f"{'% of peak ours keras torch':>26} | {'ceiling':>7} {'target':>6} {'verdict':11}"
     )
     lines = [header, "-" * len(header)]
     order = ("ours", "keras", "torch")
@@ -204,9 +222,14 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"{Shape(**row['shape'])!s:16} {'bi' if row['bidirectional'] else 'uni':3} "
             f"{row['cell']:10} {row['mode']:5} {rate['ours']:8.0f} {rate['keras']:8.0f} "
-            f"{row['ratio_ours_keras']:5.2f}x {torch_rate} | {flops:>24} | {shares:>26}"
+            f"{row['ratio_ours_keras']:5.2f}x {torch_rate} | {flops:>24} | {shares:>26} | "
+            f"{row['float32_ceiling_ratio']:6.1f}x {_ratio(target(row)):>6} {verdict(row):11}"
         )
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
 
 
 def save(results: dict, path: Path) -> None:
@@ -265,6 +288,11 @@ def _results(args, rows, peaks, start, complete) -> dict:
     peak = max(peaks)
     for row in rows:
         row["share_of_peak"] = {i: g / peak for i, g in row["gflops"].items()}
+        # The most any float32 implementation could gain over Keras here: the peak
+        # divided by what Keras achieves.
+        row["float32_ceiling_ratio"] = peak / row["gflops"]["keras"]
+        row["target_ratio"] = target(row)
+        row["verdict"] = verdict(row)
     return {
         "complete": complete,
         "machine": machine_info(),

@@ -6,6 +6,7 @@ bidirectional); training minimises the mean squared distance of that output
 to a constant with Adam.
 """
 
+import argparse
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +46,19 @@ class Shape:
         return f"{self.batch}x{self.steps}x{self.features}->{self.units}"
 
 
+SHAPES = [Shape(64, 100, 64, 128), Shape(32, 500, 32, 256), Shape(256, 50, 128, 512)]
+
+
+def parse_shape(text: str) -> Shape:
+    """`BxTxFxU` (batch, steps, features, units), or `1`-`3` for a default shape."""
+    if text.isdigit() and 1 <= int(text) <= len(SHAPES):
+        return SHAPES[int(text) - 1]
+    parts = text.lower().replace("->", "x").split("x")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected BATCHxSTEPSxFEATURESxUNITS, got {text!r}")
+    return Shape(*map(int, parts))
+
+
 def flops(cell: str, shape: Shape, bidirectional: bool, training: bool) -> float:
     """Nominal float32 operations of one pass: the recurrent layer's matmuls.
 
@@ -62,9 +76,12 @@ def _inputs(shape: Shape, seed: int = 0) -> np.ndarray:
     return rng.normal(size=(shape.batch, shape.steps, shape.features)).astype("float32")
 
 
-def keras_workloads(layer: keras.layers.Layer, shape: Shape) -> dict[str, Callable]:
+def keras_workloads(
+    layer: keras.layers.Layer, shape: Shape, jit_compile: bool = False
+) -> dict[str, Callable]:
     """`{"train": step, "infer": step}` for a Keras layer; each call runs once
-    and returns a tensor to wait on."""
+    and returns a tensor to wait on. `jit_compile` compiles each whole step
+    with XLA."""
     spec = tf.TensorSpec((None, shape.steps, shape.features))
     inputs = keras.Input((shape.steps, shape.features))
     model = keras.Model(inputs, layer(inputs))
@@ -72,14 +89,15 @@ def keras_workloads(layer: keras.layers.Layer, shape: Shape) -> dict[str, Callab
     optimizer.build(model.trainable_variables)
     x = tf.constant(_inputs(shape))
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[spec], jit_compile=jit_compile)
     def train(x):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.square(model(x, training=True) - 0.1))
+            output = tf.cast(model(x, training=True), "float32")
+            loss = tf.reduce_mean(tf.square(output - 0.1))
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
-    @tf.function(input_signature=[spec])
+    @tf.function(input_signature=[spec], jit_compile=jit_compile)
     def infer(x):
         return model(x, training=False)
 

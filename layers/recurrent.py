@@ -158,7 +158,7 @@ class FastRNN(keras.layers.RNN):
             sequences = ops.flip(sequences, axis=1)
             mask = None if mask is None else ops.flip(mask, axis=1)
         outputs, states = _kernels.run_chains(
-            getattr(_kernels, self.kernel_name),
+            self._kernel(),
             sequences,
             states,
             mask,
@@ -168,6 +168,10 @@ class FastRNN(keras.layers.RNN):
             keep_outputs=self.return_sequences,
         )
         return self._as_keras_results(outputs, states, mask)
+
+    def _kernel(self):
+        """The whole-sequence kernel (`layers._kernels`) this layer runs."""
+        return getattr(_kernels, self.kernel_name)
 
     def _spec(self):
         recurrent_activation = getattr(self.cell, "recurrent_activation", None)

@@ -1,0 +1,72 @@
+"""The benchmark's arithmetic and its experimental kernels (never its timings)."""
+
+import argparse
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bench import variants
+from bench.__main__ import target, verdict
+from bench.approaches import APPROACHES, parse_args
+from bench.workloads import SHAPES, Shape, parse_shape
+from layers import LSTM
+
+
+def _row(cell="lstm", mode="train", shape=SHAPES[0], ratio=1.0, ceiling=3.0):
+    return {
+        "cell": cell,
+        "mode": mode,
+        "shape": vars(shape),
+        "ratio_ours_keras": ratio,
+        "float32_ceiling_ratio": ceiling,
+    }
+
+
+def test_targets_follow_the_issue():
+    assert target(_row(mode="train")) == 1.5
+    assert target(_row(mode="train", shape=SHAPES[2])) == 1.0
+    assert target(_row(mode="infer", shape=SHAPES[1])) == 2.0
+    assert target(_row(cell="simple_rnn")) is None
+
+
+def test_verdict_separates_missed_from_beyond_the_float32_ceiling():
+    assert verdict(_row(mode="infer", ratio=2.1)) == "met"
+    assert verdict(_row(mode="infer", ratio=1.2, ceiling=3.0)) == "missed"
+    assert verdict(_row(mode="infer", ratio=1.2, ceiling=1.8)) == "beyond peak"
+    assert verdict(_row(cell="simple_rnn")) == "-"
+
+
+def test_parse_shape():
+    assert parse_shape("2") == SHAPES[1]
+    assert parse_shape("8x10x4->16") == Shape(8, 10, 4, 16)
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_shape("8x10x4")
+
+
+def test_approaches_cover_the_ways_the_issue_lists():
+    names = {a.name for a in APPROACHES}
+    assert {"autodiff", "unroll", "bfloat16", "xla-whole-step", "input-projection-first"} <= names
+    assert any(a.threads for a in APPROACHES)
+    assert any("TF_ENABLE_ONEDNN_OPTS" in a.env for a in APPROACHES)
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "no-such-approach"])
+
+
+@pytest.mark.parametrize("name", sorted(variants.VARIANT_LAYERS))
+def test_variant_kernels_equal_the_fast_path(name):
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32"))
+    reference = LSTM(5)
+    reference(x)
+    variant = variants.VARIANT_LAYERS[name](5)
+    variant(x)
+    variant.set_weights(reference.get_weights())
+    np.testing.assert_allclose(variant(x), reference(x), atol=1e-6)
+
+    def gradients(layer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(layer(x, training=True)))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    for ours, theirs in zip(gradients(variant), gradients(reference), strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
