@@ -237,8 +237,6 @@ def run_child(approach: Approach, args) -> dict:
     if approach.threads:
         tf.config.threading.set_inter_op_parallelism_threads(approach.threads[0])
         tf.config.threading.set_intra_op_parallelism_threads(approach.threads[1])
-    import keras
-
     from bench import workloads
     from bench.measure import interleaved_medians
 
@@ -253,7 +251,7 @@ def run_child(approach: Approach, args) -> dict:
             for variant in dict.fromkeys(("keras", "ours", *approach.variants)):
                 layer, jit = _layer(variant, shape.units)
                 if bidirectional:
-                    layer = keras.layers.Bidirectional(layer)
+                    layer = workloads.bidirectional_of(layer)
                 for mode, run in workloads.keras_workloads(layer, shape, jit).items():
                     timed[(variant, mode)] = run
             seconds, other = interleaved_medians(timed, args.rounds, args.min_seconds)

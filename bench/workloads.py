@@ -107,7 +107,16 @@ def keras_workloads(
 def make_keras_layer(impl: str, cell: str, units: int, bidirectional: bool) -> keras.layers.Layer:
     """Keras's built-in layer (`impl="keras"`) or ours (`"ours"`)."""
     layer = (KERAS_LAYERS if impl == "keras" else OUR_LAYERS)[cell](units)
-    return keras.layers.Bidirectional(layer) if bidirectional else layer
+    return bidirectional_of(layer) if bidirectional else layer
+
+
+def bidirectional_of(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """`layers.Bidirectional` around our layers (what `recurrent_stack` builds),
+    `keras.layers.Bidirectional` around Keras's."""
+    wrapper = (
+        layers.Bidirectional if isinstance(layer, layers.FastRNN) else keras.layers.Bidirectional
+    )
+    return wrapper(layer)
 
 
 def torch_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, Callable] | None:

@@ -508,11 +508,16 @@ def read(variable) -> tf.Tensor:
     return tf.convert_to_tensor(variable)
 
 
-def chain_count(batch_size: int | None) -> int:
+def chain_count(batch_size: int | None, concurrent_loops: int = 1) -> int:
     """How many independent chains to cut a batch into: one per core, each
-    with at least `MIN_CHAIN_ROWS` rows when the batch size is known."""
+    with at least `MIN_CHAIN_ROWS` rows when the batch size is known.
+
+    `concurrent_loops` is how many such layers run side by side (2 for the two
+    directions of `layers.Bidirectional`); they share the cores, so each takes
+    its share. One direction per core also keeps each core on one set of weights.
+    """
     cores = tf.config.threading.get_inter_op_parallelism_threads() or _usable_cores()
-    cores = min(cores, MAX_CHAINS)
+    cores = max(1, min(cores, MAX_CHAINS) // max(1, concurrent_loops))
     if batch_size is None:
         return cores
     return max(1, min(cores, batch_size // MIN_CHAIN_ROWS))
@@ -524,15 +529,17 @@ def _usable_cores():
     return os.cpu_count() or 1
 
 
-def run_chains(kernel, sequences, states, mask, weights, spec, training, keep_outputs):
+def run_chains(
+    kernel, sequences, states, mask, weights, spec, training, keep_outputs, concurrent_loops=1
+):
     """Run `kernel` over batch-major `sequences` `(batch, steps, features)`.
 
     `mask` is `(batch, steps)` or `None`. The batch is split into
-    `chain_count` chains run side by side. Returns `(outputs, final_states)`,
-    `outputs` batch major `(batch, steps, units)` if `keep_outputs`, else
+    `chain_count(batch, concurrent_loops)` chains run side by side. Returns
+    `(outputs, final_states)`, `outputs` batch major `(batch, steps, units)` if `keep_outputs`, else
     `None`.
     """
-    n = chain_count(sequences.shape[0])
+    n = chain_count(sequences.shape[0], concurrent_loops)
     if mask is not None:
         mask = tf.cast(mask, tf.float32)[:, :, None]
     batch = tf.shape(sequences)[0]

@@ -5,7 +5,7 @@ import keras
 from layers._base import check_positive_int, check_rate
 from layers.gru_cell import GRUCell
 from layers.lstm_cell import LSTMCell
-from layers.recurrent import GRU, LSTM, SimpleRNN
+from layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from layers.simple_rnn_cell import SimpleRNNCell
 
 CELL_KINDS = ("simple_rnn", "lstm", "gru")
@@ -59,7 +59,7 @@ def recurrent_layers(
 
     Each is a `layers.SimpleRNN`, `LSTM` or `GRU` (a `keras.layers.RNN` around
     the cell `make_cell(cell, units, ...)` would build, with a fast path on
-    TensorFlow), wrapped in `keras.layers.Bidirectional` if `bidirectional`
+    TensorFlow), wrapped in `layers.Bidirectional` if `bidirectional`
     (doubling its feature size). All but the last return sequences; the last
     does so only if `return_sequences`. With a `seed`, layer `i` uses
     `seed + i` so that the layers draw different dropout masks.
@@ -82,7 +82,7 @@ def recurrent_layers(
             stateful=stateful,
             name=f"{name}_{i}_rnn" if bidirectional else f"{name}_{i}",
         )
-        layers.append(keras.layers.Bidirectional(rnn, name=f"{name}_{i}") if bidirectional else rnn)
+        layers.append(Bidirectional(rnn, name=f"{name}_{i}") if bidirectional else rnn)
     return layers
 
 

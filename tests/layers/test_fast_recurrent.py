@@ -10,6 +10,7 @@ import tensorflow as tf
 from layers import (
     GRU,
     LSTM,
+    Bidirectional,
     FastRNN,
     SimpleRNN,
     _kernels,
@@ -99,7 +100,7 @@ def test_masks_with_holes_initial_states_and_returned_states(
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("batch", [1, 2, 5])
 def test_uneven_and_empty_chains(case, batch, monkeypatch):
-    monkeypatch.setattr(_kernels, "chain_count", lambda batch_size: 3)
+    monkeypatch.setattr(_kernels, "chain_count", lambda batch_size, concurrent_loops=1: 3)
     ours, theirs, inputs = _pair(case, batch=batch, return_sequences=True)
     _assert_same(_results(ours, inputs, True), _results(theirs, inputs, False))
 
@@ -109,6 +110,24 @@ def test_chain_count_follows_cores_and_batch():
     assert 1 <= cores <= _kernels.MAX_CHAINS
     assert _kernels.chain_count(1) == 1
     assert _kernels.chain_count(10_000) == cores
+    assert _kernels.chain_count(10_000, concurrent_loops=2) == max(1, cores // 2)
+    assert _kernels.chain_count(10_000, concurrent_loops=64) == 1
+
+
+def test_our_bidirectional_shares_the_cores_and_round_trips(tmp_path):
+    wrapped = Bidirectional(LSTM(4, return_sequences=True))
+    plain = Bidirectional(keras.layers.GRU(3))
+    assert wrapped.forward_layer.concurrent_loops == wrapped.backward_layer.concurrent_loops == 2
+    assert not hasattr(plain.forward_layer, "concurrent_loops")
+    x = keras.Input((STEPS, FEATURES))
+    model = keras.Model(x, wrapped(x))
+    path = tmp_path / "bidirectional.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    inputs = np.random.default_rng(0).normal(size=(3, STEPS, FEATURES)).astype("float32")
+    np.testing.assert_allclose(loaded(inputs), model(inputs), atol=1e-6)
+    assert type(loaded.layers[-1]) is Bidirectional
+    assert loaded.layers[-1].backward_layer.concurrent_loops == 2
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -201,25 +220,28 @@ def _count_fast_runs(monkeypatch):
     return calls
 
 
+@pytest.mark.parametrize("wrapper", ["keras", "ours"])
 @pytest.mark.parametrize("case", ["lstm", "gru"])
 @pytest.mark.parametrize("training", [True, False])
-def test_stacked_bidirectional_with_mask_equals_keras(case, training, monkeypatch):
-    """Bidirectional(ours) twice, masked: outputs and every gradient equal
-    Keras's built-in layers in `Bidirectional`, and all four layers run fast."""
+def test_stacked_bidirectional_with_mask_equals_keras(case, training, wrapper, monkeypatch):
+    """Bidirectional(ours) twice, masked, in `keras.layers.Bidirectional` or
+    ours: outputs and every gradient equal Keras's built-in layers in
+    `keras.layers.Bidirectional`, and all four layers run fast."""
     ours_class, keras_class, _ = CASES[case]
+    ours_wrapper = Bidirectional if wrapper == "ours" else keras.layers.Bidirectional
     rng = np.random.default_rng(5)
     inputs = rng.normal(size=(24, STEPS, FEATURES)).astype("float32")
     mask = np.arange(STEPS)[None, :] < rng.integers(1, STEPS + 1, size=24)[:, None]
 
-    def model(layer_class):
+    def model(layer_class, bidirectional=keras.layers.Bidirectional):
         x = keras.Input((STEPS, FEATURES))
         m = keras.Input((STEPS,), dtype="bool")
-        y = keras.layers.Bidirectional(layer_class(5, return_sequences=True))(x, mask=m)
-        y = keras.layers.Bidirectional(layer_class(3))(y, mask=m)
+        y = bidirectional(layer_class(5, return_sequences=True))(x, mask=m)
+        y = bidirectional(layer_class(3))(y, mask=m)
         return keras.Model([x, m], y)
 
     theirs = model(keras_class)
-    ours = model(ours_class)
+    ours = model(ours_class, ours_wrapper)
     ours.set_weights([w + 0.05 for w in theirs.get_weights()])
     theirs.set_weights(ours.get_weights())
     calls = _count_fast_runs(monkeypatch)
