@@ -208,26 +208,14 @@ def _bf16_error(shape: Shape, bidirectional: bool) -> float:
 
 
 def _matmul_gflops() -> dict:
-    import tensorflow as tf
-
+    """`workloads.matmul_peak` in float32 and bfloat16, through TensorFlow and XLA."""
     from bench import workloads
 
-    results = {}
-    for dtype in ("float32", "bfloat16"):
-        a = tf.cast(tf.random.normal((workloads.MATMUL_SIZE,) * 2), dtype)
-        b = tf.cast(tf.random.normal((workloads.MATMUL_SIZE,) * 2), dtype)
-        for engine, jit in (("tf", False), ("xla", True)):
-            run = tf.function(lambda a=a, b=b: tf.reduce_sum(tf.matmul(a, b)), jit_compile=jit)
-            run().numpy()
-            best = min(_seconds(run) for _ in range(10))
-            results[f"{engine}_{dtype}"] = workloads.MATMUL_FLOPS / best / 1e9
-    return results
-
-
-def _seconds(run) -> float:
-    start = time.perf_counter()
-    run().numpy()
-    return time.perf_counter() - start
+    return {
+        f"{engine}_{dtype}": workloads.matmul_peak(dtype=dtype, jit_compile=engine == "xla")
+        for dtype in ("float32", "bfloat16")
+        for engine in ("tf", "xla")
+    }
 
 
 def run_child(approach: Approach, args) -> dict:

@@ -173,19 +173,21 @@ MATMUL_SIZE = 2048
 MATMUL_FLOPS = 2 * MATMUL_SIZE**3
 
 
-def matmul_probe(size: int = MATMUL_SIZE) -> Callable:
-    """A call running one `size` x `size` float32 `tf.matmul` (`MATMUL_FLOPS`)."""
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
-    run = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    return run
+def matmul_probe(
+    size: int = MATMUL_SIZE, dtype: str = "float32", jit_compile: bool = False
+) -> Callable:
+    """A call running one `size` x `size` `tf.matmul` (`MATMUL_FLOPS`) in `dtype`,
+    compiled with XLA if `jit_compile`."""
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
+    return tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)), jit_compile=jit_compile)
 
 
-def matmul_peak(repeats: int = 10) -> float:
-    """Float32 matmul throughput (GFLOP/s): best of `repeats` `matmul_probe` calls."""
+def matmul_peak(repeats: int = 10, dtype: str = "float32", jit_compile: bool = False) -> float:
+    """Matmul throughput (GFLOP/s): best of `repeats` `matmul_probe` calls."""
     import time
 
-    run = matmul_probe()
+    run = matmul_probe(dtype=dtype, jit_compile=jit_compile)
     run().numpy()
     best = float("inf")
     for _ in range(repeats):
