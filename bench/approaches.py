@@ -76,6 +76,12 @@ APPROACHES = (
         ("precomputed",),
     ),
     Approach(
+        "tf-block-lstm",
+        "TensorFlow's fused whole-sequence LSTM op (tf.raw_ops.BlockLSTMV2, C++ loop over "
+        "Eigen matmuls) with its registered gradient (wrong in TF 2.21: timed, not usable)",
+        ("block",),
+    ),
+    Approach(
         "unroll",
         "Keras's unroll=True; and the fast path's loop running 4 steps per iteration (inference)",
         ("keras-unroll", "unrolled"),

@@ -14,6 +14,11 @@ default kernel.
   multiplies only the state.
 - `unrolled_lstm`: inference runs `UNROLL` steps per iteration of the
   compiled loop.
+- `block_lstm`: TensorFlow's own fused whole-sequence LSTM kernel
+  (`tf.raw_ops.BlockLSTMV2`, C++ with Eigen matmuls, with its registered
+  gradient), in place of the compiled loops. That gradient is wrong in
+  TensorFlow 2.21 (it disagrees with finite differences by up to 0.4 on a
+  5-unit LSTM whose forward pass equals Keras's), so it is timed, not used.
 """
 
 import keras
@@ -149,6 +154,37 @@ def unrolled_lstm(x, states, mask, weights, spec, training, keep_outputs):
     return None, list(_unrolled_forward(x, *states, *weights, spec))
 
 
+def block_lstm(x, states, mask, weights, spec, training, keep_outputs):
+    """The chain through `tf.raw_ops.BlockLSTMV2` (tanh and sigmoid only)."""
+    _no_mask(mask)
+    if spec != _kernels.Spec("tanh"):
+        raise NotImplementedError("BlockLSTMV2 has tanh and sigmoid only")
+    kernel, recurrent, bias = weights
+
+    def ifco(w):  # the kernels' gate order i, f, o, c -> BlockLSTMV2's (Keras's) i, f, c, o
+        i, f, o, c = tf.split(w, 4, axis=-1)
+        return tf.concat([i, f, c, o], axis=-1)
+
+    h0, c0 = states
+    units = recurrent.shape[0]
+    no_peephole = tf.zeros((units,))
+    results = tf.raw_ops.BlockLSTMV2(
+        seq_len_max=tf.cast(tf.shape(x)[1], tf.int64),
+        x=tf.transpose(x, [1, 0, 2]),
+        cs_prev=c0,
+        h_prev=h0,
+        w=ifco(tf.concat([kernel, recurrent], axis=0)),
+        wci=no_peephole,
+        wcf=no_peephole,
+        wco=no_peephole,
+        b=ifco(bias),
+        cell_clip=0.0,
+        use_peephole=False,
+    )
+    cells, outputs = results[1], results[6]
+    return (outputs if keep_outputs else None), [outputs[-1], cells[-1]]
+
+
 class _VariantLSTM(LSTM):
     """`layers.LSTM` whose fast path runs `variant_kernel`."""
 
@@ -180,8 +216,18 @@ class UnrolledLSTM(_VariantLSTM):
     variant_kernel = staticmethod(unrolled_lstm)
 
 
+@keras.saving.register_keras_serializable(package="rnn_suite_bench")
+class BlockLSTM(_VariantLSTM):
+    """`layers.LSTM` over `block_lstm`."""
+
+    variant_kernel = staticmethod(block_lstm)
+
+
 VARIANT_LAYERS = {
+    "block": BlockLSTM,
     "autodiff": AutodiffLSTM,
     "precomputed": PrecomputedProjectionLSTM,
     "unrolled": UnrolledLSTM,
 }
+# Variants whose outputs equal the fast path's but whose gradients do not (see above).
+WRONG_GRADIENTS = ("block",)

@@ -169,6 +169,115 @@ def torch_version() -> str | None:
     return None if torch is None else torch.__version__
 
 
+def matmul_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, Callable]:
+    """`{"train": step, "infer": step}` doing only the matmuls of our fast path.
+
+    The same matmuls (`flops`) in the same layout: per direction, the batch is
+    cut into `chain_count` chains, each a compiled loop whose step is one
+    `[x_t, h] @ [W; U]` (GRU: `x_t @ W + h @ U`, as its kernel has it);
+    training adds, per chain, the loop of `dz @ U^T` from the last step back
+    and the weight and input gradients as matmuls over all steps. Left out
+    are every elementwise op but what carries the state to the next step, the
+    stored factors and Adam. So its speed bounds what a kernel of this design
+    can reach on this machine (up to noise): `keras seconds / these seconds`
+    is the row's `loop_bound_ratio`.
+    """
+    from layers import _kernels
+
+    gates, units, features = GATES[cell], shape.units, shape.features
+    directions = 2 if bidirectional else 1
+    chains = _kernels.chain_count(shape.batch, concurrent_loops=directions)
+    rng = np.random.default_rng(1)
+
+    def constant(*dims, scale=1.0):
+        return tf.constant((rng.normal(size=dims) * scale).astype("float32"))
+
+    # Weights small enough that the state neither grows without bound nor dies out.
+    stacked = constant(features + units, gates * units, scale=(gates * (features + units)) ** -0.5)
+    recurrent_t = tf.transpose(stacked[features:])
+    # GRU's kernel multiplies x_t and h separately (reset after), the others jointly.
+    step_weights = [stacked[:features], stacked[features:]] if cell == "gru" else [stacked]
+    # Every chain of every direction gets inputs of its own, lest TensorFlow
+    # merge identical calls.
+    rows = [len(r) for r in np.array_split(np.arange(shape.batch), chains)]
+    loops = [
+        (
+            constant(r, shape.steps, features),
+            constant(shape.steps, r, gates * units, scale=0.01),
+            constant(shape.steps * r, features + units),
+        )
+        for _ in range(directions)
+        for r in rows
+    ]
+
+    @tf.function(autograph=False)
+    def infer():
+        return _first_values([_forward_matmuls(x, step_weights, gates) for x, _, _ in loops])
+
+    @tf.function(autograph=False)
+    def train():
+        return _first_values(
+            [
+                g
+                for x, d_pre, step_inputs in loops
+                for g in _backward_matmuls(
+                    d_pre,
+                    step_inputs,
+                    stacked,
+                    recurrent_t,
+                    start=_forward_matmuls(x, step_weights, gates),
+                )
+            ]
+        )
+
+    return {"train": train, "infer": infer}
+
+
+def _first_values(tensors):
+    """One scalar to wait on for all of `tensors`."""
+    return tf.add_n([t[0, 0] for t in tensors])
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _forward_matmuls(x, weights, gates):
+    """The last state of `h_t = sum over gates of ([x_t, h_{t-1}] @ [W; U])`:
+    one matmul a step for `weights` `[stacked]`, `x_t @ W + h_{t-1} @ U` for
+    `[W, U]` (sliced outside the loop, which XLA would copy every step)."""
+    batch, steps = x.shape[0], x.shape[1]
+    units = weights[-1].shape[1] // gates
+
+    def step(t, h):
+        if len(weights) == 1:
+            z = tf.matmul(tf.concat([x[:, t], h], axis=1), weights[0])
+        else:
+            z = tf.matmul(x[:, t], weights[0]) + tf.matmul(h, weights[1])
+        return t + 1, tf.reduce_sum(tf.reshape(z, (-1, gates, units)), axis=1)
+
+    return tf.while_loop(lambda t, _: t < steps, step, (0, tf.zeros((batch, units))))[1]
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _backward_matmuls(d_pre, step_inputs, stacked, recurrent_t, start):
+    """The gradient's matmuls from `start` (the forward loop's last state):
+    the loop `dh = (tile(dh) + d_pre[t]) @ U^T` from the last step to the
+    first, then `step_inputs^T @ d_pre` (weights) and `d_pre @ W^T` (inputs)
+    over all steps."""
+    gates = recurrent_t.shape[0] // recurrent_t.shape[1]
+
+    def step(t, dh):
+        dz = tf.tile(dh, [1, gates]) + d_pre[t]
+        return t - 1, tf.matmul(dz, recurrent_t)
+
+    dh = tf.while_loop(lambda t, _: t >= 0, step, (d_pre.shape[0] - 1, start))[1]
+    d_flat = tf.reshape(d_pre, (-1, d_pre.shape[-1]))
+    features = stacked.shape[0] - recurrent_t.shape[1]
+    return [
+        dh,
+        tf.matmul(step_inputs, d_flat, transpose_a=True),
+        tf.matmul(d_flat, stacked[:features], transpose_b=True),
+    ]
+
+
 MATMUL_SIZE = 2048
 MATMUL_FLOPS = 2 * MATMUL_SIZE**3
 

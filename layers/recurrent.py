@@ -32,11 +32,6 @@ from layers.simple_rnn_cell import SimpleRNNCell
 # Keys of `keras.layers.Layer.get_config` that belong to the layer, not its cell.
 _LAYER_KEYS = ("name", "trainable", "dtype")
 
-# A training step of wider layers ran slower on the fast path than in Keras's
-# loop in `make bench` (256x50x128->512: 0.5-0.85x on 2 cores), so they train
-# with the generic loop; their inference keeps the fast path.
-MAX_FAST_TRAINING_UNITS = 384
-
 FAST_PATH_ENV = "RNN_SUITE_FAST_PATH"
 _OFF_VALUES = ("0", "false", "no", "off")
 _override = threading.local()
@@ -120,9 +115,7 @@ class FastRNN(keras.layers.RNN):
 
         The fast path needs the TensorFlow backend, float32 computation, no
         unrolling, one of our own cell classes, and no recurrent dropout while
-        training (input dropout is fine); layers of more than
-        `MAX_FAST_TRAINING_UNITS` units train with the generic loop, which was
-        faster for them; and the fast path must not be switched off
+        training (input dropout is fine); and the fast path must not be switched off
         (`RNN_SUITE_FAST_PATH=0` or `use_fast_path(False)`, see
         `fast_path_enabled`). Masks, `go_backwards`, initial states,
         `return_state`, `stateful`, `Bidirectional` and any batch size take
@@ -140,10 +133,6 @@ class FastRNN(keras.layers.RNN):
             return f"cell class {type(self.cell).__name__}"
         if training and self.cell.recurrent_dropout > 0:
             return "recurrent dropout while training"
-        if training and self.cell.units > MAX_FAST_TRAINING_UNITS:
-            return (
-                f"training with more than {MAX_FAST_TRAINING_UNITS} units (Keras's loop is faster)"
-            )
         return None
 
     def inner_loop(self, sequences, initial_state, mask, training=False):

@@ -167,13 +167,11 @@ def test_fallback_equals_keras_rnn_exactly(case, kwargs, training, reason):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_wide_layers_train_with_the_generic_loop(case):
+def test_wide_layers_take_the_fast_path_in_training_too(case):
     ours_class, _, extra = CASES[case]
-    wide = ours_class(recurrent.MAX_FAST_TRAINING_UNITS + 1, **extra)
-    assert "units" in wide.fallback_reason(training=True)
+    wide = ours_class(1024, **extra)
+    assert wide.fallback_reason(training=True) is None
     assert wide.fallback_reason(training=False) is None
-    narrow = ours_class(recurrent.MAX_FAST_TRAINING_UNITS, **extra)
-    assert narrow.fallback_reason(training=True) is None
 
 
 def test_recurrent_dropout_falls_back_only_in_training():
