@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NATIVE := layers/native/librnn_suite_ops.so
 PIPELINES := sentiment forecasting music translation speech-to-text video-activity
 ARGS ?=
 WORKERS ?=
@@ -19,28 +20,33 @@ help:
 	@echo "make bench-approaches each way to speed up an LSTM, one process each (bench/approaches.json)"
 	@echo "make bench-pipelines each pipeline, fast path against plain cell (bench/pipelines.json)"
 	@echo "make lint | format   ruff"
-	@echo "make venv            create $(VENV) and install the project (the targets above do it when needed)"
+	@echo "make venv            create $(VENV), install the project, build the native kernels (the targets above do it when needed)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The native kernels, compiled for this machine; where that fails the layers run
+# their XLA kernels (same results), so a failed build does not stop the target.
+$(NATIVE): $(STAMP) $(wildcard layers/native/*.cc layers/native/*.h)
+	$(BIN)/python -m layers.native
+
+venv: $(STAMP) $(NATIVE)
 
 # Static pattern rules: make skips implicit-rule search for .PHONY targets.
-$(addprefix pipeline-,$(PIPELINES)): pipeline-%: $(STAMP)
+$(addprefix pipeline-,$(PIPELINES)): pipeline-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run $* --preset default $(ARGS)
 
-$(addprefix tune-,$(PIPELINES)): tune-%: $(STAMP)
+$(addprefix tune-,$(PIPELINES)): tune-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run $* --preset default --tune $(if $(WORKERS),--tune-workers $(WORKERS)) $(ARGS)
 
 # Forecasting on each of its built-in data sets.
-pipeline-weather pipeline-stock: pipeline-%: $(STAMP)
+pipeline-weather pipeline-stock: pipeline-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run forecasting --preset default --data builtin:$* $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	@$(BIN)/python -m pytest $(ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
@@ -52,14 +58,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench
 
-bench-approaches: $(STAMP)
+bench-approaches: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.approaches
 
-bench-pipelines: $(STAMP)
+bench-pipelines: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.pipelines
 
 clean:
-	rm -rf runs .pytest_cache .ruff_cache
+	rm -rf runs .pytest_cache .ruff_cache $(NATIVE)

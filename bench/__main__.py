@@ -13,9 +13,11 @@ Keras at the first shape and no slower elsewhere, inference 2x): "met",
 "missed", "beyond peak" where the target exceeds the float32 ceiling (the
 matmul peak divided by Keras's GFLOP/s: what an implementation running at the
 peak would gain), or "beyond loop bound" where it exceeds the loop bound
-(Keras's time over that of our fast path's matmuls alone, in its layout of
-compiled loops per chain, timed in the same rounds: what our design would gain
-if all its other work were free). Prints a table; writes the same numbers, with the machine's
+(Keras's time over that of the XLA kernels' matmuls alone, in their layout of
+compiled loops per chain, timed in the same rounds: what that design would gain
+if all its other work were free; held only against rows that ran the XLA
+kernels, column `kernels`: the LSTM runs the native ones where they are built).
+Prints a table; writes the same numbers, with the machine's
 description, to a JSON file (default bench/results.json). Other ways to look
 for speed are measured, one process each, by `python -m bench.approaches`.
 
@@ -24,6 +26,7 @@ Examples:
   python -m bench --quick                   # first shape, 3 rounds
   python -m bench --shapes 64x100x64x128 --cells lstm,gru --directions bi
   RNN_SUITE_FAST_PATH=0 python -m bench     # "ours" then runs the plain cell
+  RNN_SUITE_NATIVE=0 python -m bench        # "ours" then runs the XLA kernels only
 """
 
 import argparse
@@ -112,7 +115,7 @@ def machine_info() -> dict:
     import numpy
     import tensorflow as tf
 
-    from layers import recurrent
+    from layers import native, recurrent
 
     model = "unknown"
     if os.path.exists("/proc/cpuinfo"):
@@ -133,6 +136,7 @@ def machine_info() -> dict:
         "numpy": numpy.__version__,
         "torch": workloads.torch_version(),
         "fast_path_enabled": recurrent.fast_path_enabled(),
+        "native_kernels_enabled": native.enabled(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
@@ -184,6 +188,7 @@ def measure_group(
                     "seq_per_s": rate,
                     "ratio_ours_keras": rate["ours"] / rate["keras"],
                     "loop_bound_ratio": _bound_ratio(seconds, cell, mode),
+                    "ours_kernels": ours_kernels(cell),
                     "gflops": {i: r * work / 1e9 for i, r in rate.items()},
                     "other_processes_cores": other_load,
                 }
@@ -195,6 +200,15 @@ def _bound_ratio(seconds: dict, cell: str, mode: str) -> float | None:
     """Keras's seconds over the loop bound's, or `None` where it was not timed."""
     bound = seconds.get((BOUND, cell, mode))
     return None if bound is None else seconds[("keras", cell, mode)] / bound
+
+
+def ours_kernels(cell: str) -> str:
+    """Which kernels "ours" runs for `cell`: `native`, `xla` or `plain` (Keras's loop)."""
+    from layers import _kernels, native, recurrent
+
+    if not recurrent.fast_path_enabled():
+        return "plain"
+    return "native" if cell in _kernels.NATIVE_KERNELS and native.enabled() else "xla"
 
 
 def target(row: dict) -> float | None:
@@ -213,7 +227,8 @@ def target(row: dict) -> float | None:
 def verdict(row: dict) -> str:
     """`met`; `beyond peak` where even an implementation running at the
     float32 matmul peak could not reach the target ratio; `beyond loop bound`
-    where our design could not, were all but its matmuls free; else `missed`."""
+    where the XLA kernels that ran could not, were all but their matmuls free;
+    else `missed`."""
     goal = target(row)
     if goal is None:
         return "-"
@@ -222,13 +237,16 @@ def verdict(row: dict) -> str:
     if goal > row["float32_ceiling_ratio"]:
         return "beyond peak"
     bound = row.get("loop_bound_ratio")
-    return "beyond loop bound" if bound is not None and goal > bound else "missed"
+    if row.get("ours_kernels", "xla") != "xla" or bound is None:
+        return "missed"
+    return "beyond loop bound" if goal > bound else "missed"
 
 
 def table(rows: list[dict]) -> str:
     """The rows as an aligned text table."""
     header = (
-        f"{'shape BxTxF->U':16} {'dir':3} {'cell':10} {'mode':5} {'ours/s':>8} {'keras/s':>8} "
+        f"{'shape BxTxF->U':16} {'dir':3} {'cell':10} {'mode':5} {'kernels':7} "
+        f"{'ours/s':>8} {'keras/s':>8} "
         f"{'ratio':>6} {'torch/s':>8} | {'GFLOP/s ours keras torch':>24} | "
         f"{'% of peak ours keras torch':>26} | {'ceiling':>7} {'bound':>6} {'target':>6} "
         f"{'verdict':17}"
@@ -242,7 +260,8 @@ def table(rows: list[dict]) -> str:
         shares = " ".join(f"{100 * share[i]:5.1f}%" if i in share else f"{'-':>6}" for i in order)
         lines.append(
             f"{Shape(**row['shape'])!s:16} {'bi' if row['bidirectional'] else 'uni':3} "
-            f"{row['cell']:10} {row['mode']:5} {rate['ours']:8.0f} {rate['keras']:8.0f} "
+            f"{row['cell']:10} {row['mode']:5} {row.get('ours_kernels', '-'):7} "
+            f"{rate['ours']:8.0f} {rate['keras']:8.0f} "
             f"{row['ratio_ours_keras']:5.2f}x {torch_rate} | {flops:>24} | {shares:>26} | "
             f"{row['float32_ceiling_ratio']:6.1f}x {_ratio(row.get('loop_bound_ratio'), 2):>6} "
             f"{_ratio(target(row)):>6} {verdict(row):17}"
@@ -330,7 +349,7 @@ def _results(args, rows, peaks, start, complete) -> dict:
             "flops": "matmuls only: 2*gates*units*(features+units) per step and sequence, "
             "x3 for a training step, x2 when bidirectional",
             "loop_bound": "Keras's seconds over those of bench.workloads.matmul_loop_workloads "
-            "(our fast path's matmuls alone, in its chains and compiled loops)",
+            "(the XLA kernels' matmuls alone, in their chains and compiled loops)",
         },
         "matmul_peak_gflops": peak,
         "matmul_probes_gflops": peaks,

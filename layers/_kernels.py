@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from layers import native
+
 MIN_CHAIN_ROWS = 16  # fewer rows a chain make its matmuls too small to pay off
 MAX_CHAINS = 8
 LEAKY_RELU_SLOPE = 0.2  # keras.activations.leaky_relu's default
@@ -357,6 +359,65 @@ def _lstm_backward(d_outputs, d_states, factors, weights, mask, spec):
 _LSTM = _Kernel(_lstm_forward, _lstm_backward, _simple_rnn_weight_grads)
 
 
+def _or_empty(tensor):
+    """A native op's optional input: the tensor, or an empty one for `None`."""
+    return tf.zeros((0,), tf.float32) if tensor is None else tensor
+
+
+def _native_lstm(threads):
+    """The LSTM kernel with the native forward and backward loops of
+    `layers/native/lstm_ops.cc` (same factors as `_LSTM`), on `threads` threads."""
+    ops = native.ops()
+
+    def forward(x, states, weights, mask, spec, save, keep):
+        h, c, outputs, p, kf = ops.rnn_suite_lstm_forward(
+            x, *states, *weights, _or_empty(mask), save=save, keep=keep, threads=threads
+        )
+        return [h, c] + ([outputs] if keep else []) + ([p, kf] if save else [])
+
+    def backward(d_outputs, d_states, factors, weights, mask, spec):
+        dh0, dc0, dz = ops.rnn_suite_lstm_backward(
+            _or_empty(d_outputs), *d_states, *factors, weights[1], _or_empty(mask), threads=threads
+        )
+        return [dh0, dc0], [dz]
+
+    return _Kernel(forward, backward, _batch_major_weight_grads(threads))
+
+
+def _batch_major_weight_grads(parts):
+    """Weight gradients of the native kernels, whose `outputs` and `d_pre` are
+    batch major: `d_pre` is `[d_z]` (LSTM, the input and recurrent projections
+    share it) or `[d_in, d_rec]` (GRU, each with its own bias).
+
+    The sums over batch and steps are cut into `parts` slices of the batch,
+    independent matmuls that TensorFlow runs side by side (5-10 % faster than
+    one matmul on 2 cores, measured inside a training step).
+    """
+
+    def weight_grads(x, states, outputs, weights, factors, d_pre):
+        d_in, d_rec = d_pre[0], d_pre[-1]
+        dx = tf.reshape(tf.matmul(_flat(d_in), weights[0], transpose_b=True), tf.shape(x))
+        previous = tf.concat([states[0][:, None], outputs[:, :-1]], axis=1)
+        grads = []
+        for x_part, (h_part, d_in_part, d_rec_part), _ in _split_batch(
+            parts, x, [previous, d_in, d_rec], None
+        ):
+            biases = [
+                _sum_rows(d) for d in ([d_in_part, d_rec_part] if len(d_pre) == 2 else [d_in_part])
+            ]
+            grads.append(
+                [_matmul_all_rows(x_part, d_in_part), _matmul_all_rows(h_part, d_rec_part), *biases]
+            )
+        return dx, [tf.add_n(list(g)) for g in zip(*grads, strict=True)]
+
+    return weight_grads
+
+
+def _matmul_all_rows(a, b):
+    """`sum over batch and steps of a^T @ b`, for `(batch, steps, m)` and `(batch, steps, n)`."""
+    return tf.matmul(_flat(a), _flat(b), transpose_a=True)
+
+
 # ----------------------------------------------------------------------- GRU
 
 
@@ -430,6 +491,26 @@ def _gru_after_weight_grads(x, states, outputs, weights, factors, d_pre):
 
 
 _GRU_AFTER = _Kernel(_gru_after_forward, _gru_after_backward, _gru_after_weight_grads)
+
+
+def _native_gru(threads):
+    """The GRU kernel (`reset_after=True`) with the native loops of
+    `layers/native/gru_ops.cc` (same factors as `_GRU_AFTER`, batch major)."""
+    ops = native.ops()
+
+    def forward(x, states, weights, mask, spec, save, keep):
+        h, outputs, q_in, q_rec, z = ops.rnn_suite_gru_forward(
+            x, *states, *weights, _or_empty(mask), save=save, keep=keep, threads=threads
+        )
+        return [h] + ([outputs] if keep else []) + ([q_in, q_rec, z] if save else [])
+
+    def backward(d_outputs, d_states, factors, weights, mask, spec):
+        dh0, d_in, d_rec = ops.rnn_suite_gru_backward(
+            _or_empty(d_outputs), *d_states, *factors, weights[1], _or_empty(mask), threads=threads
+        )
+        return [dh0], [d_in, d_rec]
+
+    return _Kernel(forward, backward, _batch_major_weight_grads(threads))
 
 
 @_compiled
@@ -539,9 +620,15 @@ def run_chains(
     `(outputs, final_states)`, `outputs` batch major `(batch, steps, units)` if `keep_outputs`, else
     `None`.
     """
-    n = chain_count(sequences.shape[0], concurrent_loops)
     if mask is not None:
         mask = tf.cast(mask, tf.float32)[:, :, None]
+    native_kernel = _native_variant(kernel, spec, weights, chain_count(None, concurrent_loops))
+    if native_kernel is not None:
+        outputs, final_states = _run(
+            native_kernel, sequences, states, mask, weights, spec, training, keep_outputs
+        )
+        return outputs, final_states  # native kernels keep the batch-major layout
+    n = chain_count(sequences.shape[0], concurrent_loops)
     batch = tf.shape(sequences)[0]
     sequences, states, mask = _pad_batch(_bucket(batch) - batch, sequences, states, mask)
     results = [
@@ -557,6 +644,28 @@ def run_chains(
         for chain_states in zip(*[f for _, f in results], strict=True)
     ]
     return outputs, final_states
+
+
+# Kernels with a native variant, by name, and the activations those support.
+_NATIVE_BUILDERS = {"lstm": _native_lstm, "gru": _native_gru}
+NATIVE_KERNELS = tuple(_NATIVE_BUILDERS)
+_NATIVE_SPEC = Spec("tanh", "sigmoid")
+
+
+def _native_variant(kernel, spec, weights, threads):
+    """The native kernel that replaces the XLA `kernel` for `spec`, or `None`.
+
+    Native kernels exist for the LSTM and the GRU (`reset_after=True`) with
+    Keras's default activations, and run where `native.enabled()`: the library
+    is built and loads, is not switched off, and no SavedModel is being traced.
+    """
+    name = getattr(kernel, "__name__", None)
+    builder = _NATIVE_BUILDERS.get(name)
+    if builder is None or spec != _NATIVE_SPEC or not native.enabled():
+        return None
+    if name == "gru" and weights[3] is None:  # reset_after=False
+        return None
+    return builder(threads)
 
 
 # XLA compiles a kernel once per input shape, which costs seconds. Padding the batch up

@@ -38,7 +38,26 @@ def test_verdict_separates_missed_from_beyond_the_float32_ceiling_and_the_loop_b
         "beyond loop bound"
     )
     assert verdict({**_row(mode="infer", ratio=1.2), "loop_bound_ratio": 2.2}) == "missed"
+    # The loop bound is the XLA kernels'; it says nothing about rows that ran the native ones.
+    native_row = {
+        **_row(mode="infer", ratio=1.2),
+        "loop_bound_ratio": 1.9,
+        "ours_kernels": "native",
+    }
+    assert verdict(native_row) == "missed"
     assert verdict(_row(cell="simple_rnn")) == "-"
+
+
+def test_rows_name_the_kernels_ours_ran(monkeypatch):
+    from bench.__main__ import ours_kernels
+    from layers import native
+
+    assert ours_kernels("simple_rnn") == "xla"
+    assert ours_kernels("lstm") == ("native" if native.enabled() else "xla")
+    monkeypatch.setenv(native.NATIVE_ENV, "0")
+    assert ours_kernels("gru") == "xla"
+    monkeypatch.setenv("RNN_SUITE_FAST_PATH", "0")
+    assert ours_kernels("gru") == "plain"
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -59,6 +78,7 @@ def test_parse_shape():
 def test_approaches_cover_the_ways_the_issue_lists():
     names = {a.name for a in APPROACHES}
     assert {"autodiff", "unroll", "bfloat16", "xla-whole-step", "input-projection-first"} <= names
+    assert "xla-kernels" in names
     assert any(a.threads for a in APPROACHES)
     assert any("TF_ENABLE_ONEDNN_OPTS" in a.env for a in APPROACHES)
     with pytest.raises(SystemExit):

@@ -1,6 +1,7 @@
 """The fast path of our layers (`layers.recurrent`): equal to Keras's built-in
-layers across batch chains, masks, states and modes; chosen by default; and an
-exact fallback to Keras's loop where it does not apply."""
+layers across batch chains, masks, states and modes, through the native and
+the XLA kernels; chosen by default; and an exact fallback to Keras's loop where
+it does not apply."""
 
 import keras
 import numpy as np
@@ -14,18 +15,30 @@ from layers import (
     FastRNN,
     SimpleRNN,
     _kernels,
+    native,
     recurrent,
     recurrent_layers,
     recurrent_stack,
 )
 
 CASES = {
-    "lstm": (LSTM, keras.layers.LSTM, {}),
-    "gru": (GRU, keras.layers.GRU, {}),
+    "lstm": (LSTM, keras.layers.LSTM, {}),  # the native kernels where built
+    "lstm_xla": (LSTM, keras.layers.LSTM, {}),  # the XLA kernels
+    "gru": (GRU, keras.layers.GRU, {}),  # the native kernels where built
+    "gru_xla": (GRU, keras.layers.GRU, {}),  # the XLA kernels
     "gru_reset_before": (GRU, keras.layers.GRU, {"reset_after": False}),
     "simple_rnn": (SimpleRNN, keras.layers.SimpleRNN, {}),
 }
 FEATURES, STEPS = 4, 7
+
+
+@pytest.fixture(autouse=True)
+def _kernels_of_the_case(request):
+    """Cases `*_xla` run the XLA kernels; every other case the default ones."""
+    callspec = getattr(request.node, "callspec", None)
+    enabled = not (callspec and str(callspec.params.get("case", "")).endswith("_xla"))
+    with native.use_native(enabled):
+        yield
 
 
 def _pair(case, batch=32, units=5, **kwargs):

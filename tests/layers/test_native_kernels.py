@@ -1,0 +1,189 @@
+"""The native (C++) LSTM and GRU kernels of the fast path (`layers/native`):
+built where a compiler is, equal to the XLA kernels on every thread count, left
+out of SavedModels, and switched off on request."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from layers import GRU, LSTM, Bidirectional, _kernels, native
+
+pytestmark = pytest.mark.skipif(
+    not native.available(),
+    reason="native kernels not built: run `make venv` or `python -m layers.native`",
+)
+NATIVE_OPS = (
+    "RnnSuiteLstmForward",
+    "RnnSuiteLstmBackward",
+    "RnnSuiteGruForward",
+    "RnnSuiteGruBackward",
+)
+LAYERS = {"lstm": LSTM, "gru": GRU}
+FEATURES, STEPS = 6, 9
+
+
+def _inputs(batch, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, STEPS, FEATURES)).astype("float32")
+
+
+def _mask(batch):
+    mask = np.ones((batch, STEPS), bool)
+    mask[0, 5:] = False  # padding at the end
+    mask[-1, :3] = False  # at the start
+    if batch > 2:
+        mask[1, 2:4] = False  # a hole
+    return mask
+
+
+def _results(layer, inputs, mask, training, native_on):
+    """Outputs, final states and the gradients of a loss on them (inputs, states, weights)."""
+    x = tf.constant(inputs)
+    state = tf.constant(np.full((len(inputs), layer.units), 0.3, "float32"))
+    states = [state] * (2 if isinstance(layer, LSTM) else 1)
+    with native.use_native(native_on), tf.GradientTape() as tape:
+        tape.watch([x, *states])
+        out = layer(x, mask=mask, training=training, initial_state=states)
+        loss = tf.add_n([tf.reduce_sum(o * tf.cos(o)) for o in out])
+    grads = tape.gradient(loss, [x, *states, *layer.trainable_weights])
+    return [o.numpy() for o in out] + [g.numpy() for g in grads]
+
+
+def _op_types(function, *specs):
+    graph = tf.function(function).get_concrete_function(*specs).graph
+    types = {op.type for op in graph.get_operations()}
+    for function_def in graph.as_graph_def().library.function:
+        types |= {node.op for node in function_def.node_def}
+    return types
+
+
+def test_the_library_is_built_where_a_compiler_is():
+    compiler = native.compile_command()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C++ compiler ({compiler})")
+    assert native.LIBRARY.exists()
+    assert native.enabled()
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(("units", "batch"), [(40, 5), (64, 2), (33, 1)])
+@pytest.mark.parametrize("training", [True, False])
+def test_native_equals_the_xla_kernels(cell, threads, units, batch, training, monkeypatch):
+    """Uneven unit slices (40 = 16 + 24, 33 on one thread), batches down to one row,
+    masks with holes, initial states, go_backwards, every gradient."""
+    monkeypatch.setattr(_kernels, "chain_count", lambda batch_size, concurrent_loops=1: threads)
+    layer = LAYERS[cell](units, return_sequences=True, return_state=True, go_backwards=True)
+    inputs = _inputs(batch)
+    layer(inputs)
+    layer.set_weights([w + 0.05 for w in layer.get_weights()])
+    mask = _mask(batch)
+    got = _results(layer, inputs, mask, training, native_on=True)
+    expected = _results(layer, inputs, mask, training, native_on=False)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=2e-6 * max(1.0, float(np.abs(b).max())), rtol=0)
+
+
+def test_the_native_ops_run_only_where_switched_on(monkeypatch):
+    layer = LSTM(32)
+    spec = tf.TensorSpec((None, STEPS, FEATURES))
+    assert "RnnSuiteLstmForward" in _op_types(layer, spec)
+    assert "RnnSuiteGruForward" in _op_types(GRU(32), spec)
+    for other in (GRU(32, reset_after=False), LSTM(32, activation="relu")):
+        assert not set(NATIVE_OPS) & _op_types(other, spec)  # the XLA kernels
+    with native.use_native(False):
+        assert not set(NATIVE_OPS) & _op_types(layer, spec)
+        with native.use_native(True):
+            assert "RnnSuiteLstmForward" in _op_types(layer, spec)
+    monkeypatch.setenv(native.NATIVE_ENV, "0")
+    assert not native.enabled()
+    assert not set(NATIVE_OPS) & _op_types(layer, spec)
+    with native.use_native(True):
+        assert native.enabled()
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_a_training_step_runs_the_native_backward(cell):
+    layer = LAYERS[cell](32)
+    layer(_inputs(2))
+
+    def step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True))
+        return tape.gradient(loss, layer.trainable_weights)
+
+    prefix = f"RnnSuite{cell.capitalize()}"
+    expected = {f"{prefix}Forward", f"{prefix}Backward"}
+    assert expected <= _op_types(step, tf.TensorSpec((None, STEPS, FEATURES)))
+
+
+def _saved_op_types(path):
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    types = set()
+    for graph in saved.meta_graphs:
+        types |= {node.op for node in graph.graph_def.node}
+        for function_def in graph.graph_def.library.function:
+            types |= {node.op for node in function_def.node_def}
+    return types
+
+
+_SERVE = """
+import sys, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], loaded.serve(tf.constant(x)).numpy())
+"""
+
+
+def test_exports_leave_the_native_ops_out_and_serve_with_tensorflow_alone(tmp_path):
+    inputs = keras.Input((STEPS, FEATURES))
+    hidden = Bidirectional(LSTM(32, return_sequences=True))(inputs)
+    model = keras.Model(inputs, GRU(16)(hidden))
+    x = _inputs(4)
+    expected = model.predict(x, verbose=0)
+    model.export(str(tmp_path / "exported"), format="tf_saved_model", verbose=False)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", model.call, [tf.TensorSpec((None, STEPS, FEATURES))])
+    archive.write_out(str(tmp_path / "archive"), verbose=False)
+    module = tf.Module()
+    module.model = model
+    spec = [tf.TensorSpec((None, STEPS, FEATURES))]
+    module.serve = tf.function(lambda x: model(x), input_signature=spec)
+    tf.saved_model.save(module, str(tmp_path / "module"))
+    np.save(tmp_path / "x.npy", x)
+    for name in ("exported", "archive", "module"):
+        assert not _saved_op_types(tmp_path / name) & set(NATIVE_OPS), name
+        out = tmp_path / f"{name}.npy"
+        env = {**os.environ, "PYTHONPATH": ""}  # TensorFlow alone, not this project
+        subprocess.run(
+            [sys.executable, "-c", _SERVE, str(tmp_path / name), str(tmp_path / "x.npy"), str(out)],
+            check=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
+
+
+def test_build_without_a_compiler_says_so_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    target = tmp_path / "lib.so"
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):
+        native.build(target)
+    assert list(tmp_path.iterdir()) == []
+    result = subprocess.run(
+        [sys.executable, "-m", "layers.native"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CXX": "no-such-compiler"},
+    )
+    assert result.returncode == 0
+    assert "build failed; the layers use their XLA kernels" in result.stdout
+    assert native.LIBRARY.exists()  # the built library is left in place
