@@ -176,7 +176,7 @@ def matmul_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
     cut into `chain_count` chains, each a compiled loop whose step is one
     `[x_t, h] @ [W; U]` (GRU: `x_t @ W + h @ U`, as its kernel has it);
     training adds, per chain, the loop of `dz @ U^T` from the last step back
-    and the weight and input gradients as matmuls over all steps. Left out
+    and the weight gradients as matmuls over all steps. Left out
     are every elementwise op but what carries the state to the next step, the
     stored factors and Adam. So its speed bounds what a kernel of this design
     can reach on this machine (up to noise): `keras seconds / these seconds`
@@ -233,6 +233,82 @@ def matmul_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
     return {"train": train, "infer": infer}
 
 
+def native_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, Callable]:
+    """`{"train": step, "infer": step}` doing only the matmuls of the native kernels.
+
+    `matmul_loop_workloads` for the kernels of `layers/native`, in their layout:
+    per direction one op whose threads (`chain_count(None, directions)`) split
+    each step's matmuls by units and meet at a barrier every step, run with the
+    ops' `matmuls_only` attribute (every elementwise op and write left out);
+    training adds the backward op's per-step `d @ U^T` and the weight gradients
+    of `_kernels._batch_major_weight_grads` over all steps (no input gradient,
+    as in `_backward_matmuls`).
+    """
+    from layers import _kernels, native
+
+    ops = native.ops()
+    gates, units, features = GATES[cell], shape.units, shape.features
+    directions = 2 if bidirectional else 1
+    threads = _kernels.chain_count(None, concurrent_loops=directions)
+    batch, steps = shape.batch, shape.steps
+    rng = np.random.default_rng(2)
+    empty = tf.zeros((0,))
+
+    def constant(*dims, scale=1.0):
+        return tf.constant((rng.normal(size=dims) * scale).astype("float32"))
+
+    def zeros(*dims):
+        return tf.constant(np.zeros(dims, "float32"))
+
+    def direction():
+        weights = [
+            constant(features, gates * units, scale=features**-0.5),
+            constant(units, gates * units, scale=units**-0.5),
+            *[zeros(gates * units)] * (2 if cell == "gru" else 1),
+        ]
+        states = [zeros(batch, units)] * (2 if cell == "lstm" else 1)
+        factors = (
+            [zeros(batch, steps, 4 * units), zeros(batch, steps, 2 * units)]
+            if cell == "lstm"
+            else [zeros(batch, steps, 3 * units)] * 2 + [zeros(batch, steps, units)]
+        )
+        d_pre = [zeros(batch, steps, gates * units)] * (1 if cell == "lstm" else 2)
+        outputs = constant(batch, steps, units)
+        return constant(batch, steps, features), weights, states, factors, d_pre, outputs
+
+    loops = [direction() for _ in range(directions)]
+    forward = ops.rnn_suite_lstm_forward if cell == "lstm" else ops.rnn_suite_gru_forward
+    backward = ops.rnn_suite_lstm_backward if cell == "lstm" else ops.rnn_suite_gru_backward
+    weight_grads = _kernels._batch_major_weight_grads(threads)
+
+    def run_forward(x, weights, states):
+        return forward(
+            x, *states, *weights, empty, save=False, keep=False, threads=threads, matmuls_only=True
+        )[0]
+
+    @tf.function(autograph=False)
+    def infer():
+        return _first_values([run_forward(x, w, s) for x, w, s, *_ in loops])
+
+    @tf.function(autograph=False)
+    def train():
+        results = []
+        for x, weights, states, factors, d_pre, outputs in loops:
+            h = run_forward(x, weights, states)
+            with tf.control_dependencies([h]):
+                d_initial = backward(
+                    empty, *states, *factors, weights[1], empty, threads=threads, matmuls_only=True
+                )[0]
+            # After the loops, as in a real step (run beside them, its matmuls would take
+            # the cores from the spinning loop threads).
+            with tf.control_dependencies([d_initial]):
+                _, grads = weight_grads(x, states, outputs, weights, factors, d_pre)  # dx pruned
+            results += [h, d_initial, grads[1], grads[0]]
+        return _first_values(results)
+
+    return {"train": train, "infer": infer}
+
+
 def _first_values(tensors):
     """One scalar to wait on for all of `tensors`."""
     return tf.add_n([t[0, 0] for t in tensors])
@@ -260,8 +336,9 @@ def _forward_matmuls(x, weights, gates):
 def _backward_matmuls(d_pre, step_inputs, stacked, recurrent_t, start):
     """The gradient's matmuls from `start` (the forward loop's last state):
     the loop `dh = (tile(dh) + d_pre[t]) @ U^T` from the last step to the
-    first, then `step_inputs^T @ d_pre` (weights) and `d_pre @ W^T` (inputs)
-    over all steps."""
+    first, then `step_inputs^T @ d_pre` (weights) over all steps. No input
+    gradient: the benchmark's layer takes the data, so its training step
+    needs none (TensorFlow prunes it from ours and Keras's)."""
     gates = recurrent_t.shape[0] // recurrent_t.shape[1]
 
     def step(t, dh):
@@ -270,12 +347,7 @@ def _backward_matmuls(d_pre, step_inputs, stacked, recurrent_t, start):
 
     dh = tf.while_loop(lambda t, _: t >= 0, step, (d_pre.shape[0] - 1, start))[1]
     d_flat = tf.reshape(d_pre, (-1, d_pre.shape[-1]))
-    features = stacked.shape[0] - recurrent_t.shape[1]
-    return [
-        dh,
-        tf.matmul(step_inputs, d_flat, transpose_a=True),
-        tf.matmul(d_flat, stacked[:features], transpose_b=True),
-    ]
+    return [dh, tf.matmul(step_inputs, d_flat, transpose_a=True)]
 
 
 MATMUL_SIZE = 2048

@@ -16,6 +16,11 @@ Why they beat `keras.layers.RNN` on a CPU (measurements in `bench/`):
   few fused elementwise ops a step), and the weight and input gradients come
   after it as large matmuls over all steps at once.
 
+Where the native library is built (`layers.native`), the LSTM and the GRU
+(`reset_after=True`) run C++ loops instead, which share each step between the
+cores by units rather than cutting the batch (`_native_variant`); they keep
+the same backward factors, batch major.
+
 Chains take batch-major inputs `(batch, steps, features)` and masks
 `(batch, steps, 1)` float32 (1 keeps a step); a masked step keeps the
 previous states, as in `keras.layers.RNN`. Per-step results are stacked time
@@ -615,19 +620,18 @@ def run_chains(
 ):
     """Run `kernel` over batch-major `sequences` `(batch, steps, features)`.
 
-    `mask` is `(batch, steps)` or `None`. The batch is split into
-    `chain_count(batch, concurrent_loops)` chains run side by side. Returns
-    `(outputs, final_states)`, `outputs` batch major `(batch, steps, units)` if `keep_outputs`, else
-    `None`.
+    `mask` is `(batch, steps)` or `None`. Where `kernel` has a native variant
+    (`_native_variant`), that runs the whole batch on one core's share of
+    threads each (`chain_count(None, concurrent_loops)`). Otherwise the batch
+    is split into `chain_count(batch, concurrent_loops)` chains of the XLA
+    kernel run side by side. Returns `(outputs, final_states)`, `outputs`
+    batch major `(batch, steps, units)` if `keep_outputs`, else `None`.
     """
     if mask is not None:
         mask = tf.cast(mask, tf.float32)[:, :, None]
     native_kernel = _native_variant(kernel, spec, weights, chain_count(None, concurrent_loops))
-    if native_kernel is not None:
-        outputs, final_states = _run(
-            native_kernel, sequences, states, mask, weights, spec, training, keep_outputs
-        )
-        return outputs, final_states  # native kernels keep the batch-major layout
+    if native_kernel is not None:  # batch major in and out: no padding, no chains
+        return _run(native_kernel, sequences, states, mask, weights, spec, training, keep_outputs)
     n = chain_count(sequences.shape[0], concurrent_loops)
     batch = tf.shape(sequences)[0]
     sequences, states, mask = _pad_batch(_bucket(batch) - batch, sequences, states, mask)

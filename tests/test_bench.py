@@ -9,8 +9,8 @@ import tensorflow as tf
 from bench import variants
 from bench.__main__ import target, verdict
 from bench.approaches import APPROACHES, parse_args
-from bench.workloads import SHAPES, Shape, matmul_loop_workloads, parse_shape
-from layers import LSTM
+from bench.workloads import SHAPES, Shape, matmul_loop_workloads, native_loop_workloads, parse_shape
+from layers import LSTM, native
 
 
 def _row(cell="lstm", mode="train", shape=SHAPES[0], ratio=1.0, ceiling=3.0):
@@ -38,19 +38,11 @@ def test_verdict_separates_missed_from_beyond_the_float32_ceiling_and_the_loop_b
         "beyond loop bound"
     )
     assert verdict({**_row(mode="infer", ratio=1.2), "loop_bound_ratio": 2.2}) == "missed"
-    # The loop bound is the XLA kernels'; it says nothing about rows that ran the native ones.
-    native_row = {
-        **_row(mode="infer", ratio=1.2),
-        "loop_bound_ratio": 1.9,
-        "ours_kernels": "native",
-    }
-    assert verdict(native_row) == "missed"
     assert verdict(_row(cell="simple_rnn")) == "-"
 
 
 def test_rows_name_the_kernels_ours_ran(monkeypatch):
     from bench.__main__ import ours_kernels
-    from layers import native
 
     assert ours_kernels("simple_rnn") == "xla"
     assert ours_kernels("lstm") == ("native" if native.enabled() else "xla")
@@ -66,6 +58,18 @@ def test_loop_bound_workloads_run_and_stay_finite(cell, bidirectional):
     runs = matmul_loop_workloads(cell, Shape(8, 5, 3, 4), bidirectional)
     for mode in ("train", "infer"):
         assert np.isfinite(runs[mode]().numpy()), mode
+
+
+@pytest.mark.skipif(not native.available(), reason="native kernels not built")
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_native_loop_bound_workloads_run_the_matmuls_only_ops(cell, bidirectional):
+    runs = native_loop_workloads(cell, Shape(8, 5, 3, 32), bidirectional)
+    for mode in ("train", "infer"):
+        runs[mode]().numpy()  # the ops' outputs are undefined with matmuls_only
+        graph = runs[mode].get_concrete_function().graph
+        native_ops = [op for op in graph.get_operations() if op.type.startswith("RnnSuite")]
+        assert native_ops and all(op.get_attr("matmuls_only") for op in native_ops), mode
 
 
 def test_parse_shape():

@@ -11,7 +11,8 @@ the same results.
 Graphs that are being saved never contain the native ops, so that a SavedModel
 serves with TensorFlow alone: they are left out while `tf.saved_model.save`
 traces and while Keras's export (`model.export`, `keras.export.ExportArchive`)
-traces.
+traces. Functions compiled by XLA as a whole (`jit_compile=True`) use the XLA
+kernels too, since XLA cannot compile the native ops.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import threading
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_util
 from tensorflow.python.saved_model import save_context
 
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("lstm_ops.cc", "gru_ops.cc"))
@@ -115,15 +117,22 @@ def _exporting() -> bool:
     return False
 
 
+def _in_xla_compilation() -> bool:
+    """Whether the current trace is compiled by XLA as a whole (`jit_compile=True`,
+    e.g. `model.compile(jit_compile=True)`): XLA cannot compile our ops."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def enabled() -> bool:
-    """Whether a layer called now may use the native ops: built, switched on, not exporting."""
+    """Whether a layer called now may use the native ops: built, switched on, and not
+    traced for a SavedModel or for XLA."""
     stack = getattr(_override, "stack", None)
     if stack:
         if not stack[-1]:
             return False
     elif os.environ.get(NATIVE_ENV, "1").strip().lower() in _OFF_VALUES:
         return False
-    return available() and not _exporting()
+    return available() and not _exporting() and not _in_xla_compilation()
 
 
 def ops():

@@ -31,6 +31,13 @@ using Strided = Eigen::OuterStride<>;
 using View = Eigen::Map<Matrix, 0, Strided>;
 using ConstView = Eigen::Map<const Matrix, 0, Strided>;
 
+// kMatmulsOnlyDoc: with the attr `matmuls_only`, an op runs only its per-step
+// matmuls and barriers and skips every other operation and write, so its
+// outputs are undefined; the backward ops multiply their first factor input in
+// place of the gradients they would compute. bench/ times this to bound what
+// the kernels could reach were all but their matmuls free.
+constexpr const char* kMatmulsOnlyDoc = "matmuls and barriers only; outputs undefined";
+
 constexpr int kSpinsBeforeYield = 1000;  // about 10 microseconds
 
 // All threads wait here until every one has arrived. Spins (a step lasts tens of

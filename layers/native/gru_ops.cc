@@ -31,6 +31,7 @@ REGISTER_OP("RnnSuiteGruForward")
     .Attr("save: bool")
     .Attr("keep: bool")
     .Attr("threads: int >= 1")
+    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("outputs: float")  // (batch, steps, units) if keep, else (batch, 0, units)
     .Output("q_in: float")     // (batch, steps, 3 units) if save, else empty
@@ -58,6 +59,7 @@ class GruForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("save", &save_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keep", &keep_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -103,6 +105,10 @@ class GruForwardOp : public OpKernel {
         xz.noalias() = ConstView(xd + t * features, batch, features, Strided(steps * features)) * wx;
         xz.rowwise() += bx.row(0);
         hz.noalias() = h_prev * wh;
+        if (matmuls_only_) {
+          barrier.Wait();
+          continue;
+        }
         hz.rowwise() += bh.row(0);
         const Array zr = (xz.leftCols(2 * n) + hz.leftCols(2 * n)).array().logistic();
         const auto z = zr.leftCols(n), r = zr.rightCols(n);
@@ -146,7 +152,7 @@ class GruForwardOp : public OpKernel {
   }
 
  private:
-  bool save_, keep_;
+  bool save_, keep_, matmuls_only_;
   int threads_;
 };
 
@@ -163,6 +169,7 @@ REGISTER_OP("RnnSuiteGruBackward")
     .Input("recurrent: float")  // (units, 3 units)
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
+    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")    // (batch, units)
     .Output("d_in: float")   // (batch, steps, 3 units): gradients of the input projection
     .Output("d_rec: float")  // (batch, steps, 3 units): and of the recurrent projection
@@ -177,6 +184,7 @@ class GruBackwardOp : public OpKernel {
  public:
   explicit GruBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -211,12 +219,17 @@ class GruBackwardOp : public OpKernel {
       Array d(batch, n);
       Matrix dh_prev(batch, n);
       for (int t = steps - 1; t >= 0; --t) {
-        d = dh;
-        if (d_out) d += ConstView(d_out + t * units + s.begin, batch, n, Strided(row)).array();
         ConstView qit(qi + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
         ConstView qrt(qr + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
         View dint(din + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
         View drect(drec + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
+        if (matmuls_only_) {
+          barrier.Wait();
+          dh_prev.noalias() = qrt * u_t;
+          continue;
+        }
+        d = dh;
+        if (d_out) d += ConstView(d_out + t * units + s.begin, batch, n, Strided(row)).array();
         for (int gate = 0; gate < kGates; ++gate) {
           const int at = gate * units + s.begin;
           dint.middleCols(at, n) = (d * qit.middleCols(at, n).array()).matrix();
@@ -234,6 +247,7 @@ class GruBackwardOp : public OpKernel {
 
  private:
   int threads_;
+  bool matmuls_only_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteGruBackward").Device(tensorflow::DEVICE_CPU), GruBackwardOp);

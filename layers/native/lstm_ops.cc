@@ -37,6 +37,7 @@ REGISTER_OP("RnnSuiteLstmForward")
     .Attr("save: bool")
     .Attr("keep: bool")
     .Attr("threads: int >= 1")
+    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("c: float")        // (batch, units)
     .Output("outputs: float")  // (batch, steps, units) if keep, else (batch, 0, units)
@@ -65,6 +66,7 @@ class LstmForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("save", &save_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keep", &keep_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -108,6 +110,10 @@ class LstmForwardOp : public OpKernel {
         const Matrix& h_prev = h[t & 1];
         z.noalias() = ConstView(xd + t * features, batch, features, Strided(steps * features)) * wx;
         z.noalias() += h_prev * wh;
+        if (matmuls_only_) {
+          barrier.Wait();
+          continue;
+        }
         z.rowwise() += b.row(0);
         const Array sig = z.leftCols(3 * n).array().logistic();
         const Array g = z.rightCols(n).array().tanh();
@@ -152,7 +158,7 @@ class LstmForwardOp : public OpKernel {
   }
 
  private:
-  bool save_, keep_;
+  bool save_, keep_, matmuls_only_;
   int threads_;
 };
 
@@ -169,6 +175,7 @@ REGISTER_OP("RnnSuiteLstmBackward")
     .Input("recurrent: float")  // (units, 4 units)
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
+    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")  // (batch, units)
     .Output("dc0: float")  // (batch, units)
     .Output("dz: float")   // (batch, steps, 4 units): gradients of the pre-activations
@@ -183,6 +190,7 @@ class LstmBackwardOp : public OpKernel {
  public:
   explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -215,11 +223,16 @@ class LstmBackwardOp : public OpKernel {
       Matrix dh_prev(batch, n);
       for (int t = steps - 1; t >= 0; --t) {
         const size_t row = size_t(steps) * units;  // floats from one batch row to the next, per unit
-        d = dh;
-        if (d_out) d += ConstView(d_out + t * units + s.begin, batch, n, Strided(row)).array();
         ConstView kft(kfd + size_t(t) * 2 * units, batch, 2 * units, Strided(2 * row));
         ConstView pt(pd + size_t(t) * 4 * units, batch, 4 * units, Strided(4 * row));
         View dzt(dzd + size_t(t) * 4 * units, batch, 4 * units, Strided(4 * row));
+        if (matmuls_only_) {
+          barrier.Wait();
+          dh_prev.noalias() = pt * u_t;
+          continue;
+        }
+        d = dh;
+        if (d_out) d += ConstView(d_out + t * units + s.begin, batch, n, Strided(row)).array();
         dcell = dc + d * kft.middleCols(s.begin, n).array();
         dzt.middleCols(s.begin, n) = (dcell * pt.middleCols(s.begin, n).array()).matrix();
         dzt.middleCols(units + s.begin, n) = (dcell * pt.middleCols(units + s.begin, n).array()).matrix();
@@ -241,6 +254,7 @@ class LstmBackwardOp : public OpKernel {
 
  private:
   int threads_;
+  bool matmuls_only_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);

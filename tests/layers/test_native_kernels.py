@@ -109,6 +109,18 @@ def test_the_native_ops_run_only_where_switched_on(monkeypatch):
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_whole_functions_compiled_by_xla_use_the_xla_kernels(cell):
+    inputs = keras.Input((STEPS, FEATURES))
+    model = keras.Model(inputs, keras.layers.Dense(1)(LAYERS[cell](16)(inputs)))
+    model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    x, y = _inputs(8), np.zeros((8, 1), "float32")
+    model.fit(x, y, epochs=1, verbose=0)  # XLA cannot compile the native ops
+    compiled = tf.function(model, jit_compile=True)
+    np.testing.assert_allclose(compiled(x), model(x), atol=1e-5)
+    assert not set(NATIVE_OPS) & _op_types(compiled, tf.TensorSpec((None, STEPS, FEATURES)))
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
 def test_a_training_step_runs_the_native_backward(cell):
     layer = LAYERS[cell](32)
     layer(_inputs(2))
