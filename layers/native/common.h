@@ -121,8 +121,12 @@ struct Slice {
   int size() const { return end - begin; }
 };
 
-// How many threads to use for `units`: at most `wanted`, each with at least 16 units.
-inline int ThreadCount(int wanted, int units) { return std::max(1, std::min(wanted, units / 16)); }
+// How many threads to use for `units`: at most `wanted`, each with at least
+// kMinUnitsPerThread units (below that the barrier costs more than the split saves).
+constexpr int kMinUnitsPerThread = 64;
+inline int ThreadCount(int wanted, int units) {
+  return std::max(1, std::min(wanted, units / kMinUnitsPerThread));
+}
 
 inline Slice SliceOf(int k, int threads, int units) {
   // Multiples of 16 where possible, so that each slice starts on a vector boundary.
