@@ -16,15 +16,13 @@ read when a layer's call is traced (each eager call, or the first call of a
 `tf.function` / `model.fit`), so set them before building and fitting a model.
 """
 
-import contextlib
 import inspect
-import os
-import threading
 
 import keras
 from keras import ops, tree
 
 from layers import _kernels
+from layers._switch import Switch
 from layers.gru_cell import GRUCell
 from layers.lstm_cell import LSTMCell
 from layers.simple_rnn_cell import SimpleRNNCell
@@ -33,8 +31,7 @@ from layers.simple_rnn_cell import SimpleRNNCell
 _LAYER_KEYS = ("name", "trainable", "dtype")
 
 FAST_PATH_ENV = "RNN_SUITE_FAST_PATH"
-_OFF_VALUES = ("0", "false", "no", "off")
-_override = threading.local()
+_FAST_PATH = Switch(FAST_PATH_ENV)
 
 
 def fast_path_enabled() -> bool:
@@ -44,13 +41,9 @@ def fast_path_enabled() -> bool:
     environment variable `RNN_SUITE_FAST_PATH` does (`0`, `false`, `no` or
     `off` turn the fast path off; it is on by default).
     """
-    stack = getattr(_override, "stack", None)
-    if stack:
-        return stack[-1]
-    return os.environ.get(FAST_PATH_ENV, "1").strip().lower() not in _OFF_VALUES
+    return _FAST_PATH.enabled()
 
 
-@contextlib.contextmanager
 def use_fast_path(enabled: bool = True):
     """Within the block (this thread), force the fast path on or off.
 
@@ -59,14 +52,7 @@ def use_fast_path(enabled: bool = True):
     takes effect where a call is traced, so build and first call (or fit) the
     model inside the block.
     """
-    stack = getattr(_override, "stack", None)
-    if stack is None:
-        stack = _override.stack = []
-    stack.append(bool(enabled))
-    try:
-        yield
-    finally:
-        stack.pop()
+    return _FAST_PATH.forced(enabled)
 
 
 class FastRNN(keras.layers.RNN):

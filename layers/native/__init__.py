@@ -17,26 +17,25 @@ kernels too, since XLA cannot compile the native ops.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
 from tensorflow.python.saved_model import save_context
 
+from layers._switch import Switch
+
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("lstm_ops.cc", "gru_ops.cc"))
 LIBRARY = Path(__file__).with_name("librnn_suite_ops.so")
 NATIVE_ENV = "RNN_SUITE_NATIVE"
-_OFF_VALUES = ("0", "false", "no", "off")
+_SWITCH = Switch(NATIVE_ENV)
 _EXPORT_MODULES = ("keras.src.export",)
 
 log = logging.getLogger(__name__)
-_override = threading.local()
 _loaded: list = []  # [module or None] once loading was tried
 
 
@@ -92,17 +91,10 @@ def available() -> bool:
     return _library() is not None
 
 
-@contextlib.contextmanager
 def use_native(enabled: bool = True):
-    """Switch the native kernels on or off for the layers called inside the block."""
-    stack = getattr(_override, "stack", None)
-    if stack is None:
-        stack = _override.stack = []
-    stack.append(bool(enabled))
-    try:
-        yield
-    finally:
-        stack.pop()
+    """Within the block (this thread), switch the native kernels on or off for the
+    layers traced inside it (overrides `RNN_SUITE_NATIVE`)."""
+    return _SWITCH.forced(enabled)
 
 
 def _exporting() -> bool:
@@ -126,13 +118,7 @@ def _in_xla_compilation() -> bool:
 def enabled() -> bool:
     """Whether a layer called now may use the native ops: built, switched on, and not
     traced for a SavedModel or for XLA."""
-    stack = getattr(_override, "stack", None)
-    if stack:
-        if not stack[-1]:
-            return False
-    elif os.environ.get(NATIVE_ENV, "1").strip().lower() in _OFF_VALUES:
-        return False
-    return available() and not _exporting() and not _in_xla_compilation()
+    return _SWITCH.enabled() and available() and not _exporting() and not _in_xla_compilation()
 
 
 def ops():
