@@ -369,24 +369,38 @@ def _or_empty(tensor):
     return tf.zeros((0,), tf.float32) if tensor is None else tensor
 
 
-def _native_lstm(threads):
-    """The LSTM kernel with the native forward and backward loops of
-    `layers/native/lstm_ops.cc` (same factors as `_LSTM`), on `threads` threads."""
-    ops = native.ops()
+def _native_kernel(forward_op, backward_op, state_count, threads):
+    """A `_Kernel` over a pair of native ops (`layers/native/*.cc`) on `threads` threads.
+
+    The forward op returns `(*final_states, outputs, *factors)`, the backward op
+    `(*d_initial_states, *d_pre)`; unkept outputs and unsaved factors are empty.
+    """
 
     def forward(x, states, weights, mask, spec, save, keep):
-        h, c, outputs, p, kf = ops.rnn_suite_lstm_forward(
+        results = forward_op(
             x, *states, *weights, _or_empty(mask), save=save, keep=keep, threads=threads
         )
-        return [h, c] + ([outputs] if keep else []) + ([p, kf] if save else [])
+        final, outputs, factors = (
+            results[:state_count],
+            results[state_count],
+            results[state_count + 1 :],
+        )
+        return [*final, *([outputs] if keep else []), *(factors if save else [])]
 
     def backward(d_outputs, d_states, factors, weights, mask, spec):
-        dh0, dc0, dz = ops.rnn_suite_lstm_backward(
+        results = backward_op(
             _or_empty(d_outputs), *d_states, *factors, weights[1], _or_empty(mask), threads=threads
         )
-        return [dh0, dc0], [dz]
+        return list(results[:state_count]), list(results[state_count:])
 
     return _Kernel(forward, backward, _batch_major_weight_grads(threads))
+
+
+def _native_lstm(threads):
+    """The LSTM kernel with the native loops of `layers/native/lstm_ops.cc` (the
+    factors of `_LSTM`, batch major)."""
+    ops = native.ops()
+    return _native_kernel(ops.rnn_suite_lstm_forward, ops.rnn_suite_lstm_backward, 2, threads)
 
 
 def _batch_major_weight_grads(parts):
@@ -500,22 +514,9 @@ _GRU_AFTER = _Kernel(_gru_after_forward, _gru_after_backward, _gru_after_weight_
 
 def _native_gru(threads):
     """The GRU kernel (`reset_after=True`) with the native loops of
-    `layers/native/gru_ops.cc` (same factors as `_GRU_AFTER`, batch major)."""
+    `layers/native/gru_ops.cc` (the factors of `_GRU_AFTER`, batch major)."""
     ops = native.ops()
-
-    def forward(x, states, weights, mask, spec, save, keep):
-        h, outputs, q_in, q_rec, z = ops.rnn_suite_gru_forward(
-            x, *states, *weights, _or_empty(mask), save=save, keep=keep, threads=threads
-        )
-        return [h] + ([outputs] if keep else []) + ([q_in, q_rec, z] if save else [])
-
-    def backward(d_outputs, d_states, factors, weights, mask, spec):
-        dh0, d_in, d_rec = ops.rnn_suite_gru_backward(
-            _or_empty(d_outputs), *d_states, *factors, weights[1], _or_empty(mask), threads=threads
-        )
-        return [dh0], [d_in, d_rec]
-
-    return _Kernel(forward, backward, _batch_major_weight_grads(threads))
+    return _native_kernel(ops.rnn_suite_gru_forward, ops.rnn_suite_gru_backward, 1, threads)
 
 
 @_compiled
