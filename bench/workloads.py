@@ -267,12 +267,14 @@ def native_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
             *[zeros(gates * units)] * (2 if cell == "gru" else 1),
         ]
         states = [zeros(batch, units)] * (2 if cell == "lstm" else 1)
-        factors = (
-            [zeros(batch, steps, 4 * units), zeros(batch, steps, 2 * units)]
+        factors = (  # time major
+            [zeros(steps, batch, 4 * units), zeros(steps, batch, 2 * units)]
             if cell == "lstm"
-            else [zeros(batch, steps, 3 * units)] * 2 + [zeros(batch, steps, units)]
+            else [zeros(steps, batch, 3 * units)] * 2 + [zeros(steps, batch, units)]
         )
-        d_pre = [zeros(batch, steps, gates * units)] * (1 if cell == "lstm" else 2)
+        projections = 1 if cell == "lstm" else 2  # then as many bias gradients
+        d_pre = [zeros(batch, steps, gates * units)] * projections
+        d_pre += [zeros(gates * units)] * projections
         outputs = constant(batch, steps, units)
         return constant(batch, steps, features), weights, states, factors, d_pre, outputs
 

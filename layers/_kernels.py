@@ -19,7 +19,8 @@ Why they beat `keras.layers.RNN` on a CPU (measurements in `bench/`):
 Where the native library is built (`layers.native`), the LSTM and the GRU
 (`reset_after=True`) run C++ loops instead, which share each step between the
 cores by units rather than cutting the batch (`_native_variant`); they keep
-the same backward factors, batch major.
+the same backward factors (time major), with batch-major outputs and
+gradients.
 
 Chains take batch-major inputs `(batch, steps, features)` and masks
 `(batch, steps, 1)` float32 (1 keeps a step); a masked step keeps the
@@ -135,9 +136,11 @@ class _Kernel:
 def _run(kernel, x, states, mask, weights, spec, training, keep_outputs):
     """Run `kernel` over one chain as a differentiable function.
 
-    When `training`, the forward pass keeps the backward factors. Otherwise it
-    keeps only what the caller wants, and the gradient, if anything asks for
-    it, recomputes the forward pass with factors first.
+    When `training`, the forward pass keeps the backward factors and the
+    outputs (the weight gradients need them). Otherwise it keeps only what the
+    caller wants, and the gradient, if anything asks for it, recomputes the
+    forward pass with factors first. Outputs the caller does not want are not
+    returned, so that no gradient of zeros is made and read for them.
     Returns `(outputs or None, final_states)`.
     """
     keep = keep_outputs or training
@@ -159,15 +162,15 @@ def _run(kernel, x, states, mask, weights, spec, training, keep_outputs):
                 results if training else kernel.forward(x, initial, weights, mask, spec, True, True)
             )
             outputs, factors = full[n], full[n + 1 :]
-            d_outputs = upstream[n] if keep else None
+            d_outputs = upstream[n] if keep_outputs else None
             d_initial, d_pre = kernel.backward(d_outputs, d_states, factors, weights, mask, spec)
             dx, d_weights = kernel.weight_grads(x, initial, outputs, weights, factors, d_pre)
             return (dx, *d_initial, *d_weights)
 
-        return tuple(results[: n + keep]), grad
+        return tuple(results[: n + keep_outputs]), grad
 
     results = run(x, *states, *weights)
-    return (results[n] if keep else None), list(results[:n])
+    return (results[n] if keep_outputs else None), list(results[:n])
 
 
 def _joint_projection(x, h, stacked, bias):
@@ -373,7 +376,8 @@ def _native_kernel(forward_op, backward_op, state_count, threads):
     """A `_Kernel` over a pair of native ops (`layers/native/*.cc`) on `threads` threads.
 
     The forward op returns `(*final_states, outputs, *factors)`, the backward op
-    `(*d_initial_states, *d_pre)`; unkept outputs and unsaved factors are empty.
+    `(*d_initial_states, *d_pre)` (`_batch_major_weight_grads`); unkept outputs
+    and unsaved factors are empty.
     """
 
     def forward(x, states, weights, mask, spec, save, keep):
@@ -398,15 +402,17 @@ def _native_kernel(forward_op, backward_op, state_count, threads):
 
 def _native_lstm(threads):
     """The LSTM kernel with the native loops of `layers/native/lstm_ops.cc` (the
-    factors of `_LSTM`, batch major)."""
+    factors of `_LSTM`)."""
     ops = native.ops()
     return _native_kernel(ops.rnn_suite_lstm_forward, ops.rnn_suite_lstm_backward, 2, threads)
 
 
 def _batch_major_weight_grads(parts):
     """Weight gradients of the native kernels, whose `outputs` and `d_pre` are
-    batch major: `d_pre` is `[d_z]` (LSTM, the input and recurrent projections
-    share it) or `[d_in, d_rec]` (GRU, each with its own bias).
+    batch major. `d_pre` is the gradients of the projections, then of the
+    biases, which the backward op sums as it goes: `[d_z, d_bias]` (LSTM, the
+    input and recurrent projections share one) or `[d_in, d_rec, d_input_bias,
+    d_recurrent_bias]` (GRU).
 
     The sums over batch and steps are cut into `parts` slices of the batch,
     independent matmuls that TensorFlow runs side by side (5-10 % faster than
@@ -414,20 +420,17 @@ def _batch_major_weight_grads(parts):
     """
 
     def weight_grads(x, states, outputs, weights, factors, d_pre):
-        d_in, d_rec = d_pre[0], d_pre[-1]
+        projections, biases = d_pre[: len(d_pre) // 2], d_pre[len(d_pre) // 2 :]
+        d_in, d_rec = projections[0], projections[-1]
         dx = tf.reshape(tf.matmul(_flat(d_in), weights[0], transpose_b=True), tf.shape(x))
         previous = tf.concat([states[0][:, None], outputs[:, :-1]], axis=1)
-        grads = []
-        for x_part, (h_part, d_in_part, d_rec_part), _ in _split_batch(
-            parts, x, [previous, d_in, d_rec], None
-        ):
-            biases = [
-                _sum_rows(d) for d in ([d_in_part, d_rec_part] if len(d_pre) == 2 else [d_in_part])
-            ]
-            grads.append(
-                [_matmul_all_rows(x_part, d_in_part), _matmul_all_rows(h_part, d_rec_part), *biases]
+        grads = [
+            [_matmul_all_rows(x_part, d_in_part), _matmul_all_rows(h_part, d_rec_part)]
+            for x_part, (h_part, d_in_part, d_rec_part), _ in _split_batch(
+                parts, x, [previous, d_in, d_rec], None
             )
-        return dx, [tf.add_n(list(g)) for g in zip(*grads, strict=True)]
+        ]
+        return dx, [tf.add_n(list(g)) for g in zip(*grads, strict=True)] + biases
 
     return weight_grads
 
@@ -514,7 +517,7 @@ _GRU_AFTER = _Kernel(_gru_after_forward, _gru_after_backward, _gru_after_weight_
 
 def _native_gru(threads):
     """The GRU kernel (`reset_after=True`) with the native loops of
-    `layers/native/gru_ops.cc` (the factors of `_GRU_AFTER`, batch major)."""
+    `layers/native/gru_ops.cc` (the factors of `_GRU_AFTER`)."""
     ops = native.ops()
     return _native_kernel(ops.rnn_suite_gru_forward, ops.rnn_suite_gru_backward, 1, threads)
 

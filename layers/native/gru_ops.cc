@@ -2,7 +2,8 @@
 //
 // Same design as lstm_ops.cc: `threads` threads each own a slice of the units
 // (their columns of the z, r and h gates), meet at a spin barrier once a step,
-// and write batch-major per-step results. The factors are those of
+// write batch-major outputs and projection gradients and time-major factors,
+// and sum the bias gradients in the backward loop. The factors are those of
 // `_gru_after_forward` / `_gru_after_backward` in layers/_kernels.py:
 //   q_in  = [q_z, q_r, q_h],  q_rec = [q_z, q_r, q_h * r],  z (one where masked),
 // so that for d3 = [dh, dh, dh] the gradients of the input and recurrent
@@ -34,9 +35,9 @@ REGISTER_OP("RnnSuiteGruForward")
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("outputs: float")  // (batch, steps, units) if keep, else (batch, 0, units)
-    .Output("q_in: float")     // (batch, steps, 3 units) if save, else empty
-    .Output("q_rec: float")    // (batch, steps, 3 units) if save, else empty
-    .Output("z: float")        // (batch, steps, units) if save, else empty
+    .Output("q_in: float")     // (steps, batch, 3 units) if save, else empty
+    .Output("q_rec: float")    // (steps, batch, 3 units) if save, else empty
+    .Output("z: float")        // (steps, batch, units) if save, else empty
     .SetShapeFn([](InferenceContext* c) {
       bool save, keep;
       TF_RETURN_IF_ERROR(c->GetAttr("save", &save));
@@ -47,9 +48,9 @@ REGISTER_OP("RnnSuiteGruForward")
       TF_RETURN_IF_ERROR(c->Multiply(units, 3, &three));
       c->set_output(0, c->Matrix(batch, units));
       c->set_output(1, c->MakeShape({batch, keep ? steps : c->MakeDim(0), units}));
-      c->set_output(2, save ? c->MakeShape({batch, steps, three}) : c->Vector(0));
-      c->set_output(3, save ? c->MakeShape({batch, steps, three}) : c->Vector(0));
-      c->set_output(4, save ? c->MakeShape({batch, steps, units}) : c->Vector(0));
+      c->set_output(2, save ? c->MakeShape({steps, batch, three}) : c->Vector(0));
+      c->set_output(3, save ? c->MakeShape({steps, batch, three}) : c->Vector(0));
+      c->set_output(4, save ? c->MakeShape({steps, batch, units}) : c->Vector(0));
       return tensorflow::OkStatus();
     });
 
@@ -70,7 +71,7 @@ class GruForwardOp : public OpKernel {
     const int batch = x.dim_size(0), steps = x.dim_size(1), features = x.dim_size(2);
     Tensor *h_out, *outputs, *q_in, *q_rec, *z_out;
     auto per_step = [&](int width) {
-      return save_ ? TensorShape({batch, steps, width}) : TensorShape({0});
+      return save_ ? TensorShape({steps, batch, width}) : TensorShape({0});
     };
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, units}), &h_out));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch, keep_ ? steps : 0, units}), &outputs));
@@ -98,52 +99,67 @@ class GruForwardOp : public OpKernel {
       const Matrix wh = GateColumns(ctx->input(3).flat<float>().data(), units, units, kGates, s);
       const Matrix bx = GateColumns(ctx->input(4).flat<float>().data(), 1, units, kGates, s);
       const Matrix bh = GateColumns(ctx->input(5).flat<float>().data(), 1, units, kGates, s);
-      Matrix xz(batch, kGates * n), hz(batch, kGates * n);
-      Array hn(batch, n);
+      // The z and r gates sum both projections, so one product over [x | h] gives
+      // them; the h gate needs its recurrent part apart (it is scaled by r).
+      Matrix w_zr(features + units, 2 * n);
+      w_zr << wx.leftCols(2 * n), wh.leftCols(2 * n);
+      const PackedMatrix zr_packed(w_zr), xh_packed(wx.rightCols(n)), hh_packed(wh.rightCols(n));
+      const FloatBuffer zr_bias = zr_packed.PadRow(bx.leftCols(2 * n) + bh.leftCols(2 * n));
+      const FloatBuffer xh_bias = xh_packed.PadRow(bx.rightCols(n));
+      const FloatBuffer hh_bias = hh_packed.PadRow(bh.rightCols(n));
+      Matrix zr(batch, zr_packed.padded_cols()), xh(batch, xh_packed.padded_cols()),
+          hh(batch, hh_packed.padded_cols());
       for (int t = 0; t < steps; ++t) {
         const Matrix& h_prev = h[t & 1];
-        xz.noalias() = ConstView(xd + t * features, batch, features, Strided(steps * features)) * wx;
-        xz.rowwise() += bx.row(0);
-        hz.noalias() = h_prev * wh;
+        Matrix& h_next = h[(t + 1) & 1];
+        const Operand x_t{xd + t * features, steps * features, features}, h_t{h_prev.data(), units, units};
+        zr_packed.Multiply(batch, x_t, h_t, zr_bias.data(), zr.data(), zr.cols());
+        xh_packed.Multiply(batch, x_t, kNoOperand, xh_bias.data(), xh.data(), xh.cols());
+        hh_packed.Multiply(batch, h_t, kNoOperand, hh_bias.data(), hh.data(), hh.cols());
         if (matmuls_only_) {
           barrier.Wait();
           continue;
         }
-        hz.rowwise() += bh.row(0);
-        const Array zr = (xz.leftCols(2 * n) + hz.leftCols(2 * n)).array().logistic();
-        const auto z = zr.leftCols(n), r = zr.rightCols(n);
-        const auto h_h = hz.rightCols(n).array();
-        const Array hh = (xz.rightCols(n).array() + r * h_h).tanh();
-        const auto h_old = h_prev.middleCols(s.begin, n).array();
-        hn = z * h_old + (1.0f - z) * hh;  // Keras's order of operations
-        if (save_) {
-          View qit(qi + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
-          View qrt(qr + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
-          View zt(zd + size_t(t) * units, batch, units, Strided(row));
-          const Array q_h = (1.0f - z) * (1.0f - hh * hh);
-          const Array q_z = (h_old - hh) * (z * (1.0f - z));
-          const Array q_r = h_h * (r * (1.0f - r)) * q_h;
-          qit.middleCols(s.begin, n) = q_z.matrix();
-          qit.middleCols(units + s.begin, n) = q_r.matrix();
-          qit.middleCols(2 * units + s.begin, n) = q_h.matrix();
-          qrt.middleCols(s.begin, n) = q_z.matrix();
-          qrt.middleCols(units + s.begin, n) = q_r.matrix();
-          qrt.middleCols(2 * units + s.begin, n) = (q_h * r).matrix();
-          zt.middleCols(s.begin, n) = z.matrix();
-          for (int b = 0; b < batch; ++b) {
-            if (mask.Keeps(b, t)) continue;
-            for (int gate = 0; gate < kGates; ++gate) {
-              qit.row(b).segment(gate * units + s.begin, n).setZero();
-              qrt.row(b).segment(gate * units + s.begin, n).setZero();
-            }
-            zt.row(b).segment(s.begin, n).setOnes();
-          }
-        }
         for (int b = 0; b < batch; ++b) {
-          if (!mask.Keeps(b, t)) hn.row(b) = h_old.row(b);
+          RowSegment h_new(h_next.row(b).data() + s.begin, n);
+          ConstRowSegment h_old(h_prev.row(b).data() + s.begin, n);
+          const size_t at = size_t(t) * batch + b;  // row of the (steps, batch, ...) factors
+          float* qib = save_ ? qi + at * 3 * units + s.begin : nullptr;
+          float* qrb = save_ ? qr + at * 3 * units + s.begin : nullptr;
+          float* zb = save_ ? zd + at * units + s.begin : nullptr;
+          if (!mask.Keeps(b, t)) {
+            h_new = h_old;
+            if (save_) {  // q = 0 and z = 1: no gradient into this step's gates, dh passes
+              for (int gate = 0; gate < kGates; ++gate) {
+                RowSegment(qib + gate * units, n).setZero();
+                RowSegment(qrb + gate * units, n).setZero();
+              }
+              RowSegment(zb, n).setOnes();
+            }
+          } else {
+            const float *zrb = zr.row(b).data(), *xhb = xh.row(b).data(), *hhb = hh.row(b).data();
+            const float* h_oldb = h_prev.row(b).data() + s.begin;
+            float* h_newb = h_next.row(b).data() + s.begin;
+            ForChunks(n, [&](int j, auto size) {
+              const auto z = Part(zrb + j, size).logistic().eval();
+              const auto r = Part(zrb + n + j, size).logistic().eval();
+              const auto h_rec = Part(hhb + j, size);
+              const auto h_old = Part(h_oldb + j, size);
+              const auto h_hat = (Part(xhb + j, size) + r * h_rec).tanh().eval();
+              Part(h_newb + j, size) = z * h_old + (1.0f - z) * h_hat;  // Keras's order of operations
+              if (save_) {
+                const auto q_h = ((1.0f - z) * (1.0f - h_hat * h_hat)).eval();
+                const auto q_z = ((h_old - h_hat) * (z * (1.0f - z))).eval();
+                const auto q_r = (h_rec * (r * (1.0f - r)) * q_h).eval();
+                Part(qib + j, size) = q_z, Part(qib + units + j, size) = q_r, Part(qib + 2 * units + j, size) = q_h;
+                Part(qrb + j, size) = q_z, Part(qrb + units + j, size) = q_r;
+                Part(qrb + 2 * units + j, size) = q_h * r;
+                Part(zb + j, size) = z;
+              }
+            });
+          }
+          if (keep_) RowSegment(out + (size_t(b) * steps + t) * units + s.begin, n) = h_new;
         }
-        h[(t + 1) & 1].middleCols(s.begin, n) = hn.matrix();
-        if (keep_) View(out + size_t(t) * units + s.begin, batch, n, Strided(row)) = hn.matrix();
         barrier.Wait();
       }
     };
@@ -163,9 +179,9 @@ REGISTER_KERNEL_BUILDER(Name("RnnSuiteGruForward").Device(tensorflow::DEVICE_CPU
 REGISTER_OP("RnnSuiteGruBackward")
     .Input("d_outputs: float")  // (batch, steps, units), or empty for none
     .Input("dh: float")         // (batch, units): gradient of the final h
-    .Input("q_in: float")       // (batch, steps, 3 units)
-    .Input("q_rec: float")      // (batch, steps, 3 units)
-    .Input("z: float")          // (batch, steps, units)
+    .Input("q_in: float")       // (steps, batch, 3 units)
+    .Input("q_rec: float")      // (steps, batch, 3 units)
+    .Input("z: float")          // (steps, batch, units)
     .Input("recurrent: float")  // (units, 3 units)
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
@@ -173,10 +189,15 @@ REGISTER_OP("RnnSuiteGruBackward")
     .Output("dh0: float")    // (batch, units)
     .Output("d_in: float")   // (batch, steps, 3 units): gradients of the input projection
     .Output("d_rec: float")  // (batch, steps, 3 units): and of the recurrent projection
+    .Output("d_input_bias: float")      // (3 units): d_in summed over batch and steps
+    .Output("d_recurrent_bias: float")  // (3 units): d_rec summed over batch and steps
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(1));
-      c->set_output(1, c->input(2));
-      c->set_output(2, c->input(2));
+      auto q = c->input(2);
+      c->set_output(1, c->MakeShape({c->Dim(q, 1), c->Dim(q, 0), c->Dim(q, 2)}));
+      c->set_output(2, c->MakeShape({c->Dim(q, 1), c->Dim(q, 0), c->Dim(q, 2)}));
+      c->set_output(3, c->Vector(c->Dim(q, 2)));
+      c->set_output(4, c->Vector(c->Dim(q, 2)));
       return tensorflow::OkStatus();
     });
 
@@ -190,12 +211,16 @@ class GruBackwardOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     const Tensor& q_in = ctx->input(2);
     OP_REQUIRES(ctx, q_in.dims() == 3,
-                tensorflow::errors::InvalidArgument("q_in must be (batch, steps, 3 units)"));
-    const int batch = q_in.dim_size(0), steps = q_in.dim_size(1), units = ctx->input(5).dim_size(0);
-    Tensor *dh0, *d_in, *d_rec;
+                tensorflow::errors::InvalidArgument("q_in must be (steps, batch, 3 units)"));
+    const int steps = q_in.dim_size(0), batch = q_in.dim_size(1), units = ctx->input(5).dim_size(0);
+    Tensor *dh0, *d_in, *d_rec, *d_biases[2];
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, units}), &dh0));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, q_in.shape(), &d_in));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, q_in.shape(), &d_rec));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch, steps, 3 * units}), &d_in));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({batch, steps, 3 * units}), &d_rec));
+    for (int i = 0; i < 2; ++i) {
+      OP_REQUIRES_OK(ctx, ctx->allocate_output(3 + i, TensorShape({3 * units}), &d_biases[i]));
+      d_biases[i]->flat<float>().setZero();
+    }
     if (batch == 0) return;
 
     const float* d_out = ctx->input(0).NumElements() ? ctx->input(0).flat<float>().data() : nullptr;
@@ -213,34 +238,54 @@ class GruBackwardOp : public OpKernel {
       const Slice s = SliceOf(k, threads, units);
       const int n = s.size();
       // dh_prev[:, slice] = d_rec @ U[slice, :]^T: this thread's rows of U, transposed.
-      const Matrix u_t = ConstView(ctx->input(5).flat<float>().data() + size_t(s.begin) * 3 * units,
-                                   n, 3 * units, Strided(3 * units)).transpose();
+      const PackedMatrix u_t(ConstView(ctx->input(5).flat<float>().data() + size_t(s.begin) * 3 * units,
+                                       n, 3 * units, Strided(3 * units)).transpose());
       Array dh = ConstView(ctx->input(1).flat<float>().data() + s.begin, batch, n, Strided(units));
       Array d(batch, n);
-      Matrix dh_prev(batch, n);
+      // Bias gradients: [input, recurrent] x [gates], summed per step, then over steps.
+      Eigen::ArrayXf bias_sum = Eigen::ArrayXf::Zero(2 * kGates * n), step_sum(2 * kGates * n);
+      Matrix dh_prev(batch, u_t.padded_cols());
       for (int t = steps - 1; t >= 0; --t) {
-        ConstView qit(qi + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
-        ConstView qrt(qr + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
-        View dint(din + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
-        View drect(drec + size_t(t) * 3 * units, batch, 3 * units, Strided(3 * row));
         if (matmuls_only_) {
           barrier.Wait();
-          dh_prev.noalias() = qrt * u_t;
+          u_t.Multiply(batch, {qr + size_t(t) * batch * 3 * units, 3 * units, 3 * units}, kNoOperand, nullptr,
+                       dh_prev.data(), dh_prev.cols());
           continue;
         }
-        d = dh;
-        if (d_out) d += ConstView(d_out + t * units + s.begin, batch, n, Strided(row)).array();
-        for (int gate = 0; gate < kGates; ++gate) {
-          const int at = gate * units + s.begin;
-          dint.middleCols(at, n) = (d * qit.middleCols(at, n).array()).matrix();
-          drect.middleCols(at, n) = (d * qrt.middleCols(at, n).array()).matrix();
+        step_sum.setZero();
+        for (int b = 0; b < batch; ++b) {
+          const size_t at = (size_t(b) * steps + t) * 3 * units + s.begin;  // of d_in, d_rec
+          const size_t q_at = (size_t(t) * batch + b) * 3 * units + s.begin;  // of the factors
+          const float* d_out_b = d_out ? d_out + (size_t(b) * steps + t) * units + s.begin : nullptr;
+          const float* dhb = dh.row(b).data();
+          float *db = d.row(b).data(), *sums = step_sum.data();
+          ForChunks(n, [&](int j, auto size) {
+            auto d_j = Part(db + j, size);
+            d_j = Part(dhb + j, size);
+            if (d_out_b) d_j += Part(d_out_b + j, size);
+            for (int gate = 0; gate < kGates; ++gate) {
+              const int g = gate * units + j;
+              const auto d_input = (d_j * Part(qi + q_at + g, size)).eval();
+              const auto d_recurrent = (d_j * Part(qr + q_at + g, size)).eval();
+              Part(din + at + g, size) = d_input;
+              Part(drec + at + g, size) = d_recurrent;
+              Part(sums + gate * n + j, size) += d_input;
+              Part(sums + (kGates + gate) * n + j, size) += d_recurrent;
+            }
+          });
         }
+        bias_sum += step_sum;  // per step first: smaller rounding than one running sum
         barrier.Wait();  // d_rec of step t is complete
-        dh_prev.noalias() = drect * u_t;
-        dh = dh_prev.array() +
-             d * ConstView(zd + size_t(t) * units + s.begin, batch, n, Strided(row)).array();
+        u_t.Multiply(batch, {drec + size_t(t) * 3 * units, int(3 * row), 3 * units}, kNoOperand, nullptr,
+                     dh_prev.data(), dh_prev.cols());
+        dh = dh_prev.leftCols(n).array() +
+             d * ConstView(zd + size_t(t) * batch * units + s.begin, batch, n, Strided(units)).array();
       }
       View(dh0->flat<float>().data() + s.begin, batch, n, Strided(units)) = dh.matrix();
+      for (int i = 0; i < 2; ++i)
+        for (int gate = 0; gate < kGates; ++gate)
+          RowSegment(d_biases[i]->flat<float>().data() + gate * units + s.begin, n) =
+              bias_sum.segment((i * kGates + gate) * n, n);
     };
     RunTogether(ctx, threads, work);
   }
