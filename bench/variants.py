@@ -1,10 +1,10 @@
 """LSTM kernels for the approaches that `layers._kernels` does not take.
 
-Each is a drop-in for `layers._kernels.lstm` (same signature, same results
-up to float rounding) so that `python -m bench.approaches` can time it inside
-a real `layers.LSTM`. They exist to be measured, not used: masks are not
-supported, and a variant that only changes inference hands training to the
-default kernel.
+Each is a drop-in for `layers._kernels.lstm` (same signature, but the weights
+in the kernels' gate order, `lstm_weights`; same results up to float rounding)
+so that `python -m bench.approaches` can time it inside a real `layers.LSTM`.
+They exist to be measured, not used: masks are not supported, and a variant
+that only changes inference hands training to the default kernel.
 
 - `autodiff_lstm`: the XLA-compiled loop of the fast path, but differentiated
   by TensorFlow's automatic differentiation instead of the hand-written
@@ -29,6 +29,11 @@ from layers.recurrent import LSTM
 
 UNROLL = 4
 _compiled = tf.function(jit_compile=True, autograph=False)
+
+
+def _default_lstm(x, states, mask, weights, spec, training, keep_outputs):
+    """The fast path's XLA kernel, for weights already in its gate order."""
+    return _kernels._run(_kernels._LSTM, x, states, mask, weights, spec, training, keep_outputs)
 
 
 def _no_mask(mask):
@@ -117,7 +122,7 @@ def _recurrent_loop(projected, h, c, recurrent, spec, keep):
 def precomputed_projection_lstm(x, states, mask, weights, spec, training, keep_outputs):
     """Inference with the input projection of all steps computed first."""
     if training:
-        return _kernels.lstm(x, states, mask, weights, spec, training, keep_outputs)
+        return _default_lstm(x, states, mask, weights, spec, training, keep_outputs)
     _no_mask(mask)
     kernel, recurrent, bias = weights
     projected = tf.einsum("btf,fg->btg", x, kernel) + bias
@@ -149,7 +154,7 @@ def _unrolled_forward(x, h, c, kernel, recurrent, bias, spec):
 def unrolled_lstm(x, states, mask, weights, spec, training, keep_outputs):
     """Inference with `UNROLL` steps per loop iteration (final states only)."""
     if training or keep_outputs:
-        return _kernels.lstm(x, states, mask, weights, spec, training, keep_outputs)
+        return _default_lstm(x, states, mask, weights, spec, training, keep_outputs)
     _no_mask(mask)
     return None, list(_unrolled_forward(x, *states, *weights, spec))
 
@@ -192,6 +197,9 @@ class _VariantLSTM(LSTM):
 
     def _kernel(self):
         return type(self).variant_kernel
+
+    def _kernel_weights(self):  # the variants take the kernels' gate order i, f, o, c
+        return _kernels.lstm_weights(*super()._kernel_weights())
 
 
 # Registered, because `Bidirectional` rebuilds its backward layer from the config.

@@ -245,7 +245,7 @@ class LSTM(FastRNN):
 
     def _kernel_weights(self):
         cell = self.cell
-        return _kernels.lstm_weights(
+        return (
             _kernels.read(cell.kernel),
             _kernels.read(cell.recurrent_kernel),
             self._bias_or_zeros(4 * cell.units),

@@ -140,12 +140,16 @@ inline Slice SliceOf(int k, int threads, int units) {
 }
 
 // The columns of slice `s` of each of `gates` gates, side by side, from a
-// (rows, gates * units) row-major matrix whose gates are blocks of `units` columns.
-inline Matrix GateColumns(const float* w, int rows, int units, int gates, Slice s) {
+// (rows, gates * units) row-major matrix whose gates are blocks of `units`
+// columns; gate g is block order[g] of the matrix (block g without `order`).
+inline Matrix GateColumns(const float* w, int rows, int units, int gates, Slice s,
+                          const int* order = nullptr) {
   Matrix packed(rows, gates * s.size());
   ConstView full(w, rows, gates * units, Strided(gates * units));
-  for (int g = 0; g < gates; ++g)
-    packed.middleCols(g * s.size(), s.size()) = full.middleCols(g * units + s.begin, s.size());
+  for (int g = 0; g < gates; ++g) {
+    const int block = order ? order[g] : g;
+    packed.middleCols(g * s.size(), s.size()) = full.middleCols(block * units + s.begin, s.size());
+  }
   return packed;
 }
 

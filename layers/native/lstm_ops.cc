@@ -27,7 +27,12 @@ namespace {
 
 using namespace rnn_suite;  // NOLINT: this file is its implementation
 
-constexpr int kGates = 4;  // i, f, o, c
+constexpr int kGates = 4;
+// The weights, their gradients and dz come in Keras's gate order i, f, c, o;
+// inside, the gates are i, f, o, c (the three sigmoid gates side by side).
+// Gate g inside is block kKerasBlock[g] of Keras's columns.
+constexpr int kKerasBlock[kGates] = {0, 1, 3, 2};
+constexpr int kI = 0, kF = 1, kC = 2, kO = 3;  // Keras's blocks
 
 // ------------------------------------------------------------------ forward
 
@@ -35,7 +40,7 @@ REGISTER_OP("RnnSuiteLstmForward")
     .Input("x: float")          // (batch, steps, features)
     .Input("h0: float")         // (batch, units)
     .Input("c0: float")         // (batch, units)
-    .Input("kernel: float")     // (features, 4 units), gates i, f, o, c
+    .Input("kernel: float")     // (features, 4 units), Keras's gates i, f, c, o
     .Input("recurrent: float")  // (units, 4 units)
     .Input("bias: float")       // (4 units)
     .Input("mask: float")       // (batch, steps, 1), or empty for none
@@ -106,10 +111,11 @@ class LstmForwardOp : public OpKernel {
       const Slice s = SliceOf(k, threads, units);
       const int n = s.size();
       Matrix w(features + units, kGates * n);  // [kernel; recurrent], this slice's columns
-      w << GateColumns(ctx->input(3).flat<float>().data(), features, units, kGates, s),
-          GateColumns(ctx->input(4).flat<float>().data(), units, units, kGates, s);
+      w << GateColumns(ctx->input(3).flat<float>().data(), features, units, kGates, s, kKerasBlock),
+          GateColumns(ctx->input(4).flat<float>().data(), units, units, kGates, s, kKerasBlock);
       const PackedMatrix packed(w);
-      const FloatBuffer bias = packed.PadRow(GateColumns(ctx->input(5).flat<float>().data(), 1, units, kGates, s));
+      const FloatBuffer bias =
+          packed.PadRow(GateColumns(ctx->input(5).flat<float>().data(), 1, units, kGates, s, kKerasBlock));
       Matrix z(batch, packed.padded_cols());
       Array c = ConstView(ctx->input(2).flat<float>().data() + s.begin, batch, n, Strided(units));
       for (int t = 0; t < steps; ++t) {
@@ -185,14 +191,14 @@ REGISTER_OP("RnnSuiteLstmBackward")
     .Input("dc: float")         // (batch, units): gradient of the final c
     .Input("p: float")          // (steps, batch, 4 units)
     .Input("kf: float")         // (steps, batch, 2 units)
-    .Input("recurrent: float")  // (units, 4 units)
+    .Input("recurrent: float")  // (units, 4 units), Keras's gates i, f, c, o
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")  // (batch, units)
     .Output("dc0: float")  // (batch, units)
-    .Output("dz: float")   // (batch, steps, 4 units): gradients of the pre-activations
-    .Output("d_bias: float")  // (4 units): dz summed over batch and steps
+    .Output("dz: float")   // (batch, steps, 4 units): gradients of the pre-activations, Keras's order
+    .Output("d_bias: float")  // (4 units): dz summed over batch and steps, Keras's order
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(1));
       c->set_output(1, c->input(2));
@@ -266,10 +272,10 @@ class LstmBackwardOp : public OpKernel {
             const auto df = (dc_j * Part(pr + units + j, size)).eval();
             const auto d_o = (d_j * Part(pr + 2 * units + j, size)).eval();
             const auto dg = (dc_j * Part(pr + 3 * units + j, size)).eval();
-            Part(dzr + j, size) = di, Part(dzr + units + j, size) = df;
-            Part(dzr + 2 * units + j, size) = d_o, Part(dzr + 3 * units + j, size) = dg;
-            Part(sums + j, size) += di, Part(sums + n + j, size) += df;
-            Part(sums + 2 * n + j, size) += d_o, Part(sums + 3 * n + j, size) += dg;
+            Part(dzr + kI * units + j, size) = di, Part(dzr + kF * units + j, size) = df;
+            Part(dzr + kC * units + j, size) = dg, Part(dzr + kO * units + j, size) = d_o;
+            Part(sums + kI * n + j, size) += di, Part(sums + kF * n + j, size) += df;
+            Part(sums + kC * n + j, size) += dg, Part(sums + kO * n + j, size) += d_o;
             dc_j *= Part(kfr + units + j, size);  // through the forget gate
           });
         }
