@@ -372,17 +372,26 @@ def _or_empty(tensor):
     return tf.zeros((0,), tf.float32) if tensor is None else tensor
 
 
-def _native_kernel(forward_op, backward_op, state_count, threads):
+def _native_kernel(forward_op, backward_op, state_count, threads, reverse):
     """A `_Kernel` over a pair of native ops (`layers/native/*.cc`) on `threads` threads.
 
     The forward op returns `(*final_states, outputs, *factors)`, the backward op
     `(*d_initial_states, *d_pre)` (`_batch_major_weight_grads`); unkept outputs
-    and unsaved factors are empty.
+    and unsaved factors are empty. With `reverse` the ops run from the last
+    step of `x` and `mask` to the first, and outputs and factors are in the
+    order the steps ran, as if `x` and `mask` had been flipped.
     """
 
     def forward(x, states, weights, mask, spec, save, keep):
         results = forward_op(
-            x, *states, *weights, _or_empty(mask), save=save, keep=keep, threads=threads
+            x,
+            *states,
+            *weights,
+            _or_empty(mask),
+            save=save,
+            keep=keep,
+            threads=threads,
+            reverse=reverse,
         )
         final, outputs, factors = (
             results[:state_count],
@@ -393,24 +402,32 @@ def _native_kernel(forward_op, backward_op, state_count, threads):
 
     def backward(d_outputs, d_states, factors, weights, mask, spec):
         results = backward_op(
-            _or_empty(d_outputs), *d_states, *factors, weights[1], _or_empty(mask), threads=threads
+            _or_empty(d_outputs),
+            *d_states,
+            *factors,
+            weights[1],
+            _or_empty(mask),
+            threads=threads,
+            reverse=reverse,
         )
         return list(results[:state_count]), list(results[state_count:])
 
-    return _Kernel(forward, backward, _batch_major_weight_grads(threads))
+    return _Kernel(forward, backward, _batch_major_weight_grads(threads, reverse))
 
 
-def _native_lstm(threads):
+def _native_lstm(threads, reverse):
     """The LSTM kernel with the native loops of `layers/native/lstm_ops.cc` (the
     factors of `_LSTM`). Takes Keras's weights as they are: the ops reorder the
     gates as they pack them, which a `tf.split` and `tf.concat` here would do
     at a cost (0.3 ms of a 7 ms inference at 64x100x64->128, mostly waiting for
     a pool thread busy with the other direction)."""
     ops = native.ops()
-    return _native_kernel(ops.rnn_suite_lstm_forward, ops.rnn_suite_lstm_backward, 2, threads)
+    return _native_kernel(
+        ops.rnn_suite_lstm_forward, ops.rnn_suite_lstm_backward, 2, threads, reverse
+    )
 
 
-def _batch_major_weight_grads(parts):
+def _batch_major_weight_grads(parts, reverse=False):
     """Weight gradients of the native kernels, whose `outputs` and `d_pre` are
     batch major. `d_pre` is the gradients of the projections, then of the
     biases, which the backward op sums as it goes: `[d_z, d_bias]` (LSTM, the
@@ -419,13 +436,18 @@ def _batch_major_weight_grads(parts):
 
     The sums over batch and steps are cut into `parts` slices of the batch,
     independent matmuls that TensorFlow runs side by side (5-10 % faster than
-    one matmul on 2 cores, measured inside a training step).
+    one matmul on 2 cores, measured inside a training step). With `reverse`
+    the gradients are in the order the steps ran, and `x` is flipped to match.
     """
 
     def weight_grads(x, states, outputs, weights, factors, d_pre):
         projections, biases = d_pre[: len(d_pre) // 2], d_pre[len(d_pre) // 2 :]
         d_in, d_rec = projections[0], projections[-1]
+        if reverse:
+            x = tf.reverse(x, [1])
         dx = tf.reshape(tf.matmul(_flat(d_in), weights[0], transpose_b=True), tf.shape(x))
+        if reverse:
+            dx = tf.reverse(dx, [1])
         previous = tf.concat([states[0][:, None], outputs[:, :-1]], axis=1)
         grads = [
             [_matmul_all_rows(x_part, d_in_part), _matmul_all_rows(h_part, d_rec_part)]
@@ -518,11 +540,13 @@ def _gru_after_weight_grads(x, states, outputs, weights, factors, d_pre):
 _GRU_AFTER = _Kernel(_gru_after_forward, _gru_after_backward, _gru_after_weight_grads)
 
 
-def _native_gru(threads):
+def _native_gru(threads, reverse):
     """The GRU kernel (`reset_after=True`) with the native loops of
     `layers/native/gru_ops.cc` (the factors of `_GRU_AFTER`)."""
     ops = native.ops()
-    return _native_kernel(ops.rnn_suite_gru_forward, ops.rnn_suite_gru_backward, 1, threads)
+    return _native_kernel(
+        ops.rnn_suite_gru_forward, ops.rnn_suite_gru_backward, 1, threads, reverse
+    )
 
 
 @_compiled
@@ -623,11 +647,24 @@ def _usable_cores():
 
 
 def run_chains(
-    kernel, sequences, states, mask, weights, spec, training, keep_outputs, concurrent_loops=1
+    kernel,
+    sequences,
+    states,
+    mask,
+    weights,
+    spec,
+    training,
+    keep_outputs,
+    concurrent_loops=1,
+    reverse=False,
 ):
     """Run `kernel` over batch-major `sequences` `(batch, steps, features)`.
 
-    `mask` is `(batch, steps)` or `None`. Where `kernel` has a native variant
+    `mask` is `(batch, steps)` or `None`. With `reverse`, the steps run from
+    the last to the first, as over flipped `sequences` and `mask` (Keras's
+    `go_backwards`); outputs are in the order the steps ran. The native
+    kernels do that in place; the XLA kernels get flipped copies.
+    Where `kernel` has a native variant
     (`_native_variant`), that runs the whole batch on one core's share of
     threads each (`chain_count(None, concurrent_loops)`). Otherwise the batch
     is split into `chain_count(batch, concurrent_loops)` chains of the XLA
@@ -636,9 +673,13 @@ def run_chains(
     """
     if mask is not None:
         mask = tf.cast(mask, tf.float32)[:, :, None]
-    native_kernel = _native_variant(kernel, spec, weights, chain_count(None, concurrent_loops))
+    threads = chain_count(None, concurrent_loops)
+    native_kernel = _native_variant(kernel, spec, weights, threads, reverse)
     if native_kernel is not None:  # batch major in and out: no padding, no chains
         return _run(native_kernel, sequences, states, mask, weights, spec, training, keep_outputs)
+    if reverse:
+        sequences = tf.reverse(sequences, [1])
+        mask = None if mask is None else tf.reverse(mask, [1])
     n = chain_count(sequences.shape[0], concurrent_loops)
     batch = tf.shape(sequences)[0]
     sequences, states, mask = _pad_batch(_bucket(batch) - batch, sequences, states, mask)
@@ -663,7 +704,7 @@ NATIVE_KERNELS = tuple(_NATIVE_BUILDERS)
 _NATIVE_SPEC = Spec("tanh", "sigmoid")
 
 
-def _native_variant(kernel, spec, weights, threads):
+def _native_variant(kernel, spec, weights, threads, reverse=False):
     """The native kernel that replaces the XLA `kernel` for `spec`, or `None`.
 
     Native kernels exist for the LSTM and the GRU (`reset_after=True`) with
@@ -676,7 +717,7 @@ def _native_variant(kernel, spec, weights, threads):
         return None
     if name == "gru" and weights[3] is None:  # reset_after=False
         return None
-    return builder(threads)
+    return builder(threads, reverse)
 
 
 # XLA compiles a kernel once per input shape, which costs seconds. Padding the batch up

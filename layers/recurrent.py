@@ -132,9 +132,6 @@ class FastRNN(keras.layers.RNN):
     def _fast_loop(self, sequences, states, mask, training):
         if training and self.cell.dropout > 0:
             sequences = sequences * self.cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
-        if self.go_backwards:
-            sequences = ops.flip(sequences, axis=1)
-            mask = None if mask is None else ops.flip(mask, axis=1)
         outputs, states = _kernels.run_chains(
             self._kernel(),
             sequences,
@@ -145,7 +142,10 @@ class FastRNN(keras.layers.RNN):
             training,
             keep_outputs=self.return_sequences,
             concurrent_loops=self.concurrent_loops,
+            reverse=self.go_backwards,
         )
+        if self.go_backwards and mask is not None:  # as the steps ran
+            mask = ops.flip(mask, axis=1)
         return self._as_keras_results(outputs, states, mask)
 
     def _kernel(self):

@@ -307,14 +307,18 @@ inline void ForChunks(int n, Body body) {
 }
 
 // A step is kept for row b where mask[b, t] > 0.5; no mask keeps every step.
+// Steps are counted in the order they run: from the last with `reverse`.
 struct Mask {
   const float* data;  // (batch, steps) or nullptr
   int steps;
-  bool Keeps(int b, int t) const { return data == nullptr || data[b * steps + t] > 0.5f; }
+  bool reverse;
+  bool Keeps(int b, int t) const {
+    return data == nullptr || data[b * steps + (reverse ? steps - 1 - t : t)] > 0.5f;
+  }
 };
 
-inline Mask MaskOf(const Tensor& mask, int steps) {
-  return {mask.NumElements() == 0 ? nullptr : mask.flat<float>().data(), steps};
+inline Mask MaskOf(const Tensor& mask, int steps, bool reverse) {
+  return {mask.NumElements() == 0 ? nullptr : mask.flat<float>().data(), steps, reverse};
 }
 
 inline void CheckInputs(OpKernelContext* ctx, const Tensor& x, int units) {

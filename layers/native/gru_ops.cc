@@ -32,6 +32,7 @@ REGISTER_OP("RnnSuiteGruForward")
     .Attr("save: bool")
     .Attr("keep: bool")
     .Attr("threads: int >= 1")
+    .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("outputs: float")  // (batch, steps, units) if keep, else (batch, 0, units)
@@ -60,6 +61,7 @@ class GruForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("save", &save_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keep", &keep_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
@@ -81,7 +83,7 @@ class GruForwardOp : public OpKernel {
     if (batch == 0) return;
 
     const float* xd = x.flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps);
+    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
     Matrix h[2] = {Eigen::Map<const Matrix>(ctx->input(1).flat<float>().data(), batch, units),
                    Matrix(batch, units)};
     float* out = keep_ ? outputs->flat<float>().data() : nullptr;
@@ -112,7 +114,8 @@ class GruForwardOp : public OpKernel {
       for (int t = 0; t < steps; ++t) {
         const Matrix& h_prev = h[t & 1];
         Matrix& h_next = h[(t + 1) & 1];
-        const Operand x_t{xd + t * features, steps * features, features}, h_t{h_prev.data(), units, units};
+        const int step = reverse_ ? steps - 1 - t : t;  // of x
+        const Operand x_t{xd + step * features, steps * features, features}, h_t{h_prev.data(), units, units};
         zr_packed.Multiply(batch, x_t, h_t, zr_bias.data(), zr.data(), zr.cols());
         xh_packed.Multiply(batch, x_t, kNoOperand, xh_bias.data(), xh.data(), xh.cols());
         hh_packed.Multiply(batch, h_t, kNoOperand, hh_bias.data(), hh.data(), hh.cols());
@@ -170,6 +173,7 @@ class GruForwardOp : public OpKernel {
  private:
   bool save_, keep_, matmuls_only_;
   int threads_;
+  bool reverse_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteGruForward").Device(tensorflow::DEVICE_CPU), GruForwardOp);
@@ -185,6 +189,7 @@ REGISTER_OP("RnnSuiteGruBackward")
     .Input("recurrent: float")  // (units, 3 units)
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
+    .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")    // (batch, units)
     .Output("d_in: float")   // (batch, steps, 3 units): gradients of the input projection
@@ -205,6 +210,7 @@ class GruBackwardOp : public OpKernel {
  public:
   explicit GruBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
@@ -229,7 +235,7 @@ class GruBackwardOp : public OpKernel {
     const float* zd = ctx->input(4).flat<float>().data();
     float* din = d_in->flat<float>().data();
     float* drec = d_rec->flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps);
+    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
     const size_t row = size_t(steps) * units;
     const int threads = ThreadCount(threads_, units);
     SpinBarrier barrier(threads);
@@ -292,6 +298,7 @@ class GruBackwardOp : public OpKernel {
 
  private:
   int threads_;
+  bool reverse_;
   bool matmuls_only_;
 };
 

@@ -47,6 +47,7 @@ REGISTER_OP("RnnSuiteLstmForward")
     .Attr("save: bool")
     .Attr("keep: bool")
     .Attr("threads: int >= 1")
+    .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("c: float")        // (batch, units)
@@ -76,6 +77,7 @@ class LstmForwardOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("save", &save_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keep", &keep_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
@@ -96,7 +98,7 @@ class LstmForwardOp : public OpKernel {
     if (batch == 0) return;
 
     const float* xd = x.flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps);
+    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
     // Two state buffers: step t reads one and writes the other, so that one barrier
     // a step suffices (no thread writes a buffer another may still be reading).
     Matrix h[2] = {Eigen::Map<const Matrix>(ctx->input(1).flat<float>().data(), batch, units),
@@ -121,7 +123,8 @@ class LstmForwardOp : public OpKernel {
       for (int t = 0; t < steps; ++t) {
         const Matrix& h_prev = h[t & 1];
         Matrix& h_next = h[(t + 1) & 1];
-        packed.Multiply(batch, {xd + t * features, steps * features, features}, {h_prev.data(), units, units},
+        const int step = reverse_ ? steps - 1 - t : t;  // of x
+        packed.Multiply(batch, {xd + step * features, steps * features, features}, {h_prev.data(), units, units},
                         bias.data(), z.data(), z.cols());
         if (matmuls_only_) {
           barrier.Wait();
@@ -179,6 +182,7 @@ class LstmForwardOp : public OpKernel {
  private:
   bool save_, keep_, matmuls_only_;
   int threads_;
+  bool reverse_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteLstmForward").Device(tensorflow::DEVICE_CPU), LstmForwardOp);
@@ -194,6 +198,7 @@ REGISTER_OP("RnnSuiteLstmBackward")
     .Input("recurrent: float")  // (units, 4 units), Keras's gates i, f, c, o
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
+    .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")  // (batch, units)
     .Output("dc0: float")  // (batch, units)
@@ -212,6 +217,7 @@ class LstmBackwardOp : public OpKernel {
  public:
   explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
   }
 
@@ -231,7 +237,7 @@ class LstmBackwardOp : public OpKernel {
     const float* pd = p.flat<float>().data();
     const float* kfd = ctx->input(4).flat<float>().data();
     float* dzd = dz->flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps);
+    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
     const int threads = ThreadCount(threads_, units);
     SpinBarrier barrier(threads);
 
@@ -297,6 +303,7 @@ class LstmBackwardOp : public OpKernel {
 
  private:
   int threads_;
+  bool reverse_;
   bool matmuls_only_;
 };
 

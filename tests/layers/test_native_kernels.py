@@ -77,16 +77,19 @@ def test_the_library_is_built_where_a_compiler_is():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize(("units", "batch"), [(200, 5), (128, 2), (33, 1)])
 @pytest.mark.parametrize("training", [True, False])
-def test_native_equals_the_xla_kernels(cell, threads, units, batch, training, monkeypatch):
+@pytest.mark.parametrize("go_backwards", [True, False])
+def test_native_equals_the_xla_kernels(
+    cell, threads, units, batch, training, go_backwards, monkeypatch
+):
     """Uneven unit slices (200 on 3 threads = 64 + 64 + 72; 33 on one), batches down to one row,
-    masks with holes, initial states, go_backwards, every gradient.
+    masks with holes, initial states, both directions, every gradient.
 
     Both kernels round in float32, each in its own order, so each is held against Keras's
     layer in float64: the native kernels' largest error in every output and gradient must
     stay within twice the XLA kernels' (measured: at most equal to it).
     """
     monkeypatch.setattr(_kernels, "chain_count", lambda batch_size, concurrent_loops=1: threads)
-    arguments = {"return_sequences": True, "return_state": True, "go_backwards": True}
+    arguments = {"return_sequences": True, "return_state": True, "go_backwards": go_backwards}
     layer = LAYERS[cell](units, **arguments)
     inputs = _inputs(batch)
     layer(inputs)
@@ -121,6 +124,17 @@ def test_the_native_ops_run_only_where_switched_on(monkeypatch):
     assert not set(NATIVE_OPS) & _op_types(layer, spec)
     with native.use_native(True):
         assert native.enabled()
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_go_backwards_runs_the_steps_in_reverse_without_flipping_a_copy(cell):
+    """The native ops read the steps from the last: no ReverseV2 of the sequences
+    (0.17 ms before a bidirectional direction could start, at 64x100x64->128)."""
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), LAYERS[cell](8, go_backwards=True)])
+    spec = tf.TensorSpec((None, STEPS, FEATURES))
+    types = _op_types(lambda x: model(x, training=False), spec)
+    assert {"RnnSuiteLstmForward", "RnnSuiteGruForward"} & types
+    assert "ReverseV2" not in types
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
