@@ -157,10 +157,10 @@ inline Matrix GateColumns(const float* w, int rows, int units, int gates, Slice 
 //
 // A step's products, e.g. (64, 192) @ (192, 512), are small: Eigen's general
 // product repacks both factors on every call, and its tiles do not fit them, so
-// it reaches 150-235 GFLOP/s a core here. The weights of a step do not change
-// during the op, so they are packed once (PackedMatrix), and each product runs
-// one register tile over them: 260-270 GFLOP/s a core on the EPYC (Zen 5,
-// AVX-512) at every shape of bench/, where the hardware peak is about 270.
+// it reached 150-235 GFLOP/s on one core of the EPYC (Zen 5, AVX-512) at the
+// per-thread products of bench/'s shapes. The weights do not change during an
+// op, so they are packed once (PackedMatrix), and each product runs one
+// register tile over them: 260-265 GFLOP/s at all those shapes.
 
 #if defined(__AVX512F__)
 constexpr int kLanes = 16, kTileRows = 8;  // 32 registers: 16 sums, 2 weights, 1 input
@@ -177,7 +177,8 @@ typedef float Vector __attribute__((vector_size(kLanes * sizeof(float))));
 typedef float UnalignedVector __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
 using FloatBuffer = std::vector<float, Eigen::aligned_allocator<float>>;
 
-// One factor of a product: `rows` rows of `cols` floats, `stride` floats apart.
+// The left factor of a product: rows of `cols` floats, `stride` floats apart
+// (how many rows is Multiply's `rows`).
 struct Operand {
   const float* data;
   int stride, cols;
@@ -190,8 +191,10 @@ template <int R>
 __attribute__((always_inline)) inline const float* Accumulate(Operand a, const float* panel,
                                                              Vector (&sums)[R][2]) {
   for (int k = 0; k < a.cols; ++k, panel += kPanel) {
-    const Vector w0 = *reinterpret_cast<const Vector*>(panel);
-    const Vector w1 = *reinterpret_cast<const Vector*>(panel + kLanes);
+    // Unaligned loads: as fast as aligned ones where the data is aligned, and
+    // safe whatever alignment the allocator gives.
+    const Vector w0 = *reinterpret_cast<const UnalignedVector*>(panel);
+    const Vector w1 = *reinterpret_cast<const UnalignedVector*>(panel + kLanes);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const float v = a.data[size_t(r) * a.stride + k];

@@ -6,7 +6,8 @@
 // and every core then streams all the weights each step (1.2 MB at 256 units:
 // more than a core's L2 cache). These ops cut the *units* instead: each of
 // `threads` threads owns a slice of the units, keeps its own slice of the
-// weights in its cache, computes its gates for the whole batch, and the
+// weights in its cache (packed once per call: PackedMatrix in common.h),
+// computes its gates for the whole batch, and the
 // threads meet at a spin barrier once a step to swap the new state. This is
 // how oneDNN's and torch's CPU LSTMs spend the cores.
 //
