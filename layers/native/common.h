@@ -43,6 +43,19 @@ using ConstRowSegment = Eigen::Map<const Eigen::ArrayXf>;
 // the kernels could reach were all but their matmuls free.
 constexpr const char* kMatmulsOnlyDoc = "matmuls and barriers only; outputs undefined";
 
+// The attrs every native op has: how many threads, whether the steps run from
+// the last, and whether only the matmuls run (kMatmulsOnlyDoc).
+struct LoopAttrs {
+  int threads = 1;
+  bool reverse = false, matmuls_only = false;
+};
+
+inline void ReadLoopAttrs(OpKernelConstruction* ctx, LoopAttrs* attrs) {
+  OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &attrs->threads));
+  OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &attrs->reverse));
+  OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &attrs->matmuls_only));
+}
+
 constexpr int kSpinsBeforeYield = 1000;  // about 10 microseconds
 
 // All threads wait here until every one has arrived. Spins (a step lasts tens of

@@ -60,9 +60,7 @@ class GruForwardOp : public OpKernel {
   explicit GruForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("save", &save_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keep", &keep_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
+    ReadLoopAttrs(ctx, &loop_);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -83,7 +81,7 @@ class GruForwardOp : public OpKernel {
     if (batch == 0) return;
 
     const float* xd = x.flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
+    const Mask mask = MaskOf(ctx->input(6), steps, loop_.reverse);
     Matrix h[2] = {Eigen::Map<const Matrix>(ctx->input(1).flat<float>().data(), batch, units),
                    Matrix(batch, units)};
     float* out = keep_ ? outputs->flat<float>().data() : nullptr;
@@ -91,7 +89,7 @@ class GruForwardOp : public OpKernel {
     float* qr = save_ ? q_rec->flat<float>().data() : nullptr;
     float* zd = save_ ? z_out->flat<float>().data() : nullptr;
     const size_t row = size_t(steps) * units;  // floats from one batch row to the next, per unit
-    const int threads = ThreadCount(threads_, units);
+    const int threads = ThreadCount(loop_.threads, units);
     SpinBarrier barrier(threads);
 
     auto work = [&](int k) {
@@ -114,12 +112,12 @@ class GruForwardOp : public OpKernel {
       for (int t = 0; t < steps; ++t) {
         const Matrix& h_prev = h[t & 1];
         Matrix& h_next = h[(t + 1) & 1];
-        const int step = reverse_ ? steps - 1 - t : t;  // of x
+        const int step = loop_.reverse ? steps - 1 - t : t;  // of x
         const Operand x_t{xd + step * features, steps * features, features}, h_t{h_prev.data(), units, units};
         zr_packed.Multiply(batch, x_t, h_t, zr_bias.data(), zr.data(), zr.cols());
         xh_packed.Multiply(batch, x_t, kNoOperand, xh_bias.data(), xh.data(), xh.cols());
         hh_packed.Multiply(batch, h_t, kNoOperand, hh_bias.data(), hh.data(), hh.cols());
-        if (matmuls_only_) {
+        if (loop_.matmuls_only) {
           barrier.Wait();
           continue;
         }
@@ -171,9 +169,8 @@ class GruForwardOp : public OpKernel {
   }
 
  private:
-  bool save_, keep_, matmuls_only_;
-  int threads_;
-  bool reverse_;
+  bool save_, keep_;
+  LoopAttrs loop_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteGruForward").Device(tensorflow::DEVICE_CPU), GruForwardOp);
@@ -209,9 +206,7 @@ REGISTER_OP("RnnSuiteGruBackward")
 class GruBackwardOp : public OpKernel {
  public:
   explicit GruBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
+    ReadLoopAttrs(ctx, &loop_);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -235,9 +230,9 @@ class GruBackwardOp : public OpKernel {
     const float* zd = ctx->input(4).flat<float>().data();
     float* din = d_in->flat<float>().data();
     float* drec = d_rec->flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
+    const Mask mask = MaskOf(ctx->input(6), steps, loop_.reverse);
     const size_t row = size_t(steps) * units;
-    const int threads = ThreadCount(threads_, units);
+    const int threads = ThreadCount(loop_.threads, units);
     SpinBarrier barrier(threads);
 
     auto work = [&](int k) {
@@ -252,7 +247,7 @@ class GruBackwardOp : public OpKernel {
       Eigen::ArrayXf bias_sum = Eigen::ArrayXf::Zero(2 * kGates * n), step_sum(2 * kGates * n);
       Matrix dh_prev(batch, u_t.padded_cols());
       for (int t = steps - 1; t >= 0; --t) {
-        if (matmuls_only_) {
+        if (loop_.matmuls_only) {
           barrier.Wait();
           u_t.Multiply(batch, {qr + size_t(t) * batch * 3 * units, 3 * units, 3 * units}, kNoOperand, nullptr,
                        dh_prev.data(), dh_prev.cols());
@@ -297,9 +292,7 @@ class GruBackwardOp : public OpKernel {
   }
 
  private:
-  int threads_;
-  bool reverse_;
-  bool matmuls_only_;
+  LoopAttrs loop_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteGruBackward").Device(tensorflow::DEVICE_CPU), GruBackwardOp);

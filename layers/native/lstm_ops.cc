@@ -77,9 +77,7 @@ class LstmForwardOp : public OpKernel {
   explicit LstmForwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("save", &save_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("keep", &keep_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
+    ReadLoopAttrs(ctx, &loop_);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -99,7 +97,7 @@ class LstmForwardOp : public OpKernel {
     if (batch == 0) return;
 
     const float* xd = x.flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
+    const Mask mask = MaskOf(ctx->input(6), steps, loop_.reverse);
     // Two state buffers: step t reads one and writes the other, so that one barrier
     // a step suffices (no thread writes a buffer another may still be reading).
     Matrix h[2] = {Eigen::Map<const Matrix>(ctx->input(1).flat<float>().data(), batch, units),
@@ -107,7 +105,7 @@ class LstmForwardOp : public OpKernel {
     float* out = keep_ ? outputs->flat<float>().data() : nullptr;
     float* pd = save_ ? p->flat<float>().data() : nullptr;
     float* kfd = save_ ? kf->flat<float>().data() : nullptr;
-    const int threads = ThreadCount(threads_, units);
+    const int threads = ThreadCount(loop_.threads, units);
     SpinBarrier barrier(threads);
 
     auto work = [&](int k) {
@@ -124,10 +122,10 @@ class LstmForwardOp : public OpKernel {
       for (int t = 0; t < steps; ++t) {
         const Matrix& h_prev = h[t & 1];
         Matrix& h_next = h[(t + 1) & 1];
-        const int step = reverse_ ? steps - 1 - t : t;  // of x
+        const int step = loop_.reverse ? steps - 1 - t : t;  // of x
         packed.Multiply(batch, {xd + step * features, steps * features, features}, {h_prev.data(), units, units},
                         bias.data(), z.data(), z.cols());
-        if (matmuls_only_) {
+        if (loop_.matmuls_only) {
           barrier.Wait();
           continue;
         }
@@ -181,9 +179,8 @@ class LstmForwardOp : public OpKernel {
   }
 
  private:
-  bool save_, keep_, matmuls_only_;
-  int threads_;
-  bool reverse_;
+  bool save_, keep_;
+  LoopAttrs loop_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteLstmForward").Device(tensorflow::DEVICE_CPU), LstmForwardOp);
@@ -217,9 +214,7 @@ REGISTER_OP("RnnSuiteLstmBackward")
 class LstmBackwardOp : public OpKernel {
  public:
   explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &threads_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &reverse_));
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &matmuls_only_));
+    ReadLoopAttrs(ctx, &loop_);
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -238,8 +233,8 @@ class LstmBackwardOp : public OpKernel {
     const float* pd = p.flat<float>().data();
     const float* kfd = ctx->input(4).flat<float>().data();
     float* dzd = dz->flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps, reverse_);
-    const int threads = ThreadCount(threads_, units);
+    const Mask mask = MaskOf(ctx->input(6), steps, loop_.reverse);
+    const int threads = ThreadCount(loop_.threads, units);
     SpinBarrier barrier(threads);
 
     auto work = [&](int k) {
@@ -256,7 +251,7 @@ class LstmBackwardOp : public OpKernel {
       const size_t row = size_t(steps) * units;  // floats from one batch row to the next, per unit
       for (int t = steps - 1; t >= 0; --t) {
         const Operand dzt{dzd + size_t(t) * 4 * units, int(4 * row), 4 * units};
-        if (matmuls_only_) {
+        if (loop_.matmuls_only) {
           barrier.Wait();
           u_t.Multiply(batch, {pd + size_t(t) * batch * 4 * units, 4 * units, 4 * units}, kNoOperand, nullptr,
                        dh_prev.data(), dh_prev.cols());
@@ -303,9 +298,7 @@ class LstmBackwardOp : public OpKernel {
   }
 
  private:
-  int threads_;
-  bool reverse_;
-  bool matmuls_only_;
+  LoopAttrs loop_;
 };
 
 REGISTER_KERNEL_BUILDER(Name("RnnSuiteLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);
