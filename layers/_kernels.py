@@ -664,9 +664,10 @@ def run_chains(
     the last to the first, as over flipped `sequences` and `mask` (Keras's
     `go_backwards`); outputs are in the order the steps ran. The native
     kernels do that in place; the XLA kernels get flipped copies.
-    Where `kernel` has a native variant
-    (`_native_variant`), that runs the whole batch on one core's share of
-    threads each (`chain_count(None, concurrent_loops)`). Otherwise the batch
+
+    Where `kernel` has a native variant (`_native_variant`), that runs the
+    whole batch on one core's share of threads each
+    (`chain_count(None, concurrent_loops)`). Otherwise the batch
     is split into `chain_count(batch, concurrent_loops)` chains of the XLA
     kernel run side by side. Returns `(outputs, final_states)`, `outputs`
     batch major `(batch, steps, units)` if `keep_outputs`, else `None`.
