@@ -88,7 +88,6 @@ class GruForwardOp : public OpKernel {
     float* qi = save_ ? q_in->flat<float>().data() : nullptr;
     float* qr = save_ ? q_rec->flat<float>().data() : nullptr;
     float* zd = save_ ? z_out->flat<float>().data() : nullptr;
-    const size_t row = size_t(steps) * units;  // floats from one batch row to the next, per unit
     const int threads = ThreadCount(loop_.threads, units);
     SpinBarrier barrier(threads);
 
@@ -139,18 +138,16 @@ class GruForwardOp : public OpKernel {
             }
           } else {
             const float *zrb = zr.row(b).data(), *xhb = xh.row(b).data(), *hhb = hh.row(b).data();
-            const float* h_oldb = h_prev.row(b).data() + s.begin;
-            float* h_newb = h_next.row(b).data() + s.begin;
             ForChunks(n, [&](int j, auto size) {
               const auto z = Part(zrb + j, size).logistic().eval();
               const auto r = Part(zrb + n + j, size).logistic().eval();
               const auto h_rec = Part(hhb + j, size);
-              const auto h_old = Part(h_oldb + j, size);
+              const auto h_old_j = Part(h_old.data() + j, size);
               const auto h_hat = (Part(xhb + j, size) + r * h_rec).tanh().eval();
-              Part(h_newb + j, size) = z * h_old + (1.0f - z) * h_hat;  // Keras's order of operations
+              Part(h_new.data() + j, size) = z * h_old_j + (1.0f - z) * h_hat;  // Keras's order of operations
               if (save_) {
                 const auto q_h = ((1.0f - z) * (1.0f - h_hat * h_hat)).eval();
-                const auto q_z = ((h_old - h_hat) * (z * (1.0f - z))).eval();
+                const auto q_z = ((h_old_j - h_hat) * (z * (1.0f - z))).eval();
                 const auto q_r = (h_rec * (r * (1.0f - r)) * q_h).eval();
                 Part(qib + j, size) = q_z, Part(qib + units + j, size) = q_r, Part(qib + 2 * units + j, size) = q_h;
                 Part(qrb + j, size) = q_z, Part(qrb + units + j, size) = q_r;

@@ -145,7 +145,6 @@ class LstmForwardOp : public OpKernel {
           } else {
             const float* zr = z.row(r).data();
             float* cr = c.row(r).data();
-            float* hr = h_next.row(r).data() + s.begin;
             ForChunks(n, [&](int j, auto size) {
               const auto i = Part(zr + j, size).logistic().eval();
               const auto f = Part(zr + n + j, size).logistic().eval();
@@ -161,7 +160,7 @@ class LstmForwardOp : public OpKernel {
               }
               c_j = f * c_j + i * g;
               const auto tc = c_j.tanh().eval();
-              Part(hr + j, size) = o * tc;
+              Part(h_new.data() + j, size) = o * tc;
               if (save_) {
                 Part(pr + 2 * units + j, size) = tc * o * (1.0f - o);
                 Part(kfr + j, size) = o * (1.0f - tc * tc);
