@@ -139,20 +139,18 @@ class GruForwardOp : public OpKernel {
           } else {
             const float *zrb = zr.row(b).data(), *xhb = xh.row(b).data(), *hhb = hh.row(b).data();
             ForChunks(n, [&](int j, auto size) {
-              const auto z = Part(zrb + j, size).logistic().eval();
-              const auto r = Part(zrb + n + j, size).logistic().eval();
-              const auto h_rec = Part(hhb + j, size);
-              const auto h_old_j = Part(h_old.data() + j, size);
-              const auto h_hat = (Part(xhb + j, size) + r * h_rec).tanh().eval();
-              Part(h_new.data() + j, size) = z * h_old_j + (1.0f - z) * h_hat;  // Keras's order of operations
+              const Vector z = Sigmoid(Load(zrb + j, size)), r = Sigmoid(Load(zrb + n + j, size));
+              const Vector h_rec = Load(hhb + j, size), h_old_j = Load(h_old.data() + j, size);
+              const Vector h_hat = Tanh(Load(xhb + j, size) + r * h_rec);
+              Store(h_new.data() + j, z * h_old_j + (1.0f - z) * h_hat, size);  // Keras's order of operations
               if (save_) {
-                const auto q_h = ((1.0f - z) * (1.0f - h_hat * h_hat)).eval();
-                const auto q_z = ((h_old_j - h_hat) * (z * (1.0f - z))).eval();
-                const auto q_r = (h_rec * (r * (1.0f - r)) * q_h).eval();
-                Part(qib + j, size) = q_z, Part(qib + units + j, size) = q_r, Part(qib + 2 * units + j, size) = q_h;
-                Part(qrb + j, size) = q_z, Part(qrb + units + j, size) = q_r;
-                Part(qrb + 2 * units + j, size) = q_h * r;
-                Part(zb + j, size) = z;
+                const Vector q_h = (1.0f - z) * (1.0f - h_hat * h_hat);
+                const Vector q_z = (h_old_j - h_hat) * (z * (1.0f - z));
+                const Vector q_r = h_rec * (r * (1.0f - r)) * q_h;
+                Store(qib + j, q_z, size), Store(qib + units + j, q_r, size), Store(qib + 2 * units + j, q_h, size);
+                Store(qrb + j, q_z, size), Store(qrb + units + j, q_r, size);
+                Store(qrb + 2 * units + j, q_h * r, size);
+                Store(zb + j, z, size);
               }
             });
           }

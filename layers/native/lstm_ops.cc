@@ -37,6 +37,52 @@ constexpr int kI = 0, kF = 1, kC = 2, kO = 3;  // Keras's blocks
 
 // ------------------------------------------------------------------ forward
 
+// One row's cells over `count` units: the state update of a step from the
+// gates' pre-activations z, and the factors the backward op reads (if p is
+// not null).
+struct Cells {
+  const float* z;  // the gates' pre-activations (i, f, o, c), z_gates apart
+  int z_gates;
+  float* c;        // updated in place; padded to whole Vectors
+  const float* h_old;
+  float* h_new;
+  float *p, *kf;  // this step's factors, or null; their gates are `units` apart
+  int units;
+
+  void Step(int count) {
+    ForChunks(count, [&](int j, auto size) {
+      const Vector i = Sigmoid(Load(z + j, kFull)), f = Sigmoid(Load(z + z_gates + j, kFull));
+      const Vector o = Sigmoid(Load(z + 2 * z_gates + j, kFull)), g = Tanh(Load(z + 3 * z_gates + j, kFull));
+      const Vector c_prev = Load(c + j, kFull);
+      const Vector c_j = f * c_prev + i * g;
+      const Vector tc = Tanh(c_j);
+      Store(c + j, c_j, kFull);
+      Store(h_new + j, o * tc, size);
+      if (p) {
+        // p = [g, c_prev, tc, i] * activation derivatives; kf = [o * tanh'(c), f].
+        Store(p + j, g * i * (1.0f - i), size);
+        Store(p + units + j, c_prev * f * (1.0f - f), size);
+        Store(p + 2 * units + j, tc * o * (1.0f - o), size);
+        Store(p + 3 * units + j, i * (1.0f - g * g), size);
+        Store(kf + j, o * (1.0f - tc * tc), size);
+        Store(kf + units + j, f, size);
+      }
+    });
+  }
+
+  // A masked step: the state passes through (c stays); p = 0 and kf = [0, 1],
+  // so that no gradient enters this step's gates and dc passes.
+  void PassThrough(int count) {
+    RowSegment(h_new, count) = ConstRowSegment(h_old, count);
+    if (!p) return;
+    for (int gate = 0; gate < kGates; ++gate) RowSegment(p + gate * units, count).setZero();
+    RowSegment(kf, count).setZero();
+    RowSegment(kf + units, count).setOnes();
+  }
+
+  static constexpr std::integral_constant<int, kLanes> kFull{};  // z and c hold whole Vectors
+};
+
 REGISTER_OP("RnnSuiteLstmForward")
     .Input("x: float")          // (batch, steps, features)
     .Input("h0: float")         // (batch, units)
@@ -110,68 +156,45 @@ class LstmForwardOp : public OpKernel {
 
     auto work = [&](int k) {
       const Slice s = SliceOf(k, threads, units);
-      const int n = s.size();
-      Matrix w(features + units, kGates * n);  // [kernel; recurrent], this slice's columns
-      w << GateColumns(ctx->input(3).flat<float>().data(), features, units, kGates, s, kKerasBlock),
-          GateColumns(ctx->input(4).flat<float>().data(), units, units, kGates, s, kKerasBlock);
+      const int n = s.size(), width = PaddedCols(n);  // each gate's columns, padded to whole panels
+      Matrix w(features + units, kGates * width);  // [kernel; recurrent], this slice's columns
+      w << GateColumns(ctx->input(3).flat<float>().data(), features, units, kGates, s, kKerasBlock, width),
+          GateColumns(ctx->input(4).flat<float>().data(), units, units, kGates, s, kKerasBlock, width);
       const PackedMatrix packed(w);
       const FloatBuffer bias =
-          packed.PadRow(GateColumns(ctx->input(5).flat<float>().data(), 1, units, kGates, s, kKerasBlock));
-      Matrix z(batch, packed.padded_cols());
-      Array c = ConstView(ctx->input(2).flat<float>().data() + s.begin, batch, n, Strided(units));
+          packed.PadRow(GateColumns(ctx->input(5).flat<float>().data(), 1, units, kGates, s, kKerasBlock, width));
+      Array c = Array::Zero(batch, width);  // padded like the gates: every chunk of c is a whole Vector
+      c.leftCols(n) = ConstView(ctx->input(2).flat<float>().data() + s.begin, batch, n, Strided(units)).array();
+      // z of one block of kTileRows rows, whose cells follow its product while
+      // it is in the L1 cache.
+      const int z_cols = kGates * width;
+      FloatBuffer z(kTileRows * z_cols);
       for (int t = 0; t < steps; ++t) {
         const Matrix& h_prev = h[t & 1];
         Matrix& h_next = h[(t + 1) & 1];
         const int step = loop_.reverse ? steps - 1 - t : t;  // of x
-        packed.Multiply(batch, {xd + step * features, steps * features, features}, {h_prev.data(), units, units},
-                        bias.data(), z.data(), z.cols());
-        if (loop_.matmuls_only) {
-          barrier.Wait();
-          continue;
-        }
-        for (int r = 0; r < batch; ++r) {
-          RowSegment h_new(h_next.row(r).data() + s.begin, n);
-          ConstRowSegment h_old(h_prev.row(r).data() + s.begin, n);
-          float* pr = save_ ? pd + (size_t(t) * batch + r) * 4 * units + s.begin : nullptr;
-          float* kfr = save_ ? kfd + (size_t(t) * batch + r) * 2 * units + s.begin : nullptr;
-          if (!mask.Keeps(r, t)) {
-            h_new = h_old;  // the state passes through; c stays
-            if (save_) {
-              // p = 0 and kf = [0, 1]: no gradient into this step's gates, dc passes.
-              for (int gate = 0; gate < kGates; ++gate) RowSegment(pr + gate * units, n).setZero();
-              RowSegment(kfr, n).setZero();
-              RowSegment(kfr + units, n).setOnes();
+        for (int r0 = 0; r0 < batch; r0 += kTileRows) {
+          const int rows = std::min(kTileRows, batch - r0);
+          packed.Multiply(rows, {xd + (size_t(r0) * steps + step) * features, steps * features, features},
+                          {h_prev.data() + size_t(r0) * units, units, units}, bias.data(), z.data(), z_cols);
+          if (loop_.matmuls_only) continue;
+          for (int r = r0; r < r0 + rows; ++r) {
+            const size_t at = size_t(t) * batch + r;  // of the factors
+            Cells cells{z.data() + (r - r0) * z_cols, width, c.row(r).data(),
+                        h_prev.row(r).data() + s.begin, h_next.row(r).data() + s.begin,
+                        save_ ? pd + at * 4 * units + s.begin : nullptr,
+                        save_ ? kfd + at * 2 * units + s.begin : nullptr, units};
+            if (mask.Keeps(r, t)) {
+              cells.Step(n);
+            } else {
+              cells.PassThrough(n);
             }
-          } else {
-            const float* zr = z.row(r).data();
-            float* cr = c.row(r).data();
-            ForChunks(n, [&](int j, auto size) {
-              const auto i = Part(zr + j, size).logistic().eval();
-              const auto f = Part(zr + n + j, size).logistic().eval();
-              const auto o = Part(zr + 2 * n + j, size).logistic().eval();
-              const auto g = Part(zr + 3 * n + j, size).tanh().eval();
-              auto c_j = Part(cr + j, size);
-              if (save_) {
-                // p = [g, c_prev, tc, i] * activation derivatives; kf = [o * tanh'(c), f].
-                Part(pr + j, size) = g * i * (1.0f - i);
-                Part(pr + units + j, size) = c_j * f * (1.0f - f);
-                Part(pr + 3 * units + j, size) = i * (1.0f - g * g);
-                Part(kfr + units + j, size) = f;
-              }
-              c_j = f * c_j + i * g;
-              const auto tc = c_j.tanh().eval();
-              Part(h_new.data() + j, size) = o * tc;
-              if (save_) {
-                Part(pr + 2 * units + j, size) = tc * o * (1.0f - o);
-                Part(kfr + j, size) = o * (1.0f - tc * tc);
-              }
-            });
+            if (keep_) RowSegment(out + (size_t(r) * steps + t) * units + s.begin, n) = RowSegment(cells.h_new, n);
           }
-          if (keep_) RowSegment(out + (size_t(r) * steps + t) * units + s.begin, n) = h_new;
         }
         barrier.Wait();
       }
-      View(c_out->flat<float>().data() + s.begin, batch, n, Strided(units)) = c.matrix();
+      View(c_out->flat<float>().data() + s.begin, batch, n, Strided(units)) = c.leftCols(n).matrix();
     };
     RunTogether(ctx, threads, work);
     Eigen::Map<Matrix>(h_out->flat<float>().data(), batch, units) = h[steps & 1];

@@ -108,6 +108,25 @@ def test_native_equals_the_xla_kernels(
         np.testing.assert_allclose(native_result, reference, atol=max(2 * xla_error, floor), rtol=0)
 
 
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_nan_and_saturating_inputs_come_out_as_from_the_xla_kernels(cell):
+    """The native sigmoid and tanh clamp their inputs: a NaN must still come out as NaN
+    (from its step on, in its row only) and saturated gates as the XLA kernels' do."""
+    layer = LAYERS[cell](16, return_sequences=True)
+    inputs = _inputs(3)
+    inputs[0, 4, 2] = np.nan
+    inputs[1] *= 1e4  # every gate saturates
+    layer(inputs)
+    with native.use_native(True):
+        got = layer(inputs).numpy()
+    with native.use_native(False):
+        xla = layer(inputs).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(xla))
+    assert np.isnan(got[0, 4:]).all() and not np.isnan(got[0, :4]).any()
+    assert not np.isnan(got[1:]).any()
+    np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(xla), atol=1e-6, rtol=0)
+
+
 def test_the_native_ops_run_only_where_switched_on(monkeypatch):
     layer = LSTM(32)
     spec = tf.TensorSpec((None, STEPS, FEATURES))
