@@ -183,8 +183,12 @@ def test_fallback_equals_keras_rnn_exactly(case, kwargs, training, reason):
 def test_wide_layers_train_on_the_fast_path_with_keras_numbers(case):
     ours, theirs, inputs = _pair(case, batch=4, units=512, return_sequences=True)
     assert ours.fallback_reason(training=True) is None
-    # Sums over 512-unit rows round differently in the joint matmul: a wider tolerance.
-    _assert_same(_results(ours, inputs, True), _results(theirs, inputs, False), tolerance=1e-5)
+    # Sums over 512-unit rows round differently in the joint matmul: a wider tolerance. With these
+    # weights the gradients inside reach 100 times the largest bias gradient, so float32 rounding
+    # shows there most: over 16 weight seeds the native GRU's results (its bias gradients the
+    # most) differed from Keras's by up to 1.25e-5 of their largest (1.21e-5 since the native
+    # vector activations), the LSTM's by 0.24e-5. Against float64: test_native_kernels.py.
+    _assert_same(_results(ours, inputs, True), _results(theirs, inputs, False), tolerance=2e-5)
 
 
 def test_recurrent_dropout_falls_back_only_in_training():
