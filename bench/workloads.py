@@ -240,9 +240,10 @@ def native_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
     per direction one op whose threads (`chain_count(None, directions)`) split
     each step's matmuls by units and meet at a barrier every step, run with the
     ops' `matmuls_only` attribute (every elementwise op and write left out);
-    training adds the backward op's per-step `d @ U^T` and the weight gradients
-    of `_kernels._batch_major_weight_grads` over all steps (no input gradient,
-    as in `_backward_matmuls`).
+    training adds the backward op's per-step `d @ U^T` and the weight gradients:
+    the LSTM's backward op sums them a step at a time, the GRU's come from
+    `_kernels._batch_major_weight_grads` over all steps (no input gradient, as
+    in `_backward_matmuls`).
     """
     from layers import _kernels, native
 
@@ -276,7 +277,10 @@ def native_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
         d_pre = [zeros(batch, steps, gates * units)] * projections
         d_pre += [zeros(gates * units)] * projections
         outputs = constant(batch, steps, units)
-        return constant(batch, steps, features), weights, states, factors, d_pre, outputs
+        x = constant(batch, steps, features)
+        if cell == "lstm":  # its backward op sums the weight gradients itself
+            factors += [x, states[0], outputs]
+        return x, weights, states, factors, d_pre, outputs
 
     loops = [direction() for _ in range(directions)]
     forward = ops.rnn_suite_lstm_forward if cell == "lstm" else ops.rnn_suite_gru_forward
@@ -298,14 +302,17 @@ def native_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
         for x, weights, states, factors, d_pre, outputs in loops:
             h = run_forward(x, weights, states)
             with tf.control_dependencies([h]):
-                d_initial = backward(
+                gradients = backward(
                     empty, *states, *factors, weights[1], empty, threads=threads, matmuls_only=True
-                )[0]
+                )
+            if cell == "lstm":  # the weight gradients' products ran inside the loop
+                results += [h, gradients[0], gradients[-1], gradients[-2]]
+                continue
             # After the loops, as in a real step (run beside them, its matmuls would take
             # the cores from the spinning loop threads).
-            with tf.control_dependencies([d_initial]):
+            with tf.control_dependencies([gradients[0]]):
                 _, grads = weight_grads(x, states, outputs, weights, factors, d_pre)  # dx pruned
-            results += [h, d_initial, grads[1], grads[0]]
+            results += [h, gradients[0], grads[1], grads[0]]
         return _first_values(results)
 
     return {"train": train, "infer": infer}

@@ -292,6 +292,64 @@ class PackedMatrix {
 
 constexpr Operand kNoOperand = {nullptr, 0, 0};
 
+// out[:R, :kPanel] += aᵀ[:R] @ panel, where aᵀ row r is column r of a:
+// aᵀ[r, k] = a.data[k * a.stride + r], k < a.cols (the panel's rows). A
+// weight gradient's product: a holds x_t or h_t, rows of the batch.
+template <int R>
+void TransposedTile(Operand a, const float* panel, float* out, int out_stride) {
+  Vector sums[R][2];
+  for (int r = 0; r < R; ++r) {
+    sums[r][0] = *reinterpret_cast<const UnalignedVector*>(out + size_t(r) * out_stride);
+    sums[r][1] = *reinterpret_cast<const UnalignedVector*>(out + size_t(r) * out_stride + kLanes);
+  }
+  for (int k = 0; k < a.cols; ++k, panel += kPanel) {
+    const Vector w0 = *reinterpret_cast<const UnalignedVector*>(panel);
+    const Vector w1 = *reinterpret_cast<const UnalignedVector*>(panel + kLanes);
+    const float* column = a.data + size_t(k) * a.stride;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      sums[r][0] += column[r] * w0;
+      sums[r][1] += column[r] * w1;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    *reinterpret_cast<UnalignedVector*>(out + size_t(r) * out_stride) = sums[r][0];
+    *reinterpret_cast<UnalignedVector*>(out + size_t(r) * out_stride + kLanes) = sums[r][1];
+  }
+}
+
+using TransposedTileFunction = void (*)(Operand, const float*, float*, int);
+template <size_t... R>
+constexpr std::array<TransposedTileFunction, sizeof...(R)> TransposedTilesOf(std::index_sequence<R...>) {
+  return {&TransposedTile<int(R) + 1>...};
+}
+constexpr auto kTransposedTiles = TransposedTilesOf(std::make_index_sequence<kTileRows>());
+
+// A sum over steps of aᵀ @ d, d being each step's (batch, cols) gradients
+// packed into panels of kPanel columns (rows of the batch one after the
+// other in each panel; cols a multiple of kPanel): the weight gradient of a
+// projection, accumulated a step at a time while d is in cache.
+class WeightGradient {
+ public:
+  WeightGradient(int rows, int batch, int cols) : rows_(rows), batch_(batch), cols_(cols), sum_(size_t(rows) * cols, 0.0f) {}
+
+  // sum += aᵀ @ d, a: `batch` rows of `rows` floats, a.stride apart.
+  void Add(const float* a, int a_stride, const float* d) {
+    for (int r = 0; r < rows_; r += kTileRows) {
+      const Operand rows{a + r, a_stride, batch_};
+      const int count = std::min(kTileRows, rows_ - r);
+      for (int j = 0; j < cols_; j += kPanel)
+        kTransposedTiles[count - 1](rows, d + size_t(j) * batch_, sum_.data() + size_t(r) * cols_ + j, cols_);
+    }
+  }
+
+  const float* row(int r) const { return sum_.data() + size_t(r) * cols_; }
+
+ private:
+  int rows_, batch_, cols_;
+  FloatBuffer sum_;
+};
+
 // ------------------------------------------------ elementwise work, in chunks
 //
 // A row's elementwise work is a dozen short expressions over n units. Written

@@ -19,7 +19,11 @@
 // time major, (steps, batch, ...): each step then writes and reads one
 // contiguous block, which the caches' prefetchers follow (batch-major factors
 // cost 0.3 ms more a forward op at 64x100x64->128, out of 8).
-// The bias gradients are summed in the backward loop while its dz is in cache.
+// The bias gradients are summed in the backward loop while its dz is in cache,
+// and so are the weight gradients where each thread's share fits in its cache
+// (attr weight_grads; `_kernels._weight_grads_inside` decides): a step's
+// x_tᵀ dz_t and h_{t-1}ᵀ dz_t, from dz_t packed as the step makes it
+// (WeightGradient in common.h).
 // Activations: sigmoid gates and tanh; other activations take the XLA kernels.
 
 #include "common.h"
@@ -215,8 +219,12 @@ REGISTER_OP("RnnSuiteLstmBackward")
     .Input("dc: float")         // (batch, units): gradient of the final c
     .Input("p: float")          // (steps, batch, 4 units)
     .Input("kf: float")         // (steps, batch, 2 units)
+    .Input("x: float")          // (batch, steps, features): the forward op's; with weight_grads
+    .Input("h0: float")         // (batch, units); with weight_grads
+    .Input("outputs: float")    // (batch, steps, units); with weight_grads
     .Input("recurrent: float")  // (units, 4 units), Keras's gates i, f, c, o
     .Input("mask: float")       // (batch, steps, 1), or empty for none
+    .Attr("weight_grads: bool = true")  // sum d_kernel and d_recurrent (else they are empty)
     .Attr("threads: int >= 1")
     .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
     .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
@@ -224,38 +232,57 @@ REGISTER_OP("RnnSuiteLstmBackward")
     .Output("dc0: float")  // (batch, units)
     .Output("dz: float")   // (batch, steps, 4 units): gradients of the pre-activations, Keras's order
     .Output("d_bias: float")  // (4 units): dz summed over batch and steps, Keras's order
+    .Output("d_kernel: float")     // (features, 4 units): sum over steps of x_tᵀ dz_t, or (0, 4 units)
+    .Output("d_recurrent: float")  // (units, 4 units): sum over steps of h_{t-1}ᵀ dz_t, or (0, 4 units)
     .SetShapeFn([](InferenceContext* c) {
+      bool weight_grads;
+      TF_RETURN_IF_ERROR(c->GetAttr("weight_grads", &weight_grads));
       c->set_output(0, c->input(1));
       c->set_output(1, c->input(2));
       auto p = c->input(3);
       c->set_output(2, c->MakeShape({c->Dim(p, 1), c->Dim(p, 0), c->Dim(p, 2)}));
       c->set_output(3, c->Vector(c->Dim(p, 2)));
+      auto none = c->MakeDim(0);
+      c->set_output(4, c->Matrix(weight_grads ? c->Dim(c->input(5), 2) : none, c->Dim(p, 2)));
+      c->set_output(5, c->Matrix(weight_grads ? c->Dim(c->input(8), 0) : none, c->Dim(p, 2)));
       return tensorflow::OkStatus();
     });
 
 class LstmBackwardOp : public OpKernel {
  public:
   explicit LstmBackwardOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("weight_grads", &weight_grads_));
     ReadLoopAttrs(ctx, &loop_);
   }
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& p = ctx->input(3);
     OP_REQUIRES(ctx, p.dims() == 3, tensorflow::errors::InvalidArgument("p must be (steps, batch, 4 units)"));
-    const int steps = p.dim_size(0), batch = p.dim_size(1), units = ctx->input(5).dim_size(0);
-    Tensor *dh0, *dc0, *dz, *d_bias;
+    const int steps = p.dim_size(0), batch = p.dim_size(1), units = ctx->input(8).dim_size(0);
+    OP_REQUIRES(ctx, !weight_grads_ || ctx->input(5).dims() == 3,
+                tensorflow::errors::InvalidArgument("x must be (batch, steps, features)"));
+    const int features = weight_grads_ ? ctx->input(5).dim_size(2) : 0;
+    const int gradient_units = weight_grads_ ? units : 0;  // rows of d_recurrent
+    Tensor *dh0, *dc0, *dz, *d_bias, *d_kernel, *d_recurrent;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({batch, units}), &dh0));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({batch, units}), &dc0));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, TensorShape({batch, steps, 4 * units}), &dz));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(3, TensorShape({4 * units}), &d_bias));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(4, TensorShape({features, 4 * units}), &d_kernel));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(5, TensorShape({gradient_units, 4 * units}), &d_recurrent));
     d_bias->flat<float>().setZero();
+    d_kernel->flat<float>().setZero();
+    d_recurrent->flat<float>().setZero();
     if (batch == 0) return;
+    const float* xd = ctx->input(5).flat<float>().data();
+    const float* h0d = ctx->input(6).flat<float>().data();
+    const float* outd = ctx->input(7).flat<float>().data();
 
     const float* d_out = ctx->input(0).NumElements() ? ctx->input(0).flat<float>().data() : nullptr;
     const float* pd = p.flat<float>().data();
     const float* kfd = ctx->input(4).flat<float>().data();
     float* dzd = dz->flat<float>().data();
-    const Mask mask = MaskOf(ctx->input(6), steps, loop_.reverse);
+    const Mask mask = MaskOf(ctx->input(9), steps, loop_.reverse);
     const int threads = ThreadCount(loop_.threads, units);
     SpinBarrier barrier(threads);
 
@@ -263,8 +290,16 @@ class LstmBackwardOp : public OpKernel {
       const Slice s = SliceOf(k, threads, units);
       const int n = s.size();
       // dh_prev[:, slice] = dz @ U[slice, :]^T: this thread's rows of U, transposed.
-      const PackedMatrix u_t(ConstView(ctx->input(5).flat<float>().data() + size_t(s.begin) * 4 * units,
+      const PackedMatrix u_t(ConstView(ctx->input(8).flat<float>().data() + size_t(s.begin) * 4 * units,
                                        n, 4 * units, Strided(4 * units)).transpose());
+      // This thread's columns of dz_t packed for the weight gradients, each gate's
+      // block padded to whole Vectors (so that no chunk straddles two panels).
+      const int block = (n + kLanes - 1) / kLanes * kLanes, packed_cols = PaddedCols(kGates * block);
+      FloatBuffer dz_packed(weight_grads_ ? size_t(batch) * packed_cols : 0, 0.0f);
+      auto packed_at = [&](int r, int col) {
+        return dz_packed.data() + size_t(col / kPanel) * batch * kPanel + r * kPanel + col % kPanel;
+      };
+      WeightGradient dw(features, batch, packed_cols), du(gradient_units, batch, packed_cols);
       Array dh = ConstView(ctx->input(1).flat<float>().data() + s.begin, batch, n, Strided(units));
       Array dc = ConstView(ctx->input(2).flat<float>().data() + s.begin, batch, n, Strided(units));
       Array d(batch, n);
@@ -273,10 +308,21 @@ class LstmBackwardOp : public OpKernel {
       const size_t row = size_t(steps) * units;  // floats from one batch row to the next, per unit
       for (int t = steps - 1; t >= 0; --t) {
         const Operand dzt{dzd + size_t(t) * 4 * units, int(4 * row), 4 * units};
+        const int step = loop_.reverse ? steps - 1 - t : t;  // of x
+        auto add_weight_gradients = [&] {
+          if (!weight_grads_) return;
+          dw.Add(xd + size_t(step) * features, steps * features, dz_packed.data());
+          if (t == 0) {
+            du.Add(h0d, units, dz_packed.data());
+          } else {
+            du.Add(outd + size_t(t - 1) * units, steps * units, dz_packed.data());
+          }
+        };
         if (loop_.matmuls_only) {
           barrier.Wait();
           u_t.Multiply(batch, {pd + size_t(t) * batch * 4 * units, 4 * units, 4 * units}, kNoOperand, nullptr,
                        dh_prev.data(), dh_prev.cols());
+          add_weight_gradients();
           continue;
         }
         step_sum.setZero();
@@ -300,10 +346,15 @@ class LstmBackwardOp : public OpKernel {
             Part(dzr + kC * units + j, size) = dg, Part(dzr + kO * units + j, size) = d_o;
             Part(sums + kI * n + j, size) += di, Part(sums + kF * n + j, size) += df;
             Part(sums + kC * n + j, size) += dg, Part(sums + kO * n + j, size) += d_o;
+            if (weight_grads_) {
+              Part(packed_at(r, kI * block + j), size) = di, Part(packed_at(r, kF * block + j), size) = df;
+              Part(packed_at(r, kC * block + j), size) = dg, Part(packed_at(r, kO * block + j), size) = d_o;
+            }
             dc_j *= Part(kfr + units + j, size);  // through the forget gate
           });
         }
         bias_sum += step_sum;  // per step first: smaller rounding than one running sum
+        add_weight_gradients();  // this thread's columns: its own dz_t
         barrier.Wait();  // dz of step t is complete
         u_t.Multiply(batch, dzt, kNoOperand, nullptr, dh_prev.data(), dh_prev.cols());
         dh = dh_prev.leftCols(n).array();
@@ -313,13 +364,21 @@ class LstmBackwardOp : public OpKernel {
       }
       View(dh0->flat<float>().data() + s.begin, batch, n, Strided(units)) = dh.matrix();
       View(dc0->flat<float>().data() + s.begin, batch, n, Strided(units)) = dc.matrix();
-      for (int gate = 0; gate < kGates; ++gate)
+      for (int gate = 0; gate < kGates; ++gate) {
         RowSegment(d_bias->flat<float>().data() + gate * units + s.begin, n) = bias_sum.segment(gate * n, n);
+        for (int r = 0; r < features; ++r)
+          RowSegment(d_kernel->flat<float>().data() + size_t(r) * 4 * units + gate * units + s.begin, n) =
+              ConstRowSegment(dw.row(r) + gate * block, n);
+        for (int r = 0; r < gradient_units; ++r)
+          RowSegment(d_recurrent->flat<float>().data() + size_t(r) * 4 * units + gate * units + s.begin, n) =
+              ConstRowSegment(du.row(r) + gate * block, n);
+      }
     };
     RunTogether(ctx, threads, work);
   }
 
  private:
+  bool weight_grads_;
   LoopAttrs loop_;
 };
 

@@ -88,6 +88,27 @@ def test_native_equals_the_xla_kernels(
     layer in float64: the native kernels' largest error in every output and gradient must
     stay within twice the XLA kernels' (measured: at most equal to it).
     """
+    _assert_native_equals_the_xla_kernels(
+        cell, threads, units, batch, training, go_backwards, monkeypatch
+    )
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("go_backwards", [True, False])
+def test_lstm_weight_gradients_after_the_loop_equal_the_xla_kernels(
+    threads, go_backwards, monkeypatch
+):
+    """Layers too wide for the LSTM's backward op to keep their weight gradients in cache
+    take them from matmuls over all steps after its loop (`_kernels._weight_grads_inside`)."""
+    assert _kernels._weight_grads_inside([tf.zeros((64, 512)), tf.zeros((128, 512))], 1)
+    assert not _kernels._weight_grads_inside([tf.zeros((128, 2048)), tf.zeros((512, 2048))], 2)
+    monkeypatch.setattr(_kernels, "_weight_grads_inside", lambda weights, threads: False)
+    _assert_native_equals_the_xla_kernels("lstm", threads, 200, 5, True, go_backwards, monkeypatch)
+
+
+def _assert_native_equals_the_xla_kernels(
+    cell, threads, units, batch, training, go_backwards, monkeypatch
+):
     monkeypatch.setattr(_kernels, "chain_count", lambda batch_size, concurrent_loops=1: threads)
     arguments = {"return_sequences": True, "return_state": True, "go_backwards": go_backwards}
     layer = LAYERS[cell](units, **arguments)
