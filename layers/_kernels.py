@@ -388,7 +388,6 @@ def _native_kernel(
     true the op does (`_inside_weight_grads`), from `x`, the initial state and
     the outputs, which the forward pass then saves with its factors.
     """
-    empty = tf.zeros((0,), tf.float32)
 
     def forward(x, states, weights, mask, spec, save, keep):
         results = forward_op(
@@ -415,7 +414,7 @@ def _native_kernel(
         if weight_grads_inside is not None:
             options["weight_grads"] = weight_grads_inside
             if not weight_grads_inside:
-                factors = [*factors, empty, empty, empty]  # no x, initial state, outputs
+                factors = [*factors, *[_or_empty(None)] * 3]  # no x, initial state, outputs
         results = backward_op(
             _or_empty(d_outputs),
             *d_states,
