@@ -11,6 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.config_base import BaseConfig
+from pipelines.errors import UserError
+from pipelines.records import DataInfo
+from pipelines.sources import DataSources, DataSpec
 from tuning.space import SearchSpace
 
 
@@ -18,15 +21,16 @@ from tuning.space import SearchSpace
 class Splits:
     """A data set split three ways, in memory, plus what the model needs to know of it.
 
-    Each split is ``(inputs, targets)`` with a first axis of examples. ``info`` is
-    JSON-serialisable: ``name``, ``source`` and whatever ``build_model`` and the
-    export need (class names, a vocabulary, normalisation statistics).
+    Each split is ``(inputs, targets)`` with a first axis of examples. ``info`` is the
+    pipeline's typed record (a ``DataInfo`` subclass): ``name``, ``source`` and
+    whatever ``build_model`` and the export need (class names, a vocabulary,
+    normalisation statistics).
     """
 
     train: tuple[Any, np.ndarray]
     validation: tuple[Any, np.ndarray]
     test: tuple[Any, np.ndarray]
-    info: dict[str, Any]
+    info: DataInfo
 
     def sizes(self) -> dict[str, int]:
         """Examples per split."""
@@ -46,39 +50,53 @@ class Evaluation:
 class Pipeline:
     """One task. The runner owns the loop; a pipeline only supplies the parts.
 
-    Subclasses set ``name``, ``config_class``, ``search_space`` and the package's
-    ``data``, ``model`` and ``evaluation`` modules (each pipeline has the same
-    files), and implement ``export`` and ``predict``.
+    Subclasses set ``name``, ``config_class``, ``info_class`` (its ``DataInfo``),
+    ``sources`` and ``search_space`` (declared in its ``config`` module) and the
+    package's ``data``, ``model`` and ``evaluation`` modules (each pipeline has the
+    same files), and implement ``export`` and ``predict``.
     """
 
     name: str = ""
     config_class: type[BaseConfig] = BaseConfig
-    search_space: SearchSpace = SearchSpace()
-    data: ModuleType  # load_data(config, spec, seed), load_test_data(config, spec, info)
+    info_class: type[DataInfo] = DataInfo
+    sources: DataSources
+    search_space: SearchSpace
+    data: ModuleType  # the loaders named by ``sources``
     model: ModuleType  # build_model(config, info)
     evaluation: ModuleType  # evaluate(model, splits, config, out_dir)
 
-    def load_data(self, config: BaseConfig, spec: str, seed: int) -> Splits:
+    def load_data(self, config: BaseConfig, spec: str | DataSpec, seed: int) -> Splits:
         """Load ``spec`` and split it; UserError for a problem with the user's data."""
-        return self.data.load_data(config, spec, seed)
+        parsed = self.sources.parse(spec) if isinstance(spec, str) else spec
+        return getattr(self.data, parsed.source.loader)(config, parsed.argument, seed)
 
-    def load_test_data(self, config: BaseConfig, spec: str, info: dict[str, Any]):
+    def load_test_data(self, config: BaseConfig, spec: str, info: DataInfo):
         """Every example of ``spec`` as a test split ``(inputs, targets)`` for ``evaluate``."""
-        return self.data.load_test_data(config, spec, info)
+        parsed = self.sources.parse(spec)
+        if parsed.source.test_loader is None:
+            raise UserError(
+                f"--data {spec!r}: {self.name} cannot evaluate on {parsed.source.kind} data; "
+                f"use one of {', '.join(s.form for s in self.sources if s.test_loader)}"
+            )
+        return getattr(self.data, parsed.source.test_loader)(config, parsed.argument, info)
 
-    def build_model(self, config: BaseConfig, info: dict[str, Any]):
+    def build_model(self, config: BaseConfig, info: DataInfo):
         """A compiled Keras model built on ``layers/``."""
         return self.model.build_model(config, info)
+
+    def epoch_callbacks(self, splits: Splits, config: BaseConfig) -> list:
+        """Callbacks that add ``val_*`` values to the epoch logs (e.g. a validation CER)."""
+        return []
 
     def evaluate(self, model, splits: Splits, config: BaseConfig, out_dir: Path) -> Evaluation:
         """Metrics and baselines on ``splits.test``; plots written into ``out_dir``."""
         return self.evaluation.evaluate(model, splits, config, out_dir)
 
-    def export(self, model, info: dict[str, Any], path: Path) -> None:
+    def export(self, model, info: DataInfo, path: Path) -> None:
         """Write the serving SavedModel (raw inputs in) to ``path``."""
         raise NotImplementedError
 
-    def predict(self, model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+    def predict(self, model, inputs: list[str], info: DataInfo) -> list[str]:
         """One printable line of prediction per raw input given on the command line."""
         raise NotImplementedError
 

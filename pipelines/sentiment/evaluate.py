@@ -60,7 +60,7 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
             targets, bag_of_ngrams_baseline(splits.train, texts)
         ),
     }
-    class_names = splits.info["class_names"]
+    class_names = splits.info.class_names
     plot_confusion_matrix(targets, predicted, class_names, out_dir / "confusion_matrix.png")
     return Evaluation(
         test=classification_metrics(targets, predicted),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -12,8 +11,8 @@ from pipelines.base import Pipeline
 from pipelines.errors import UserError
 from pipelines.export import write_export
 from pipelines.sentiment import data, evaluate, model
-from pipelines.sentiment.config import SentimentConfig
-from tuning.space import SearchSpace
+from pipelines.sentiment.config import DATA_SOURCES, SEARCH_SPACE, SentimentConfig
+from pipelines.sentiment.data import SentimentInfo
 
 
 class SentimentPipeline(Pipeline):
@@ -21,17 +20,19 @@ class SentimentPipeline(Pipeline):
 
     name = "sentiment"
     config_class = SentimentConfig
-    search_space = SearchSpace(units=(32, 64, 128, 256), batch_sizes=(32, 64, 128))
+    info_class = SentimentInfo
+    sources = DATA_SOURCES
+    search_space = SEARCH_SPACE
     data = data
     model = model
     evaluation = evaluate
 
-    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+    def export(self, keras_model, info: SentimentInfo, path: Path) -> None:
         """``serving_default``: ``text`` string [batch] -> ``probabilities``, ``label``.
 
         A text longer than ``data.MAX_TEXT_BYTES`` UTF-8 bytes ends the call with an
         InvalidArgumentError saying so, before the model reads it."""
-        class_names = tf.constant(info["class_names"])
+        class_names = tf.constant(info.class_names)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
@@ -48,7 +49,7 @@ class SentimentPipeline(Pipeline):
 
         write_export(keras_model, {"serving_default": serve}, path)
 
-    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+    def predict(self, keras_model, inputs: list[str], info: SentimentInfo) -> list[str]:
         for i, text in enumerate(inputs):
             size = len(text.encode("utf-8", errors="surrogateescape"))
             if size > data.MAX_TEXT_BYTES:
@@ -57,7 +58,7 @@ class SentimentPipeline(Pipeline):
                     f"{data.MAX_TEXT_BYTES:,} a text may have"
                 )
         probabilities = keras_model.predict(np.asarray(inputs, dtype=object), verbose=0)
-        names = info["class_names"]
+        names = info.class_names
         return [
             f"{names[p.argmax()]}\t{p.max():.3f}\t{text}"
             for text, p in zip(inputs, probabilities, strict=True)
