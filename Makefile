@@ -8,7 +8,7 @@ PIPELINES := sentiment forecasting music translation speech-to-text video-activi
 ARGS ?=
 WORKERS ?=
 
-.PHONY: help venv test lint format bench bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
+.PHONY: help venv test lint format reference bench bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
 	pipeline-weather pipeline-stock
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
 	@echo "make bench-approaches each way to speed up an LSTM, one process each (bench/approaches.json)"
 	@echo "make bench-pipelines each pipeline, fast path against plain cell (bench/pipelines.json)"
+	@echo "make reference       docs/reference/NAME.md from each pipeline's declared settings, data sources and search space"
 	@echo "make lint | format   ruff"
 	@echo "make venv            create $(VENV), install the project, build the native kernels (the targets above do it when needed)"
 
@@ -66,6 +67,9 @@ bench-approaches: $(STAMP) $(NATIVE)
 
 bench-pipelines: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.pipelines
+
+reference: $(STAMP)
+	$(BIN)/python -m pipelines.reference
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache $(NATIVE)

@@ -1,7 +1,5 @@
-"""``python -m pipelines``: see pipelines.cli."""
+"""``python -m pipelines`` (also installed as ``rnn-suite``): see pipelines.cli."""
 
-import sys
+from pipelines.cli import main_exit
 
-from pipelines.cli import main
-
-sys.exit(main())
+main_exit()

@@ -96,6 +96,11 @@ class Pipeline:
         """Write the serving SavedModel (raw inputs in) to ``path``."""
         raise NotImplementedError
 
+    def serving_example(self, info: DataInfo) -> dict[str, Any]:
+        """A small valid request for ``serving_default``: input name -> nested lists of the
+        signature's dtype (used for warm-up requests and the contract tests)."""
+        raise NotImplementedError
+
     def predict(self, model, inputs: list[str], info: DataInfo) -> list[str]:
         """One printable line of prediction per raw input given on the command line."""
         raise NotImplementedError

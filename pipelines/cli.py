@@ -368,3 +368,8 @@ def _import_tensorflow_quietly() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_held_back():
         import tensorflow  # noqa: F401
+
+
+def main_exit() -> None:
+    """The ``rnn-suite`` console script: ``main`` with its exit status."""
+    sys.exit(main())

@@ -121,9 +121,15 @@ class DataSources:
         """A Markdown table of the sources, for the reference page."""
         rows = ["| `--data` | what | settings |", "| --- | --- | --- |"]
         for source in self:
-            settings = ", ".join(f"`{s}`" for s in source.settings) or ""
-            rows.append(f"| `{source.form}` | {source.help} | {settings} |")
+            settings = ", ".join(f"`{s}`" for s in source.settings)
+            rows.append(markdown_row([f"`{source.form}`", source.help, settings]))
         return "\n".join(rows)
+
+
+def markdown_row(cells: list[str]) -> str:
+    """A Markdown table row, with ``|`` and ``<`` in the cells escaped."""
+    escaped = (cell.replace("|", "\\|").replace("<", "&lt;") for cell in cells)
+    return "| " + " | ".join(escaped) + " |"
 
 
 def _check_path(text: str, path: Path, expected: str) -> None:

@@ -38,14 +38,24 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+_SMOKE_RUNS: dict[tuple[str, ...], Path] = {}
+
+
 def smoke_run_dir(tmp_path_factory, pipeline: str, *args: str) -> Path:
-    """Run ``pipeline`` with ``--preset smoke ARGS`` through the CLI; its finished run directory."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = run_cli("run", pipeline, "--preset", "smoke", *args, cwd=root)
-    assert result.returncode == 0, result.stderr[-3000:]
-    latest = root / "runs" / pipeline / "latest"
-    assert latest.is_symlink()
-    return latest.resolve()
+    """Run ``pipeline`` with ``--preset smoke ARGS`` through the CLI; its finished run directory.
+
+    One run per pipeline and arguments in a test session: the contract tests and each
+    pipeline's own tests read the same run (they never write into it).
+    """
+    key = (pipeline, *args)
+    if key not in _SMOKE_RUNS:
+        root = tmp_path_factory.mktemp("smoke")
+        result = run_cli("run", pipeline, "--preset", "smoke", *args, cwd=root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        latest = root / "runs" / pipeline / "latest"
+        assert latest.is_symlink()
+        _SMOKE_RUNS[key] = latest.resolve()
+    return _SMOKE_RUNS[key]
 
 
 def run_python_without_project(script: str, cwd: Path) -> subprocess.CompletedProcess:

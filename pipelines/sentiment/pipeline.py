@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -48,6 +49,10 @@ class SentimentPipeline(Pipeline):
             return {"probabilities": probabilities, "label": label}
 
         write_export(keras_model, {"serving_default": serve}, path)
+
+    def serving_example(self, info: SentimentInfo) -> dict[str, Any]:
+        """Two short texts."""
+        return {"text": ["a gorgeous, witty film", "a dull and tedious mess"]}
 
     def predict(self, keras_model, inputs: list[str], info: SentimentInfo) -> list[str]:
         for i, text in enumerate(inputs):

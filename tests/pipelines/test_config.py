@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.config_base import parse_overrides
 from pipelines.errors import UserError
 from pipelines.sentiment.config import SentimentConfig
 
@@ -38,13 +37,13 @@ def test_round_trip_through_dict():
     [
         ("nope=1", "unknown setting 'nope'"),
         ("units", "expects KEY=VALUE"),
-        ("bidirectional=perhaps", "expects bool"),
-        ("learning_rate=fast", "expects float"),
+        ("bidirectional=perhaps", "setting 'bidirectional' = perhaps: input should be"),
+        ("learning_rate=fast", "setting 'learning_rate' = fast: input should be"),
     ],
 )
 def test_bad_overrides(pair, message):
     with pytest.raises(UserError, match=message):
-        parse_overrides(SentimentConfig, [pair])
+        SentimentConfig.from_preset("default").with_overrides([pair])
 
 
 def test_clipnorm_is_a_setting_of_every_pipeline():

@@ -1,4 +1,5 @@
-"""Keras Tuner: the hypermodel's defaults and pins, searches that write their files and resume."""
+"""Keras Tuner: the hypermodel's defaults and pins, declared spaces and objectives, searches
+that write their files and resume."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ import pytest
 from pipelines.base import Splits
 from pipelines.sentiment.config import SentimentConfig
 from pipelines.sentiment.pipeline import PIPELINE
+from pipelines.errors import UserError
+from pipelines.sentiment.data import SentimentInfo
 from tuning.hypermodel import PipelineHyperModel
 from tuning.search import run_search
-from tuning.space import SearchSpace
+from tuning.space import Dimension, Objective, space
 
-SPACE = SearchSpace(units=(4, 8), batch_sizes=(16, 32), depths=(1,))
+SPACE = space(
+    units={"choices": [4, 6, 8]},
+    batch_size={"choices": [16, 24, 32]},
+    depth={"choices": [1]},
+    pooling={"choices": ["last", "max"]},
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +42,15 @@ def splits() -> Splits:
         train=(texts[:64], labels[:64]),
         validation=(texts[64:80], labels[64:80]),
         test=(texts[80:], labels[80:]),
-        info={
-            "name": "toy",
-            "source": "test",
-            "class_names": ["bad", "good"],
-            "vocabulary": vocabulary,
-        },
+        info=SentimentInfo(
+            name="toy", source="test", class_names=["bad", "good"], vocabulary=vocabulary
+        ),
     )
 
 
 @pytest.fixture(scope="module")
 def config() -> SentimentConfig:
-    return SentimentConfig.from_preset("smoke").with_overrides(["units=6", "batch_size=24"])
+    return SentimentConfig.from_preset("smoke").with_settings({"units": 6, "batch_size": 24})
 
 
 def test_defaults_come_from_the_config(splits, config):
@@ -109,3 +114,43 @@ def test_resumed_search_keeps_finished_trials(tmp_path, splits, config):
     second = pd.read_csv(tmp_path / "tuning" / "trials.csv").set_index("trial_id")
     assert len(second) == 3
     pd.testing.assert_frame_equal(second.loc[first.index].sort_index(), first.sort_index())
+
+
+def test_a_user_space_with_a_condition_and_a_maximised_objective(tmp_path, splits, config):
+    user_space = {
+        "units": Dimension(choices=[4, 8]),
+        "learning_rate": Dimension(min=1e-3, max=1e-2, sampling="log"),
+        "pooling": Dimension(choices=["last", "max"]),
+        "token_dropout": Dimension(min=0.0, max=0.3, when={"pooling": ["max"]}),
+    }
+    hypermodel = PipelineHyperModel(PIPELINE, config, splits, user_space)
+    best = run_search(
+        hypermodel,
+        tuner_name="random",
+        max_trials=3,
+        epochs=1,
+        objective=Objective(name="val_accuracy", direction="max"),
+        directory=tmp_path / "tuning",
+        seed=1,
+    )
+    trials = pd.read_csv(tmp_path / "tuning" / "trials.csv")
+    assert set(trials["units"]) <= {4, 8} and set(trials["pooling"]) <= {"last", "max"}
+    assert trials["score"].is_monotonic_decreasing  # best (highest accuracy) first
+    assert "batch_size" not in trials.columns  # not in the space: the config's value
+    if best["pooling"] == "last":
+        assert "token_dropout" not in best
+    assert 1e-3 <= best["learning_rate"] <= 1e-2
+
+
+def test_an_objective_the_epochs_do_not_log_ends_the_search(tmp_path, splits, config):
+    hypermodel = PipelineHyperModel(PIPELINE, config, splits, SPACE)
+    with pytest.raises(UserError, match="val_cer.*val_accuracy"):
+        run_search(
+            hypermodel,
+            tuner_name="random",
+            max_trials=2,
+            epochs=1,
+            objective=Objective(name="val_cer"),
+            directory=tmp_path / "tuning",
+            seed=0,
+        )
