@@ -1,8 +1,8 @@
 """Measure each way of speeding up a recurrent layer on a CPU, one process each.
 
-Issue #3 lists ways to look for speed: fewer operations per step, a
-hand-written backward pass, unrolling, bfloat16 matmuls on AMX, thread and
-oneDNN settings, XLA, and computing the input projection before the loop.
+The ways to look for speed: fewer operations per step, a hand-written
+backward pass, unrolling, bfloat16 matmuls on AMX, thread and oneDNN
+settings, XLA, and computing the input projection before the loop.
 This runs each one in a fresh child process (thread counts, oneDNN and XLA
 flags are fixed once TensorFlow starts) and times an LSTM training step
 (forward, backward, Adam) and inference of the approach, beside our shipped

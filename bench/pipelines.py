@@ -13,7 +13,7 @@ bench/pipelines.json. The run directories go to a temporary folder. It is a
 benchmark, not a test; a quiet machine gives the only figures worth keeping.
 
 Examples:
-  python -m bench.pipelines                  # all pipelines, default presets (~45 min)
+  python -m bench.pipelines                  # all pipelines, default presets
   python -m bench.pipelines --only sentiment,forecasting --epochs 5
 """
 

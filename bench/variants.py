@@ -16,9 +16,9 @@ that only changes inference hands training to the default kernel.
   compiled loop.
 - `block_lstm`: TensorFlow's own fused whole-sequence LSTM kernel
   (`tf.raw_ops.BlockLSTMV2`, C++ with Eigen matmuls, with its registered
-  gradient), in place of the compiled loops. That gradient is wrong in
-  TensorFlow 2.21 (it disagrees with finite differences by up to 0.4 on a
-  5-unit LSTM whose forward pass equals Keras's), so it is timed, not used.
+  gradient), in place of the compiled loops. That gradient is wrong in the
+  TensorFlow this project uses (it disagrees with finite differences on an
+  LSTM whose forward pass equals Keras's), so it is timed, not used.
 """
 
 import keras

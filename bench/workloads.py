@@ -81,7 +81,8 @@ def keras_workloads(
 ) -> dict[str, Callable]:
     """`{"train": step, "infer": step}` for a Keras layer; each call runs once
     and returns a tensor to wait on. `jit_compile` compiles each whole step
-    with XLA."""
+    with XLA; our layers are then traced inside `layers.serving_kernels()`,
+    since XLA cannot compile the native ops (they run the XLA kernels)."""
     spec = tf.TensorSpec((None, shape.steps, shape.features))
     inputs = keras.Input((shape.steps, shape.features))
     model = keras.Model(inputs, layer(inputs))
@@ -101,6 +102,10 @@ def keras_workloads(
     def infer(x):
         return model(x, training=False)
 
+    if jit_compile:  # traced once here, for the signature every call has
+        with layers.serving_kernels():
+            train.get_concrete_function()
+            infer.get_concrete_function()
     return {"train": lambda: train(x), "infer": lambda: infer(x)}
 
 
@@ -170,17 +175,19 @@ def torch_version() -> str | None:
 
 
 def matmul_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, Callable]:
-    """`{"train": step, "infer": step}` doing only the matmuls of our fast path.
+    """`{"train": step, "infer": step}` doing only the matmuls of the XLA kernels.
 
-    The same matmuls (`flops`) in the same layout: per direction, the batch is
-    cut into `chain_count` chains, each a compiled loop whose step is one
-    `[x_t, h] @ [W; U]` (GRU: `x_t @ W + h @ U`, as its kernel has it);
-    training adds, per chain, the loop of `dz @ U^T` from the last step back
-    and the weight gradients as matmuls over all steps. Left out
-    are every elementwise op but what carries the state to the next step, the
-    stored factors and Adam. So its speed bounds what a kernel of this design
-    can reach on this machine (up to noise): `keras seconds / these seconds`
-    is the row's `loop_bound_ratio`.
+    The same matmuls (`flops`) in the same layout, in plain TensorFlow: per
+    direction, the batch is cut into `chain_count` chains, each a compiled
+    loop whose step is one `[x_t, h] @ [W; U]` (GRU: `x_t @ W + h @ U`, as its
+    kernel has it); training adds, per chain, the loop of `dz @ U^T` from the
+    last step back and the weight gradients as matmuls over all steps. Left
+    out are every elementwise op but what carries the state to the next step,
+    the stored factors and Adam. So its speed bounds what a kernel of this
+    design can reach on this machine (up to noise): `keras seconds / these
+    seconds` is the row's `loop_bound_ratio` where ours ran the XLA kernels.
+    The native kernels' layout (threads splitting each step by units) has no
+    such plain-TensorFlow twin, so their rows have no loop bound.
     """
     from layers import _kernels
 
@@ -229,91 +236,6 @@ def matmul_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[
                 )
             ]
         )
-
-    return {"train": train, "infer": infer}
-
-
-def native_loop_workloads(cell: str, shape: Shape, bidirectional: bool) -> dict[str, Callable]:
-    """`{"train": step, "infer": step}` doing only the matmuls of the native kernels.
-
-    `matmul_loop_workloads` for the kernels of `layers/native`, in their layout:
-    per direction one op whose threads (`chain_count(None, directions)`) split
-    each step's matmuls by units and meet at a barrier every step, run with the
-    ops' `matmuls_only` attribute (every elementwise op and write left out);
-    training adds the backward op's per-step `d @ U^T` and the weight gradients:
-    the LSTM's backward op sums them a step at a time, the GRU's come from
-    `_kernels._batch_major_weight_grads` over all steps (no input gradient, as
-    in `_backward_matmuls`).
-    """
-    from layers import _kernels, native
-
-    ops = native.ops()
-    gates, units, features = GATES[cell], shape.units, shape.features
-    directions = 2 if bidirectional else 1
-    threads = _kernels.chain_count(None, concurrent_loops=directions)
-    batch, steps = shape.batch, shape.steps
-    rng = np.random.default_rng(2)
-    empty = tf.zeros((0,))
-
-    def constant(*dims, scale=1.0):
-        return tf.constant((rng.normal(size=dims) * scale).astype("float32"))
-
-    def zeros(*dims):
-        return tf.constant(np.zeros(dims, "float32"))
-
-    def direction():
-        weights = [
-            constant(features, gates * units, scale=features**-0.5),
-            constant(units, gates * units, scale=units**-0.5),
-            *[zeros(gates * units)] * (2 if cell == "gru" else 1),
-        ]
-        states = [zeros(batch, units)] * (2 if cell == "lstm" else 1)
-        factors = (  # time major
-            [zeros(steps, batch, 4 * units), zeros(steps, batch, 2 * units)]
-            if cell == "lstm"
-            else [zeros(steps, batch, 3 * units)] * 2 + [zeros(steps, batch, units)]
-        )
-        projections = 1 if cell == "lstm" else 2  # then as many bias gradients
-        d_pre = [zeros(batch, steps, gates * units)] * projections
-        d_pre += [zeros(gates * units)] * projections
-        outputs = constant(batch, steps, units)
-        x = constant(batch, steps, features)
-        if cell == "lstm":  # its backward op sums the weight gradients itself
-            factors += [x, states[0], outputs]
-        return x, weights, states, factors, d_pre, outputs
-
-    loops = [direction() for _ in range(directions)]
-    forward = ops.rnn_suite_lstm_forward if cell == "lstm" else ops.rnn_suite_gru_forward
-    backward = ops.rnn_suite_lstm_backward if cell == "lstm" else ops.rnn_suite_gru_backward
-    weight_grads = _kernels._batch_major_weight_grads(threads)
-
-    def run_forward(x, weights, states):
-        return forward(
-            x, *states, *weights, empty, save=False, keep=False, threads=threads, matmuls_only=True
-        )[0]
-
-    @tf.function(autograph=False)
-    def infer():
-        return _first_values([run_forward(x, w, s) for x, w, s, *_ in loops])
-
-    @tf.function(autograph=False)
-    def train():
-        results = []
-        for x, weights, states, factors, d_pre, outputs in loops:
-            h = run_forward(x, weights, states)
-            with tf.control_dependencies([h]):
-                gradients = backward(
-                    empty, *states, *factors, weights[1], empty, threads=threads, matmuls_only=True
-                )
-            if cell == "lstm":  # the weight gradients' products ran inside the loop
-                results += [h, gradients[0], gradients[-1], gradients[-2]]
-                continue
-            # After the loops, as in a real step (run beside them, its matmuls would take
-            # the cores from the spinning loop threads).
-            with tf.control_dependencies([gradients[0]]):
-                _, grads = weight_grads(x, states, outputs, weights, factors, d_pre)  # dx pruned
-            results += [h, gradients[0], grads[1], grads[0]]
-        return _first_values(results)
 
     return {"train": train, "infer": infer}
 

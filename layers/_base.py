@@ -10,7 +10,8 @@ import numbers
 
 import keras
 from keras import ops
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+
+from layers._keras_workarounds import DropoutRNNCell
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid")
 

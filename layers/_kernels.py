@@ -1,6 +1,6 @@
 """Whole-sequence TensorFlow kernels: the fast path of `layers.recurrent`.
 
-Why they beat `keras.layers.RNN` on a CPU (measurements in `bench/`):
+Why they beat `keras.layers.RNN` on a CPU (`bench/` measures by how much):
 
 - Each loop over the time steps is compiled with XLA (`jit_compile=True` on
   the loop alone, not on the model). XLA fuses a step's elementwise ops and
@@ -437,8 +437,8 @@ def _native_lstm(threads, reverse, weight_grads_inside=True):
     """The LSTM kernel with the native loops of `layers/native/lstm_ops.cc` (the
     factors of `_LSTM`). Takes Keras's weights as they are: the ops reorder the
     gates as they pack them, which a `tf.split` and `tf.concat` here would do
-    at a cost (0.3 ms of a 7 ms inference at 64x100x64->128, mostly waiting for
-    a pool thread busy with the other direction)."""
+    at a cost (extra ops before the loop, which in a bidirectional layer wait
+    for a pool thread busy with the other direction)."""
     ops = native.ops()
     return _native_kernel(
         ops.rnn_suite_lstm_forward,
@@ -456,10 +456,10 @@ def _inside_weight_grads(reverse=False):
     `d_pre` is `[d_z, d_bias, d_kernel, d_recurrent]`. Only the input gradient
     is left, one matmul over all steps (and flipped back with `reverse`).
 
-    In a bidirectional LSTM training step at 64x100x64->128 on 2 cores, the
-    matmuls over all steps that this replaces took 5.5 ms of 21.8 after the
-    loops, and the first of them took a core from the other direction's
-    backward loop while it still ran."""
+    The matmuls over all steps that this replaces would run after the loop, a
+    large share of a training step, and in a bidirectional layer the first of
+    them would take a core from the other direction's backward loop while it
+    still runs."""
 
     def weight_grads(x, states, outputs, weights, factors, d_pre):
         d_z, d_bias, d_kernel, d_recurrent = d_pre
@@ -479,8 +479,8 @@ def _batch_major_weight_grads(parts, reverse=False):
     d_recurrent_bias]` (GRU).
 
     The sums over batch and steps are cut into `parts` slices of the batch,
-    independent matmuls that TensorFlow runs side by side (5-10 % faster than
-    one matmul on 2 cores, measured inside a training step). With `reverse`
+    independent matmuls that TensorFlow runs side by side, which keeps every
+    core busy where one matmul of this size would not. With `reverse`
     the gradients are in the order the steps ran, and `x` is flipped to match.
     """
 
@@ -749,19 +749,27 @@ NATIVE_KERNELS = tuple(_NATIVE_BUILDERS)
 _NATIVE_SPEC = Spec("tanh", "sigmoid")
 
 
+def has_native_variant(name: str | None, spec: Spec, reset_after: bool = True) -> bool:
+    """Whether the kernel `name` has a native variant for `spec`: the LSTM and
+    the GRU (`reset_after=True`) with Keras's default activations. It runs
+    where, in addition, `native.enabled()`."""
+    if name not in _NATIVE_BUILDERS or spec != _NATIVE_SPEC:
+        return False
+    return reset_after or name != "gru"
+
+
 def _native_variant(kernel, spec, weights, threads, reverse=False):
     """The native kernel that replaces the XLA `kernel` for `spec`, or `None`.
 
-    Native kernels exist for the LSTM and the GRU (`reset_after=True`) with
-    Keras's default activations, and run where `native.enabled()`: the library
-    is built and loads, is not switched off, and no SavedModel is being traced.
+    Native kernels exist where `has_native_variant`, and run where
+    `native.enabled()`: the library is built and loads, is not switched off,
+    and the trace is not inside `native.serving_kernels()`.
     """
     name = getattr(kernel, "__name__", None)
-    builder = _NATIVE_BUILDERS.get(name)
-    if builder is None or spec != _NATIVE_SPEC or not native.enabled():
+    reset_after = name != "gru" or weights[3] is not None
+    if not has_native_variant(name, spec, reset_after) or not native.enabled():
         return None
-    if name == "gru" and weights[3] is None:  # reset_after=False
-        return None
+    builder = _NATIVE_BUILDERS[name]
     if name == "lstm":
         return builder(threads, reverse, _weight_grads_inside(weights, threads))
     return builder(threads, reverse)
@@ -769,10 +777,9 @@ def _native_variant(kernel, spec, weights, threads, reverse=False):
 
 # The LSTM's backward op can keep each thread's weight gradients, (features +
 # units) x 4 units / threads floats, and add each step's share while its
-# gradients are in cache. Measured in training steps on the EPYC (2 MB of L2
-# cache a core): 7-9 % faster at 64x100x64->128 (0.4 MB a thread), 2-4 % at
-# 32x500x32->256 (0.6 and 1.2 MB), 4-5 % slower at 256x50x128->512 (2.6 and
-# 5.2 MB), where they no longer fit and one matmul over all steps wins.
+# gradients are in cache. That pays while a thread's share fits in a core's
+# L2 cache beside the step's other data; where it no longer does, one matmul
+# over all steps after the loop wins (`bench/` measures both ways).
 _WEIGHT_GRADS_INSIDE_MAX_BYTES = 1.5 * 2**20
 
 

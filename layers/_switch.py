@@ -1,4 +1,4 @@
-"""An on/off switch read from an environment variable, overridable per thread in a block."""
+"""An on/off switch, optionally read from an environment variable, overridable per thread."""
 
 import contextlib
 import os
@@ -8,10 +8,10 @@ OFF_VALUES = ("0", "false", "no", "off")
 
 
 class Switch:
-    """On unless the environment variable `env` says `0`, `false`, `no` or `off`;
-    inside a `forced(...)` block (this thread), the innermost block decides."""
+    """On unless the environment variable `env` (if any) says `0`, `false`, `no`
+    or `off`; inside a `forced(...)` block (this thread), the innermost block decides."""
 
-    def __init__(self, env: str):
+    def __init__(self, env: str | None = None):
         self.env = env
         self._local = threading.local()
 
@@ -20,6 +20,8 @@ class Switch:
         stack = getattr(self._local, "stack", None)
         if stack:
             return stack[-1]
+        if self.env is None:
+            return True
         return os.environ.get(self.env, "1").strip().lower() not in OFF_VALUES
 
     @contextlib.contextmanager

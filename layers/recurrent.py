@@ -3,11 +3,18 @@
 `SimpleRNN`, `LSTM` and `GRU` are `keras.layers.RNN` layers built around
 `SimpleRNNCell`, `LSTMCell` and `GRUCell`, with the same weights, arguments and
 results as `keras.layers.RNN(cell)`. On the TensorFlow backend they run the
-whole sequence with the XLA-compiled kernels of `layers._kernels` (on a
-2-core CPU typically 1.5-3x Keras's training and inference throughput once
-compiled; `make bench` measures it, README "Performance" has figures);
-where those do not apply (`fallback_reason`) they run Keras's generic
-step-by-step loop over the cell, exactly as `keras.layers.RNN(cell)`.
+whole sequence with the kernels of `layers._kernels` (XLA-compiled loops, or
+the native C++ loops of `layers.native` where those are built), which avoid
+TensorFlow's per-step dispatch and keep every core busy (`make bench`
+measures the gain; README "Performance" has figures); where those do not
+apply (`fallback_reason`) they run Keras's generic step-by-step loop over
+the cell, exactly as `keras.layers.RNN(cell)`.
+
+An `LSTM` or `GRU` that may run the native ops, which XLA cannot compile,
+tells Keras it does not support `jit_compile` (`supports_jit`), so a model
+compiled with `jit_compile=True` runs without it (Keras warns), as with
+Keras's cuDNN LSTM. Export such a model inside `layers.serving_kernels()`
+(see `layers`).
 
 The fast path can be switched off, to measure or debug against the plain
 cell: set the environment variable `RNN_SUITE_FAST_PATH=0` (also `false`,
@@ -21,7 +28,7 @@ import inspect
 import keras
 from keras import ops, tree
 
-from layers import _kernels
+from layers import _kernels, native
 from layers._switch import Switch
 from layers.gru_cell import GRUCell
 from layers.lstm_cell import LSTMCell
@@ -90,6 +97,24 @@ class FastRNN(keras.layers.RNN):
             name=f"{self.kernel_name}_cell",
         )
         super().__init__(cell, **kwargs)
+        # Keras's public flag, read when a model compiles: XLA cannot compile the
+        # native ops, so Keras must not compile a model that may run them whole.
+        self.supports_jit = not self.may_run_native()
+
+    def may_run_native(self) -> bool:
+        """Whether a call may run the native ops (`layers.native`): on the
+        TensorFlow backend, in float32 and not unrolled, for a configuration
+        with a native kernel, where the library is built and loads. Whether a
+        call does is decided when it is traced (`fallback_reason`,
+        `RNN_SUITE_NATIVE`, `use_native`, `serving_kernels`)."""
+        if keras.backend.backend() != "tensorflow" or self.unroll:
+            return False
+        if self.cell.compute_dtype != "float32":
+            return False
+        reset_after = getattr(self.cell, "reset_after", True)
+        if not _kernels.has_native_variant(self.kernel_name, self._spec(), reset_after):
+            return False
+        return native.available()
 
     @property
     def units(self) -> int:
@@ -290,11 +315,9 @@ class Bidirectional(keras.layers.Bidirectional):
 
     It tells its two layers that they run side by side, so that on the fast
     path each direction takes its share of the cores (one chain per core in
-    all) instead of each cutting the batch for every core. In `make bench`
-    on 2 cores this made bidirectional inference at (32, 500, 32, 256) 1.04x
-    (LSTM) and 1.17x (GRU) Keras's, against 0.89x and 0.94x inside
-    `keras.layers.Bidirectional`. Any other layer is wrapped exactly as
-    `keras.layers.Bidirectional` wraps it.
+    all) instead of each cutting the batch for every core, where the two
+    would fight over the cores. Any other
+    layer is wrapped exactly as `keras.layers.Bidirectional` wraps it.
     """
 
     def __init__(self, layer, *args, **kwargs):

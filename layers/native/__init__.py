@@ -8,11 +8,15 @@ the library is missing, cannot load, or is switched off (`RNN_SUITE_NATIVE=0`,
 `use_native(False)`), the XLA kernels of `layers._kernels` run instead, with
 the same results.
 
-Graphs that are being saved never contain the native ops, so that a SavedModel
-serves with TensorFlow alone: they are left out while `tf.saved_model.save`
-traces and while Keras's export (`model.export`, `keras.export.ExportArchive`)
-traces. Functions compiled by XLA as a whole (`jit_compile=True`) use the XLA
-kernels too, since XLA cannot compile the native ops.
+The native ops are this project's own, so a graph holding them runs only
+where the library is loaded. Inside `serving_kernels()` the layers never emit
+them, whatever else is switched on: trace and write a SavedModel there
+(`tf.saved_model.save`, `model.export`, `keras.export.ExportArchive`) so that
+it serves with TensorFlow alone, and trace there any function you compile
+whole with XLA yourself (`tf.function(jit_compile=True)`), since XLA cannot
+compile the native ops. Keras's own `jit_compile` needs nothing: the layers
+that may run the native ops tell Keras they do not support it
+(`supports_jit`), as Keras's cuDNN LSTM does.
 """
 
 from __future__ import annotations
@@ -20,12 +24,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import tensorflow as tf
-from tensorflow.python.ops import control_flow_util
-from tensorflow.python.saved_model import save_context
 
 from layers._switch import Switch
 
@@ -33,7 +34,7 @@ SOURCES = tuple(Path(__file__).with_name(name) for name in ("lstm_ops.cc", "gru_
 LIBRARY = Path(__file__).with_name("librnn_suite_ops.so")
 NATIVE_ENV = "RNN_SUITE_NATIVE"
 _SWITCH = Switch(NATIVE_ENV)
-_EXPORT_MODULES = ("keras.src.export",)
+_OUTSIDE_SERVING = Switch()  # off inside `serving_kernels()`
 
 log = logging.getLogger(__name__)
 _loaded: list = []  # [module or None] once loading was tried
@@ -97,28 +98,21 @@ def use_native(enabled: bool = True):
     return _SWITCH.forced(enabled)
 
 
-def _exporting() -> bool:
-    """Whether the current trace is for a SavedModel (TensorFlow's save or Keras's export)."""
-    if save_context.in_save_context():
-        return True
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith(_EXPORT_MODULES):
-            return True
-        frame = frame.f_back
-    return False
+def serving_kernels():
+    """Within the block (this thread), the layers traced inside it never emit the
+    native ops, even inside `use_native(True)`: the graphs hold only TensorFlow's
+    own ops. Trace and write SavedModels here, and functions compiled whole by XLA:
 
-
-def _in_xla_compilation() -> bool:
-    """Whether the current trace is compiled by XLA as a whole (`jit_compile=True`,
-    e.g. `model.compile(jit_compile=True)`): XLA cannot compile our ops."""
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+        with layers.serving_kernels():
+            model.export("exported", format="tf_saved_model")
+    """
+    return _OUTSIDE_SERVING.forced(False)
 
 
 def enabled() -> bool:
-    """Whether a layer called now may use the native ops: built, switched on, and not
-    traced for a SavedModel or for XLA."""
-    return _SWITCH.enabled() and available() and not _exporting() and not _in_xla_compilation()
+    """Whether a layer traced now may use the native ops: built, switched on, and
+    not inside `serving_kernels()`."""
+    return _SWITCH.enabled() and _OUTSIDE_SERVING.enabled() and available()
 
 
 def ops():

@@ -37,27 +37,19 @@ using ConstView = Eigen::Map<const Matrix, 0, Strided>;
 using RowSegment = Eigen::Map<Eigen::ArrayXf>;  // n floats of one batch row
 using ConstRowSegment = Eigen::Map<const Eigen::ArrayXf>;
 
-// kMatmulsOnlyDoc: with the attr `matmuls_only`, an op runs only its per-step
-// matmuls and barriers and skips every other operation and write, so its
-// outputs are undefined; the backward ops multiply their first factor input in
-// place of the gradients they would compute. bench/ times this to bound what
-// the kernels could reach were all but their matmuls free.
-constexpr const char* kMatmulsOnlyDoc = "matmuls and barriers only; outputs undefined";
-
-// The attrs every native op has: how many threads, whether the steps run from
-// the last, and whether only the matmuls run (kMatmulsOnlyDoc).
+// The attrs every native op has: how many threads, and whether the steps run
+// from the last.
 struct LoopAttrs {
   int threads = 1;
-  bool reverse = false, matmuls_only = false;
+  bool reverse = false;
 };
 
 inline void ReadLoopAttrs(OpKernelConstruction* ctx, LoopAttrs* attrs) {
   OP_REQUIRES_OK(ctx, ctx->GetAttr("threads", &attrs->threads));
   OP_REQUIRES_OK(ctx, ctx->GetAttr("reverse", &attrs->reverse));
-  OP_REQUIRES_OK(ctx, ctx->GetAttr("matmuls_only", &attrs->matmuls_only));
 }
 
-constexpr int kSpinsBeforeYield = 1000;  // about 10 microseconds
+constexpr int kSpinsBeforeYield = 1000;  // a short spin: far less than a step
 
 // All threads wait here until every one has arrived. Spins (a step lasts tens of
 // microseconds, far less than a sleep), then yields so that an oversubscribed
@@ -173,10 +165,10 @@ inline Matrix GateColumns(const float* w, int rows, int units, int gates, Slice 
 //
 // A step's products, e.g. (64, 192) @ (192, 512), are small: Eigen's general
 // product repacks both factors on every call, and its tiles do not fit them, so
-// it reached 150-235 GFLOP/s on one core of the EPYC (Zen 5, AVX-512) at the
-// per-thread products of bench/'s shapes. The weights do not change during an
-// op, so they are packed once (PackedMatrix), and each product runs one
-// register tile over them: 260-265 GFLOP/s at all those shapes.
+// it falls well short of a core's peak at the per-thread products of bench/'s
+// shapes. The weights do not change during an op, so they are packed once
+// (PackedMatrix), and each product runs one register tile over them, which
+// keeps close to the peak at all those shapes.
 
 #if defined(__AVX512F__)
 constexpr int kLanes = 16, kTileRows = 8;  // 32 registers: 16 sums, 2 weights, 1 input
@@ -387,13 +379,10 @@ inline void ForChunks(int n, Body body) {
 //
 // The gates' sigmoid and tanh on one Vector. In a step's elementwise work
 // they are most of the instructions, and they share the cores' vector units
-// with the products. Eigen's logistic (which TensorFlow's sigmoid uses) takes
-// 25 vector instructions and a division (AVX-512, constants aside); Sigmoid
-// here 16 and a division, and errs less: at most 9e-8 from the exact sigmoid
-// over [-20, 20], against 1.3e-7. Tanh is Eigen's ptanh_float (the same
+// with the products. Sigmoid here is 1 / (1 + Exp(-x)) with the short Exp
+// below: fewer vector instructions than Eigen's logistic (which TensorFlow's
+// sigmoid uses), and it errs less. Tanh is Eigen's ptanh_float (the same
 // results). NaN inputs give NaN (the clamps pass NaN through, as Eigen's do).
-// In the LSTM forward at 64x100x64->128 (one thread, inference) this took a
-// call from 6.04 to 5.88 ms (alternating in one process).
 
 typedef int IntVector __attribute__((vector_size(kLanes * sizeof(int))));
 using Packet = Eigen::internal::packet_traits<float>::type;  // Eigen's vector of floats

@@ -33,7 +33,6 @@ REGISTER_OP("RnnSuiteGruForward")
     .Attr("keep: bool")
     .Attr("threads: int >= 1")
     .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
-    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("outputs: float")  // (batch, steps, units) if keep, else (batch, 0, units)
     .Output("q_in: float")     // (steps, batch, 3 units) if save, else empty
@@ -116,10 +115,6 @@ class GruForwardOp : public OpKernel {
         zr_packed.Multiply(batch, x_t, h_t, zr_bias.data(), zr.data(), zr.cols());
         xh_packed.Multiply(batch, x_t, kNoOperand, xh_bias.data(), xh.data(), xh.cols());
         hh_packed.Multiply(batch, h_t, kNoOperand, hh_bias.data(), hh.data(), hh.cols());
-        if (loop_.matmuls_only) {
-          barrier.Wait();
-          continue;
-        }
         for (int b = 0; b < batch; ++b) {
           RowSegment h_new(h_next.row(b).data() + s.begin, n);
           ConstRowSegment h_old(h_prev.row(b).data() + s.begin, n);
@@ -182,7 +177,6 @@ REGISTER_OP("RnnSuiteGruBackward")
     .Input("mask: float")       // (batch, steps, 1), or empty for none
     .Attr("threads: int >= 1")
     .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
-    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")    // (batch, units)
     .Output("d_in: float")   // (batch, steps, 3 units): gradients of the input projection
     .Output("d_rec: float")  // (batch, steps, 3 units): and of the recurrent projection
@@ -242,12 +236,6 @@ class GruBackwardOp : public OpKernel {
       Eigen::ArrayXf bias_sum = Eigen::ArrayXf::Zero(2 * kGates * n), step_sum(2 * kGates * n);
       Matrix dh_prev(batch, u_t.padded_cols());
       for (int t = steps - 1; t >= 0; --t) {
-        if (loop_.matmuls_only) {
-          barrier.Wait();
-          u_t.Multiply(batch, {qr + size_t(t) * batch * 3 * units, 3 * units, 3 * units}, kNoOperand, nullptr,
-                       dh_prev.data(), dh_prev.cols());
-          continue;
-        }
         step_sum.setZero();
         for (int b = 0; b < batch; ++b) {
           const size_t at = (size_t(b) * steps + t) * 3 * units + s.begin;  // of d_in, d_rec

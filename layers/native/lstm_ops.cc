@@ -3,13 +3,13 @@
 // Why native: on a CPU a step's matmul, e.g. (32, 288) @ (288, 1024), is too
 // small for XLA or Eigen's threaded products to share between cores, so the
 // XLA kernels in layers/_kernels.py cut the *batch* into one chain per core,
-// and every core then streams all the weights each step (1.2 MB at 256 units:
-// more than a core's L2 cache). These ops cut the *units* instead: each of
-// `threads` threads owns a slice of the units, keeps its own slice of the
-// weights in its cache (packed once per call: PackedMatrix in common.h),
-// computes its gates for the whole batch, and the
-// threads meet at a spin barrier once a step to swap the new state. This is
-// how oneDNN's and torch's CPU LSTMs spend the cores.
+// and every core then streams all the weights each step (at a few hundred
+// units, more than a core's L2 cache holds). These ops cut the *units*
+// instead: each of `threads` threads owns a slice of the units, keeps its own
+// slice of the weights in its cache (packed once per call: PackedMatrix in
+// common.h), computes its gates for the whole batch, and the threads meet at
+// a spin barrier once a step to swap the new state. This is how oneDNN's and
+// torch's CPU LSTMs spend the cores.
 //
 // The factors are those of `_lstm_forward` / `_lstm_backward` in
 // layers/_kernels.py (gates i, f, o, c). The outputs and the gradients of the
@@ -18,7 +18,7 @@
 // loop need a transpose. The factors, which only the backward op reads, are
 // time major, (steps, batch, ...): each step then writes and reads one
 // contiguous block, which the caches' prefetchers follow (batch-major factors
-// cost 0.3 ms more a forward op at 64x100x64->128, out of 8).
+// would be strided, and slower to write).
 // The bias gradients are summed in the backward loop while its dz is in cache,
 // and so are the weight gradients where each thread's share fits in its cache
 // (attr weight_grads; `_kernels._weight_grads_inside` decides): a step's
@@ -99,7 +99,6 @@ REGISTER_OP("RnnSuiteLstmForward")
     .Attr("keep: bool")
     .Attr("threads: int >= 1")
     .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
-    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("h: float")        // (batch, units)
     .Output("c: float")        // (batch, units)
     .Output("outputs: float")  // (batch, steps, units) if keep, else (batch, 0, units)
@@ -181,7 +180,6 @@ class LstmForwardOp : public OpKernel {
           const int rows = std::min(kTileRows, batch - r0);
           packed.Multiply(rows, {xd + (size_t(r0) * steps + step) * features, steps * features, features},
                           {h_prev.data() + size_t(r0) * units, units, units}, bias.data(), z.data(), z_cols);
-          if (loop_.matmuls_only) continue;
           for (int r = r0; r < r0 + rows; ++r) {
             const size_t at = size_t(t) * batch + r;  // of the factors
             Cells cells{z.data() + (r - r0) * z_cols, width, c.row(r).data(),
@@ -227,7 +225,6 @@ REGISTER_OP("RnnSuiteLstmBackward")
     .Attr("weight_grads: bool = true")  // sum d_kernel and d_recurrent (else they are empty)
     .Attr("threads: int >= 1")
     .Attr("reverse: bool = false")  // steps from last to first, as if x and mask were flipped
-    .Attr("matmuls_only: bool = false")  // for bench/: see kMatmulsOnlyDoc in common.h
     .Output("dh0: float")  // (batch, units)
     .Output("dc0: float")  // (batch, units)
     .Output("dz: float")   // (batch, steps, 4 units): gradients of the pre-activations, Keras's order
@@ -318,13 +315,6 @@ class LstmBackwardOp : public OpKernel {
             du.Add(outd + size_t(t - 1) * units, steps * units, dz_packed.data());
           }
         };
-        if (loop_.matmuls_only) {
-          barrier.Wait();
-          u_t.Multiply(batch, {pd + size_t(t) * batch * 4 * units, 4 * units, 4 * units}, kNoOperand, nullptr,
-                       dh_prev.data(), dh_prev.cols());
-          add_weight_gradients();
-          continue;
-        }
         step_sum.setZero();
         for (int r = 0; r < batch; ++r) {
           const float* pr = pd + (size_t(t) * batch + r) * 4 * units + s.begin;

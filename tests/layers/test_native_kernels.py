@@ -1,6 +1,6 @@
 """The native (C++) LSTM and GRU kernels of the fast path (`layers/native`):
 built where a compiler is, equal to the XLA kernels on every thread count, left
-out of SavedModels, and switched off on request."""
+out of graphs traced inside `layers.serving_kernels()`, and switched off on request."""
 
 import os
 import shutil
@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from layers import GRU, LSTM, Bidirectional, _kernels, native
+from layers import GRU, LSTM, Bidirectional, _kernels, native, serving_kernels
 
 pytestmark = pytest.mark.skipif(
     not native.available(),
@@ -166,6 +166,17 @@ def test_the_native_ops_run_only_where_switched_on(monkeypatch):
         assert native.enabled()
 
 
+def test_serving_kernels_leave_the_native_ops_out_whatever_else_is_switched_on():
+    layer = LSTM(32)
+    spec = tf.TensorSpec((None, STEPS, FEATURES))
+    with serving_kernels():
+        assert not native.enabled()
+        assert not set(NATIVE_OPS) & _op_types(layer, spec)
+        with native.use_native(True):
+            assert not set(NATIVE_OPS) & _op_types(layer, spec)
+    assert "RnnSuiteLstmForward" in _op_types(layer, spec)
+
+
 @pytest.mark.parametrize("cell", sorted(LAYERS))
 def test_go_backwards_runs_the_steps_in_reverse_without_flipping_a_copy(cell):
     """The native ops read the steps from the last: no ReverseV2 of the sequences
@@ -178,15 +189,33 @@ def test_go_backwards_runs_the_steps_in_reverse_without_flipping_a_copy(cell):
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
-def test_whole_functions_compiled_by_xla_use_the_xla_kernels(cell):
+def test_keras_does_not_compile_models_that_may_run_the_native_ops_with_xla(cell):
+    """XLA cannot compile the native ops: the layers tell Keras (`supports_jit`), which
+    then compiles without XLA, as for its own cuDNN LSTM."""
+    layer = LAYERS[cell](16)
+    assert layer.may_run_native() and not layer.supports_jit
+    for other in (GRU(16, reset_after=False), LSTM(16, activation="relu"), LSTM(16, unroll=True)):
+        assert not other.may_run_native() and other.supports_jit
+    inputs = keras.Input((STEPS, FEATURES))
+    model = keras.Model(inputs, keras.layers.Dense(1)(Bidirectional(layer)(inputs)))
+    with pytest.warns(UserWarning, match="jit_compile"):
+        model.compile(optimizer="adam", loss="mse", jit_compile=True)
+    assert not model.jit_compile
+    model.compile(optimizer="adam", loss="mse")  # "auto"
+    assert not model.jit_compile
+    x, y = _inputs(8), np.zeros((8, 1), "float32")
+    model.fit(x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_whole_functions_compiled_by_xla_inside_serving_kernels_use_the_xla_kernels(cell):
     inputs = keras.Input((STEPS, FEATURES))
     model = keras.Model(inputs, keras.layers.Dense(1)(LAYERS[cell](16)(inputs)))
-    model.compile(optimizer="adam", loss="mse", jit_compile=True)
-    x, y = _inputs(8), np.zeros((8, 1), "float32")
-    model.fit(x, y, epochs=1, verbose=0)  # XLA cannot compile the native ops
+    x = _inputs(8)
     compiled = tf.function(model, jit_compile=True)
-    np.testing.assert_allclose(compiled(x), model(x), atol=1e-5)
-    assert not set(NATIVE_OPS) & _op_types(compiled, tf.TensorSpec((None, STEPS, FEATURES)))
+    with serving_kernels():
+        np.testing.assert_allclose(compiled(x), model(x), atol=1e-5)
+        assert not set(NATIVE_OPS) & _op_types(compiled, tf.TensorSpec((None, STEPS, FEATURES)))
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
@@ -223,22 +252,25 @@ np.save(sys.argv[3], loaded.serve(tf.constant(x)).numpy())
 """
 
 
-def test_exports_leave_the_native_ops_out_and_serve_with_tensorflow_alone(tmp_path):
+def test_exports_inside_serving_kernels_leave_the_native_ops_out_and_serve_with_tensorflow_alone(
+    tmp_path,
+):
     inputs = keras.Input((STEPS, FEATURES))
     hidden = Bidirectional(LSTM(32, return_sequences=True))(inputs)
     model = keras.Model(inputs, GRU(16)(hidden))
     x = _inputs(4)
     expected = model.predict(x, verbose=0)
-    model.export(str(tmp_path / "exported"), format="tf_saved_model", verbose=False)
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serve", model.call, [tf.TensorSpec((None, STEPS, FEATURES))])
-    archive.write_out(str(tmp_path / "archive"), verbose=False)
-    module = tf.Module()
-    module.model = model
     spec = [tf.TensorSpec((None, STEPS, FEATURES))]
-    module.serve = tf.function(lambda x: model(x), input_signature=spec)
-    tf.saved_model.save(module, str(tmp_path / "module"))
+    with serving_kernels():
+        model.export(str(tmp_path / "exported"), format="tf_saved_model", verbose=False)
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", model.call, spec)
+        archive.write_out(str(tmp_path / "archive"), verbose=False)
+        module = tf.Module()
+        module.model = model
+        module.serve = tf.function(lambda x: model(x), input_signature=spec)
+        tf.saved_model.save(module, str(tmp_path / "module"))
     np.save(tmp_path / "x.npy", x)
     for name in ("exported", "archive", "module"):
         assert not _saved_op_types(tmp_path / name) & set(NATIVE_OPS), name
