@@ -1,4 +1,4 @@
-"""Resumable training: the whole training state backed up every few steps, and test kill points.
+"""Resumable training: the whole training state backed up every few steps.
 
 Keras's ``BackupAndRestore`` restores weights and the epoch, but not the step
 inside the epoch, the metric accumulators, early stopping's ``best``/``wait``/
@@ -17,15 +17,11 @@ The shuffling order of epoch ``e`` is a pure function of ``(seed, e)``
 A backup is ``state-N.npz`` plus ``state.json`` naming it, each written to a
 temporary file and renamed, so a kill at any instant leaves the previous
 backup or the new one, never a torn one.
-
-Test hook: ``RNN_SUITE_TEST_KILL_AT`` makes the process SIGKILL itself at a
-deterministic point (``KillPoint``). It exists for the fault tests only.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +32,6 @@ import tensorflow as tf
 from pipelines import rundir
 
 STATE_FILE = "state.json"
-KILL_ENV = "RNN_SUITE_TEST_KILL_AT"
-_fits_started = 0  # fits begun in this process, for KillPoint "train:K:B"
-
-
-def kill_point(name: str) -> None:
-    """SIGKILL this process if ``RNN_SUITE_TEST_KILL_AT`` names the point ``name``."""
-    if os.environ.get(KILL_ENV) == name:
-        _die()
-
-
-def _die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-class KillPoint(keras.callbacks.Callback):
-    """Test hook: with ``RNN_SUITE_TEST_KILL_AT=train:K:B`` SIGKILL after batch B of fit K.
-
-    ``K`` counts ``fit`` calls in this process from 1 (tuning trials, then the
-    final training); ``B`` counts that fit's training batches from 1. Put it
-    after ``TrainingState`` so the batch's backup (if any) is written first.
-    """
-
-    def __init__(self):
-        super().__init__()
-        kind, _, rest = os.environ.get(KILL_ENV, "").partition(":")
-        fit, _, batch = rest.partition(":")
-        self.target = (int(fit), int(batch)) if kind == "train" else None
-        self.fit = self.batches = 0
-
-    def on_train_begin(self, logs=None):
-        global _fits_started
-        _fits_started += 1
-        self.fit, self.batches = _fits_started, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batches += 1
-        if self.target == (self.fit, self.batches):
-            _die()
 
 
 def read_state(directory: Path) -> dict[str, Any] | None:
@@ -146,28 +104,47 @@ class TrainingState(keras.callbacks.Callback):
         save_freq: steps between backups inside an epoch (0: only at epoch ends).
         early_stopping: the run's ``EarlyStopping``, placed before this callback.
         checkpoint: the best-weights ``ModelCheckpoint`` (its ``best`` is restored).
-        data: the ``EpochData`` to point at each epoch and resumed step, or None.
+        data: what to point at each epoch and resumed step (``EpochData``, or anything
+            with its ``set(epoch, skip)``), or None.
+        metrics: the metric accumulators' variables (default: the model's own).
+        write: False only restores (a worker that is not the chief writes nothing).
     """
 
-    def __init__(self, directory, save_freq, early_stopping, checkpoint=None, data=None):
+    def __init__(
+        self,
+        directory,
+        save_freq,
+        early_stopping,
+        checkpoint=None,
+        data=None,
+        metrics=None,
+        write=True,
+    ):
         super().__init__()
         self.directory = Path(directory)
         self.save_freq = save_freq
         self.early_stopping = early_stopping
         self.checkpoint = checkpoint
         self.data = data
+        self._metrics = None if metrics is None else list(metrics)
+        self.write = write
         self.epoch = self.step = self.serial = 0
         self._resume_metrics: list[np.ndarray] | None = None
         self._short_epoch: int | None = None  # the resumed epoch, which ends early
         self._counters: list[tuple[Any, np.ndarray]] = []
 
     # -- saving -------------------------------------------------------------------------
+    def _metric_variables(self) -> list:
+        return self._metrics if self._metrics is not None else list(self.model.metrics_variables)
+
     def _state_variables(self) -> list:
         model = self.model
         optimizer = list(model.optimizer.variables) if model.optimizer else []
-        return list(model.variables) + optimizer + list(model.metrics_variables)
+        return list(model.variables) + optimizer + self._metric_variables()
 
     def _save(self, finished: bool = False) -> None:
+        if not self.write:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
         self.serial += 1
         arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(self._state_variables())}
@@ -205,7 +182,7 @@ class TrainingState(keras.callbacks.Callback):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         variables = self._state_variables()
-        metrics_start = len(variables) - len(self.model.metrics_variables)
+        metrics_start = len(variables) - len(self._metric_variables())
         with np.load(self.directory / state["file"]) as arrays:
             for i, variable in enumerate(variables[:metrics_start]):
                 variable.assign(arrays[f"v{i}"])
@@ -258,9 +235,7 @@ class TrainingState(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
         if self._resume_metrics is not None:  # metrics are sums: add the earlier steps'
-            for variable, value in zip(
-                self.model.metrics_variables, self._resume_metrics, strict=True
-            ):
+            for variable, value in zip(self._metric_variables(), self._resume_metrics, strict=True):
                 variable.assign(np.asarray(variable) + value)
             self._resume_metrics = None
         if self.epoch == self._short_epoch:

@@ -7,11 +7,11 @@ run directory that is renamed into place only when everything is written.
 from __future__ import annotations
 
 import dataclasses
+import json
 import platform
 import shutil
 import sys
-import tempfile
-import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -19,83 +19,161 @@ import tensorflow as tf
 
 import layers  # noqa: F401  (registers the custom cells for loading)
 from pipelines import distributed, registry, report, resume, rundir
+from pipelines import experiment as experiments
 from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
+from pipelines.experiment import Experiment, Resolved
 from pipelines.progress import log
+from pipelines.trainer import Trainer
 
 
 @dataclasses.dataclass
 class RunRequest:
-    """What ``python -m pipelines run`` was asked to do."""
+    """A resolved experiment and how to run it.
 
-    name: str
-    preset: str = "default"
-    data: str = "builtin"
-    settings: list[str] = dataclasses.field(default_factory=list)
-    seed: int = 0
-    out: str | None = None
+    Args:
+        resolved: the experiment checked against its pipeline (``pipelines.experiment``).
+        resume: continue the interrupted run in ``resolved.experiment.out``'s partial folder.
+        distribute: ``none`` or ``multiworker`` (the cluster in ``TF_CONFIG``).
+        callbacks: extra Keras callbacks given to every fit of the run (trials, training).
+        in_runs_folder: whether the run lives under ``runs/NAME`` and updates its
+            ``latest`` link (default: when no ``out`` is given).
+    """
+
+    resolved: Resolved
     resume: bool = False
-    tune: bool = False
-    tuner: str = "random"
-    max_trials: int | None = None
-    deterministic: bool = False
-    checkpoint_steps: int = 20
     distribute: str = "none"
-    tune_workers: int = 0
+    callbacks: Sequence[keras.callbacks.Callback] = ()
+    in_runs_folder: bool | None = None
+
+    @property
+    def link_latest(self) -> bool:
+        """Whether the finished run becomes ``runs/NAME/latest`` (not for a given ``--out``)."""
+        return self.out is None if self.in_runs_folder is None else self.in_runs_folder
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment as declared."""
+        return self.resolved.experiment
+
+    @property
+    def name(self) -> str:
+        """The pipeline's registry name."""
+        return self.resolved.name
+
+    @property
+    def seed(self) -> int:
+        """The run's seed."""
+        return self.experiment.seed
+
+    @property
+    def data(self) -> str:
+        """The ``--data`` spec."""
+        return self.experiment.data
+
+    @property
+    def out(self) -> str | None:
+        """The run directory asked for, if any."""
+        return self.experiment.out
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether TensorFlow op determinism is on."""
+        return self.experiment.deterministic
+
+    @property
+    def checkpoint_steps(self) -> int:
+        """Steps between training-state backups."""
+        return self.experiment.checkpoint_steps
+
+    @property
+    def tune(self) -> bool:
+        """Whether the run searches hyperparameters first."""
+        return self.experiment.tuning is not None
+
+    @property
+    def tuner(self) -> str:
+        """The Keras Tuner search."""
+        return self.experiment.tuning.tuner if self.tune else "random"
+
+    @property
+    def tune_workers(self) -> int:
+        """Local worker processes of a distributed search."""
+        return self.experiment.tuning.workers if self.tune else 0
+
+
+def run_command(resolved: Resolved | None, args) -> Path:
+    """``run`` from the command line: a new run, or ``--resume`` of an interrupted one."""
+    if args.resume:
+        return run(resume_request(args.name, args.out, args.distribute))
+    return run(RunRequest(resolved, distribute=args.distribute))
+
+
+def resume_request(name: str | None, out: str | None, distribute: str = "none") -> RunRequest:
+    """The request that continues the interrupted run of ``out``, else ``name``'s newest."""
+    partial = rundir.find_interrupted(registry.canonical_name(name) if name else None, out)
+    resolved = resolved_from_run(partial)
+    if resolved.experiment.out is None:
+        resolved = experiments.resolve(
+            experiments.with_overrides(resolved.experiment, out=str(rundir.final_of(partial))),
+            str(partial / "config.json"),
+        )
+    return RunRequest(resolved, resume=True, distribute=distribute, in_runs_folder=not out)
+
+
+def resolved_from_run(folder: Path) -> Resolved:
+    """The experiment a run directory (finished or partial) was made from."""
+    path = folder / "config.json"
+    return experiments.resolve(experiments.parse(rundir.read_json(path), str(path)), str(path))
 
 
 def run(request: RunRequest) -> Path:
     """Run one pipeline end to end; returns the finished run directory.
 
-    Under ``--distribute multiworker`` a worker other than the chief only trains and
-    returns the folder holding its final weights.
+    ``request.callbacks`` are passed to every fit the run makes in this process (tuning
+    trials, then the final training), after the trainer's own. Under ``--distribute
+    multiworker`` a worker other than the chief only trains and returns the folder
+    holding its final weights.
     """
+    callbacks = list(request.callbacks)
+    if request.tune and request.distribute != "none":
+        raise UserError("--tune and --distribute multiworker do not go together")
     strategy = distributed.make_strategy() if request.distribute == "multiworker" else None
     chief, worker_index = distributed.task() if strategy else (True, 0)
-    name = registry.canonical_name(request.name)
-    pipeline = registry.load_pipeline(name)
+    pipeline = registry.load_pipeline(request.name)
     if not chief:
-        return _run_worker(request, pipeline, strategy, worker_index)
+        return _run_worker(request, pipeline, strategy, worker_index, callbacks)
+    config = request.resolved.config
     if request.resume:
-        partial = rundir.find_interrupted(name, request.out)
-        distribute = request.distribute
-        request, config = _resumed_request(partial, pipeline)
-        request.distribute = distribute
+        partial = rundir.partial_of(Path(request.out))
         log(f"resuming {partial}")
     else:
-        config = _requested_config(pipeline, request)
-        partial = rundir.partial_of(rundir.new_run_dir(name, request.out))
+        partial = rundir.partial_of(rundir.new_run_dir(request.name, request.out))
+    config.check_memory()
     _seed(request)
-    log(f"{name}: loading data {request.data!r}")
-    splits = pipeline.load_data(config, request.data, request.seed)
-    log(f"splits: {splits.sizes()} from {splits.info['source']}")
+    log(f"{request.name}: loading data {request.data!r}")
+    splits = pipeline.load_data(config, request.resolved.data, request.seed)
+    log(f"splits: {splits.sizes()} from {splits.info.source}")
     fresh = not partial.exists()
     partial.mkdir(parents=True, exist_ok=True)
     try:
-        _write_run_config(partial, request, config, splits)
+        _write_run_config(partial, request.resolved, splits)
         if request.tune:
-            config = _tune(pipeline, config, splits, partial, request)
-            _write_run_config(partial, request, config, splits)  # now with the tuned values
-        model, history_info = _train_any(pipeline, config, splits, partial, request, strategy)
+            config = _tune(pipeline, config, splits, partial, request, callbacks)
+            request.resolved = dataclasses.replace(request.resolved, config=config)
+            _write_run_config(partial, request.resolved, splits, tuned=True)
+        model, history_info = _train_any(
+            pipeline, config, splits, partial, request, strategy, callbacks
+        )
         _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info)
     except UserError:
         if fresh:
             shutil.rmtree(partial, ignore_errors=True)
         raise
-    resume.kill_point("finish")
-    final = rundir.finish(partial, link_latest=request.out is None)
+    final = rundir.finish(partial, link_latest=request.link_latest)
     shutil.rmtree(final / "backup", ignore_errors=True)  # the training state; no longer needed
     log(f"finished: {final}")
     return final
-
-
-def _requested_config(pipeline: Pipeline, request: RunRequest):
-    config = pipeline.config_class.from_preset(request.preset).with_overrides(request.settings)
-    if request.max_trials:
-        config = config.with_settings({"max_trials": request.max_trials})
-    if request.tune and request.distribute != "none":
-        raise UserError("--tune and --distribute multiworker do not go together")
-    return config
 
 
 def _seed(request: RunRequest) -> None:
@@ -104,34 +182,44 @@ def _seed(request: RunRequest) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _train_any(pipeline, config, splits, partial, request: RunRequest, strategy):
+def _train_any(pipeline, config, splits, partial, request: RunRequest, strategy, callbacks):
     if strategy is None:
-        return train(pipeline, config, splits, partial, request.seed, request.checkpoint_steps)
-    model, info = distributed.train(
-        strategy, pipeline, config, splits, partial, request.seed, chief=True
+        return train(
+            pipeline, config, splits, partial, request.seed, request.checkpoint_steps, callbacks
+        )
+    trainer = _trainer(partial, config, request.checkpoint_steps, callbacks)
+    return distributed.train(strategy, pipeline, config, splits, trainer, request.seed)
+
+
+def _trainer(
+    directory: Path | None, config, checkpoint_steps: int, callbacks, chief=True, epoch_callbacks=()
+):
+    """The final training's trainer (``pipelines.trainer``) over ``directory``."""
+    return Trainer(
+        directory,
+        epochs=config.epochs,
+        patience=config.patience,
+        backup_steps=checkpoint_steps,
+        callbacks=callbacks,
+        epoch_callbacks=epoch_callbacks,
+        chief=chief,
     )
-    rundir.write_json(partial / "training.json", info)
-    return model, info
 
 
-def _run_worker(request: RunRequest, pipeline: Pipeline, strategy, index: int) -> Path:
-    """A non-chief worker: train in a temporary folder, keep only the final weights.
+def _run_worker(request: RunRequest, pipeline: Pipeline, strategy, index: int, callbacks) -> Path:
+    """A non-chief worker: train, writing nothing but the final weights.
 
-    With ``--resume`` it reads the chief's backup (``--out``'s partial folder).
+    With ``--resume`` it continues from the chief's backup (``--out``'s partial folder).
     """
-    config = _requested_config(pipeline, request)
+    config = request.resolved.config
     chief_partial = rundir.partial_of(Path(request.out)) if request.out else None
     if request.resume and chief_partial is not None:
-        config = _resumed_request(chief_partial, pipeline)[1]
+        config = resolved_from_run(chief_partial).config
     _seed(request)
-    splits = pipeline.load_data(config, request.data, request.seed)
-    with tempfile.TemporaryDirectory() as scratch:
-        work = Path(scratch)
-        if request.resume and chief_partial is not None and (chief_partial / "backup").exists():
-            shutil.copytree(chief_partial / "backup", work / "backup")
-        model, _ = distributed.train(
-            strategy, pipeline, config, splits, work, request.seed, chief=False
-        )
+    splits = pipeline.load_data(config, request.resolved.data, request.seed)
+    backup_of = chief_partial if request.resume else None
+    trainer = _trainer(backup_of, config, request.checkpoint_steps, callbacks, chief=False)
+    model, _ = distributed.train(strategy, pipeline, config, splits, trainer, request.seed)
     final = Path(request.out or f"runs/{pipeline.name}/worker")
     folder = final.with_name(f"{final.name}.worker-{index}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,115 +228,93 @@ def _run_worker(request: RunRequest, pipeline: Pipeline, strategy, index: int) -
     return folder
 
 
-def _resumed_request(partial: Path, pipeline: Pipeline):
-    saved = rundir.read_json(partial / "config.json")
-    request = RunRequest(**saved["request"])
-    request.resume = True
-    return request, pipeline.config_class.from_dict(saved["config"])
+def _write_run_config(partial: Path, resolved: Resolved, splits: Splits, tuned=False) -> None:
+    """``config.json`` (an experiment file that reruns the run) and ``data_info.json``."""
+    values = resolved.config_file(tuned=tuned)
+    values["versions"] = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    rundir.write_json(partial / "config.json", values)
+    rundir.write_json(partial / "data_info.json", splits.info.to_json())
 
 
-def _write_run_config(partial: Path, request: RunRequest, config, splits: Splits) -> None:
-    rundir.write_json(
-        partial / "config.json",
-        {
-            "pipeline": registry.canonical_name(request.name),
-            "request": dataclasses.asdict(request) | {"resume": False},
-            "config": config.to_dict(),  # after tuning: the values the final model used
-            "data": request.data,
-            "seed": request.seed,
-            "versions": {
-                "python": platform.python_version(),
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-            },
-        },
-    )
-    rundir.write_json(partial / "data_info.json", splits.info)
-
-
-def _tune(pipeline: Pipeline, config, splits: Splits, partial: Path, request: RunRequest):
+def _tune(
+    pipeline: Pipeline, config, splits: Splits, partial: Path, request: RunRequest, callbacks
+):
     from tuning.hypermodel import PipelineHyperModel
     from tuning.search import run_search
 
+    resolved = request.resolved
+    tuning = resolved.experiment.tuning
+    _check_search_unchanged(partial / "tuning", resolved.search_record())
+    epochs = tuning.max_epochs or config.tune_epochs
     log(
-        f"tuning: {request.tuner} search, up to {config.max_trials} trials of "
-        f"{config.tune_epochs} epochs"
+        f"tuning: {tuning.tuner} search of {', '.join(resolved.space)} for "
+        f"{tuning.objective.name} ({tuning.objective.direction}), "
+        + ("hyperband" if tuning.tuner == "hyperband" else f"up to {resolved.max_trials} trials")
+        + f" of {epochs} epochs"
     )
-    hypermodel = PipelineHyperModel(pipeline, config, splits, pipeline.search_space)
+    hypermodel = PipelineHyperModel(pipeline, config, splits, resolved.space)
     best = run_search(
         hypermodel,
-        tuner_name=request.tuner,
-        max_trials=config.max_trials,
-        epochs=config.tune_epochs,
+        tuner_name=tuning.tuner,
+        max_trials=resolved.max_trials,
+        epochs=epochs,
+        objective=tuning.objective,
         directory=partial / "tuning",
         seed=request.seed,
         resume=request.resume,
-        workers=request.tune_workers,
+        workers=tuning.workers,
         worker_command=[sys.executable, "-m", "tuning.worker", str(partial.resolve())],
+        callbacks=callbacks,
     )
     log(f"tuning: best {best}")
     return config.with_settings(best)
 
 
-def train(
-    pipeline: Pipeline, config, splits: Splits, partial: Path, seed: int, checkpoint_steps: int = 20
-):
-    """Fit with early stopping, checkpoints, TensorBoard logs, ``history.csv`` and resumability.
+def _check_search_unchanged(directory: Path, record: dict) -> None:
+    """Write the searched space and objective; refuse to resume a search that differs."""
+    path = directory / "search.json"
+    if path.is_file() and rundir.read_json(path) != json.loads(json.dumps(record)):
+        raise UserError(
+            f"{path}: the interrupted search explored another space, objective or tuner than "
+            "this experiment asks for; start a new run instead of --resume"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    rundir.write_json(path, record)
 
-    The whole training state is backed up in ``backup/`` every ``checkpoint_steps``
-    steps and at each epoch end (``pipelines.resume``); a resumed run continues from
-    the step of its last backup, and a finished training is not repeated.
+
+def train(
+    pipeline: Pipeline,
+    config,
+    splits: Splits,
+    partial: Path,
+    seed: int,
+    checkpoint_steps: int = 20,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+):
+    """Train the run's model in ``partial`` with the trainer; returns ``(model, training info)``.
+
+    Early stopping, checkpoints, TensorBoard logs, ``history.csv``, backups every
+    ``checkpoint_steps`` steps and resuming are ``pipelines.trainer.Trainer``'s; a
+    finished training is not repeated.
     """
     model = pipeline.build_model(config, splits.info)
-    stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.patience, restore_best_weights=True
-    )
-    (partial / "checkpoints").mkdir(exist_ok=True)
-    best = keras.callbacks.ModelCheckpoint(
-        str(partial / "checkpoints" / "best.weights.h5"),
-        monitor="val_loss",
-        save_best_only=True,
-        save_weights_only=True,
-    )
+    config.check_memory(model.count_params())
     epoch_data, train_data = _training_data(pipeline, config, splits, seed)
     steps = checkpoint_steps if epoch_data else 0  # mid-epoch backups need EpochData's skip
-    state = resume.TrainingState(partial / "backup", steps, stopping, best, epoch_data)
-    if state.restore_finished(model):
-        log("training: already finished before the interruption; not repeated")
-        return model, _finished_training_info(partial, state)
-    _trim_history_to_backup(partial)
-    # history.csv is written before the backup, so after a kill it holds every backed-up
-    # epoch (and at most one more, which _trim_history_to_backup drops on resume).
-    callbacks = [
-        keras.callbacks.CSVLogger(
-            str(partial / "history.csv"), append=(partial / "history.csv").exists()
-        ),
-        stopping,
-        best,
-        state,  # after early stopping and the checkpoint: it backs up their state
-        resume.KillPoint(),
-        keras.callbacks.TensorBoard(str(partial / "logs")),
-    ]
     log(f"training: {model.count_params():,} parameters, up to {config.epochs} epochs")
-    started = time.perf_counter()
-    model.fit(
+    epoch_callbacks = pipeline.epoch_callbacks(splits, config)
+    result = _trainer(partial, config, steps, callbacks, epoch_callbacks=epoch_callbacks).fit(
+        model,
         train_data,
-        validation_data=pipeline.make_dataset(splits.validation, config.batch_size),
-        epochs=config.epochs,
-        callbacks=callbacks,
-        shuffle=False,
-        verbose=1 if sys.stdout.isatty() else 2,
+        pipeline.make_dataset(splits.validation, config.batch_size),
+        data=epoch_data,
+        examples=len(splits.train[1]),
     )
-    seconds = time.perf_counter() - started
-    info = {
-        "train_seconds": round(seconds, 2),
-        "epochs_run": state.epoch,
-        "train_samples_per_second": round(state.epoch * len(splits.train[1]) / seconds, 1)
-        if state.epoch
-        else None,
-    }
-    rundir.write_json(partial / "training.json", info)
-    return model, info
+    return model, result.info
 
 
 def _training_data(pipeline: Pipeline, config, splits: Splits, seed: int):
@@ -265,24 +331,6 @@ def _training_data(pipeline: Pipeline, config, splits: Splits, seed: int):
     return data, data.dataset
 
 
-def _finished_training_info(partial: Path, state: resume.TrainingState) -> dict:
-    path = partial / "training.json"
-    if path.is_file():
-        return rundir.read_json(path)
-    return {"train_seconds": None, "epochs_run": state.epoch, "train_samples_per_second": None}
-
-
-def _trim_history_to_backup(partial: Path) -> None:
-    """Keep only the rows of ``history.csv`` for epochs the training backup holds."""
-    history = partial / "history.csv"
-    if not history.exists():
-        return
-    state = resume.read_state(partial / "backup")
-    done = state["epoch"] if state else 0
-    lines = history.read_text().splitlines(keepends=True)
-    history.write_text("".join(lines[: 1 + done]) if done else "")
-
-
 def _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info):
     log("evaluating on the test split beside the baselines")
     evaluation = pipeline.evaluate(model, splits, config, partial)
@@ -290,12 +338,11 @@ def _evaluate_export_report(pipeline, model, config, splits, partial, request, h
     log("exporting saved_model/")
     shutil.rmtree(partial / "saved_model", ignore_errors=True)  # a killed export's remains
     pipeline.export(model, splits.info, partial / "saved_model")
-    resume.kill_point("export")
     metrics = {
         "pipeline": pipeline.name,
         "dataset": {
-            "name": splits.info["name"],
-            "source": splits.info["source"],
+            "name": splits.info.name,
+            "source": splits.info.source,
             "splits": splits.sizes(),
         },
         "test": evaluation.test,
@@ -309,12 +356,13 @@ def _evaluate_export_report(pipeline, model, config, splits, partial, request, h
 
 
 def load_run(run_dir: str):
-    """The pipeline, config, saved run config, data info and Keras model of a finished run."""
+    """The pipeline, resolved experiment, data info and Keras model of a finished run."""
     path = Path(run_dir)
-    saved = rundir.read_json(path / "config.json")
-    pipeline = registry.load_pipeline(saved["pipeline"])
-    config = pipeline.config_class.from_dict(saved["config"])
-    info = rundir.read_json(path / "data_info.json")
+    resolved = resolved_from_run(path)
+    pipeline = registry.load_pipeline(resolved.name)
+    info = pipeline.info_class.from_json(
+        rundir.read_json(path / "data_info.json"), path / "data_info.json"
+    )
     if not (path / "model.keras").is_file():
         raise UserError(f"{path / 'model.keras'} not found: the run did not finish")
     try:
@@ -324,7 +372,7 @@ def load_run(run_dir: str):
         raise UserError(
             f"{path / 'model.keras'}: cannot load the model ({type(error).__name__}: {error})"
         ) from None
-    return pipeline, config, saved, info, model
+    return pipeline, resolved, info, model
 
 
 def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None = None) -> Path:
@@ -332,9 +380,10 @@ def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None
 
     ``settings`` (``KEY=VALUE``) change how ``data_spec`` is read, e.g. its column names.
     """
-    pipeline, config, saved, info, model = load_run(run_dir)
-    keras.utils.set_random_seed(saved["seed"])
-    splits = pipeline.load_data(config, saved["data"], saved["seed"])
+    pipeline, resolved, info, model = load_run(run_dir)
+    config, seed = resolved.config, resolved.experiment.seed
+    keras.utils.set_random_seed(seed)
+    splits = pipeline.load_data(config, resolved.data, seed)
     splits.info = info
     if data_spec:
         test_config = config.with_overrides(settings or [])
@@ -347,7 +396,7 @@ def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None
     evaluation = pipeline.evaluate(model, splits, config, partial)
     metrics = {
         "pipeline": pipeline.name,
-        "evaluated_on": data_spec or saved["data"],
+        "evaluated_on": data_spec or resolved.experiment.data,
         "dataset": {"splits": splits.sizes()},
         "test": evaluation.test,
         "baselines": evaluation.baselines,
@@ -362,7 +411,7 @@ def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None
 
 def predict(run_dir: str, inputs: list[str]) -> None:
     """Print one prediction line per input."""
-    pipeline, _, _, info, model = load_run(run_dir)
+    pipeline, _, info, model = load_run(run_dir)
     for line in pipeline.predict(model, inputs, info):
         print(line)
 

@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import keras_tuner
 
 from pipelines.base import Pipeline, Splits
 from pipelines.config_base import BaseConfig
-from tuning.space import SearchSpace
-
-
-def _with_default(values: tuple, default: Any) -> list:
-    return sorted(set(values) | {default}, key=lambda v: (str(type(v)), v))
-
-
-def _boolean(
-    hp: keras_tuner.HyperParameters, name: str, choices: tuple[bool, ...], default: bool
-) -> bool:
-    """A tuned boolean (``hp.Boolean`` keeps it a bool in trials and best values)."""
-    if len(set(choices) | {default}) == 1:
-        return hp.Fixed(name, default)
-    return hp.Boolean(name, default=default)
+from pipelines.trainer import Trainer
+from tuning.space import FIT_SETTINGS, SearchSpace, declare
 
 
 class PipelineHyperModel(keras_tuner.HyperModel):
-    """Tunes hidden units, dropout, learning rate, cell kind, depth, direction and batch size.
+    """Tunes the settings of a declared search space: the model's in ``build``, the batch
+    size in ``fit``.
 
     Args:
         pipeline: the pipeline whose ``build_model`` and ``make_dataset`` are used.
-        config: the pipeline config; its values are the defaults of the search.
+        config: the pipeline config; its values are the search's first guesses and hold
+            every setting that is not tuned.
         splits: the data; trials train on ``train`` and are scored on ``validation``.
-        space: the ranges searched.
+        space: setting name -> ``tuning.space.Dimension``.
     """
 
     def __init__(
@@ -43,46 +33,59 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         self.splits = splits
         self.space = space
 
-    def build(self, hp: keras_tuner.HyperParameters):
-        """A compiled model with this trial's architecture, dropout and learning rate."""
-        space, config = self.space, self.config
-        low, high = space.dropout
-        lr_low, lr_high = space.learning_rate
-        tuned = {
-            "units": hp.Choice(
-                "units", _with_default(space.units, config.units), default=config.units
-            ),
-            "dropout": hp.Float(
-                "dropout",
-                min(low, config.dropout),
-                max(high, config.dropout),
-                default=config.dropout,
-            ),
-            "learning_rate": hp.Float(
-                "learning_rate",
-                min(lr_low, config.learning_rate),
-                max(lr_high, config.learning_rate),
-                sampling="log",
-                default=config.learning_rate,
-            ),
-            "cell": hp.Choice("cell", _with_default(space.cells, config.cell), default=config.cell),
-            "depth": hp.Choice(
-                "depth", _with_default(space.depths, config.depth), default=config.depth
-            ),
-            "bidirectional": _boolean(
-                hp, "bidirectional", space.bidirectional, config.bidirectional
-            ),
-        }
-        return self.pipeline.build_model(self.config.with_settings(tuned), self.splits.info)
+    def tuned_config(self, hp: keras_tuner.HyperParameters) -> BaseConfig:
+        """The config with this trial's values of every active tuned setting."""
+        values = {}
+        for name, dimension in self.space.items():
+            if name in FIT_SETTINGS:
+                continue
+            value = declare(hp, name, dimension, getattr(self.config, name))
+            if value is not None:  # inactive conditional settings keep the config's value
+                values[name] = value
+        return self.config.with_settings(values)
 
-    def fit(self, hp: keras_tuner.HyperParameters, model, *args, seed: int = 0, **kwargs):
-        """Train one trial at this trial's batch size; Keras Tuner passes epochs and callbacks."""
-        batch_size = hp.Choice(
-            "batch_size",
-            _with_default(self.space.batch_sizes, self.config.batch_size),
-            default=self.config.batch_size,
-        )
+    def build(self, hp: keras_tuner.HyperParameters):
+        """A compiled model with this trial's settings."""
+        return self.pipeline.build_model(self.tuned_config(hp), self.splits.info)
+
+    def batch_size(self, hp: keras_tuner.HyperParameters) -> int:
+        """This trial's batch size (the config's when it is not tuned)."""
+        dimension = self.space.get("batch_size")
+        if dimension is None:
+            return self.config.batch_size
+        return int(declare(hp, "batch_size", dimension, self.config.batch_size))
+
+    def fit(
+        self,
+        hp: keras_tuner.HyperParameters,
+        model,
+        *,
+        epochs: int = 1,
+        initial_epoch: int = 0,
+        callbacks=(),
+        seed: int = 0,
+        patience: int = 2,
+        directory: Path | None = None,
+        verbose: int | None = None,
+    ):
+        """Train one trial at its batch size through ``pipelines.trainer.Trainer``.
+
+        Keras Tuner passes ``epochs`` (and Hyperband ``initial_epoch``), its callbacks
+        and the trial's folder (``tuning.search``), where the trainer writes the
+        trial's ``history.csv`` and TensorBoard logs. A trial keeps no backups: Keras
+        Tuner runs an interrupted trial again from its start. Returns Keras's History.
+        """
+        batch_size = self.batch_size(hp)
         train = self.pipeline.make_dataset(self.splits.train, batch_size, shuffle=True, seed=seed)
         validation = self.pipeline.make_dataset(self.splits.validation, batch_size)
-        kwargs.setdefault("shuffle", False)  # the dataset is shuffled already
-        return model.fit(train, *args, validation_data=validation, **kwargs)
+        trainer = Trainer(
+            directory,
+            epochs=epochs,
+            patience=patience,
+            backup_steps=None,
+            callbacks=callbacks,
+            epoch_callbacks=self.pipeline.epoch_callbacks(self.splits, self.config),
+            best_checkpoint=False,
+            verbose=verbose,
+        )
+        return trainer.fit(model, train, validation, initial_epoch=initial_epoch).history

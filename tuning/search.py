@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,30 @@ import keras
 import keras_tuner
 import pandas as pd
 
+from pipelines.errors import UserError
+from tuning.space import Objective
+
 TUNERS = ("random", "bayesian", "hyperband")
+
+
+class _TrialFolders:
+    """Hands ``HyperModel.fit`` its trial's folder (``directory=``) for the trainer's files."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        folder = Path(self.get_trial_dir(trial.trial_id))
+        return super().run_trial(trial, *args, directory=folder, **kwargs)
+
+
+class _RandomSearch(_TrialFolders, keras_tuner.RandomSearch):
+    """``keras_tuner.RandomSearch`` with a folder per trial for the trainer."""
+
+
+class _BayesianOptimization(_TrialFolders, keras_tuner.BayesianOptimization):
+    """``keras_tuner.BayesianOptimization`` with a folder per trial for the trainer."""
+
+
+class _Hyperband(_TrialFolders, keras_tuner.Hyperband):
+    """``keras_tuner.Hyperband`` with a folder per trial for the trainer."""
 
 
 def make_tuner(
@@ -22,24 +46,28 @@ def make_tuner(
     directory: Path,
     seed: int,
     resume: bool,
+    objective: Objective | None = None,
 ) -> keras_tuner.Tuner:
-    """A tuner minimising validation loss; ``resume`` reloads the project in ``directory``.
+    """A tuner optimising ``objective`` (default: minimise ``val_loss``); ``resume``
+    reloads the project in ``directory``.
 
     Hyperband decides its own number of trials from ``epochs`` (its ``max_epochs``).
+    Each trial's ``HyperModel.fit`` gets its trial folder as ``directory``.
     """
+    objective = objective or Objective()
     common = {
-        "objective": "val_loss",
+        "objective": keras_tuner.Objective(objective.name, objective.direction),
         "directory": str(directory),
         "project_name": "search",
         "overwrite": not resume,
         "seed": seed,
     }
     if tuner_name == "random":
-        return keras_tuner.RandomSearch(hypermodel, max_trials=max_trials, **common)
+        return _RandomSearch(hypermodel, max_trials=max_trials, **common)
     if tuner_name == "bayesian":
-        return keras_tuner.BayesianOptimization(hypermodel, max_trials=max_trials, **common)
+        return _BayesianOptimization(hypermodel, max_trials=max_trials, **common)
     if tuner_name == "hyperband":
-        return keras_tuner.Hyperband(
+        return _Hyperband(
             hypermodel, max_epochs=max(epochs, 2), factor=3, hyperband_iterations=1, **common
         )
     raise ValueError(f"unknown tuner {tuner_name!r}; choose one of {', '.join(TUNERS)}")
@@ -55,8 +83,10 @@ def run_search(
     seed: int = 0,
     resume: bool = False,
     patience: int = 2,
+    objective: Objective | None = None,
     workers: int = 0,
     worker_command: list[str] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, Any]:
     """Search, write ``trials.csv`` and ``best_hyperparameters.json``; return the best values.
 
@@ -66,20 +96,27 @@ def run_search(
 
     A search resumed after a kill keeps its finished trials; Keras Tuner runs the
     interrupted one again (its oracle queues unfinished trials for retry on reload).
+    ``callbacks`` go to every trial's fit in this process (Keras Tuner deep-copies them
+    for each trial); the worker processes of a distributed search do not get them.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    tuner = make_tuner(hypermodel, tuner_name, max_trials, epochs, directory, seed, resume)
-    if workers:
-        from tuning.distributed import distributed_search
+    tuner = make_tuner(
+        hypermodel, tuner_name, max_trials, epochs, directory, seed, resume, objective
+    )
+    try:
+        if workers:
+            from tuning.distributed import distributed_search
 
-        distributed_search(
-            lambda: search(tuner, epochs, seed, patience),
-            worker_command,
-            workers,
-            directory / "workers",
-        )
-    else:
-        search(tuner, epochs, seed, patience)
+            distributed_search(
+                lambda: search(tuner, epochs, seed, patience, callbacks),
+                worker_command,
+                workers,
+                directory / "workers",
+            )
+        else:
+            search(tuner, epochs, seed, patience, callbacks)
+    except keras_tuner.errors.FatalError as error:
+        raise UserError(str(error)) from None
     write_trials_csv(tuner, directory / "trials.csv")
     best = tuner.get_best_hyperparameters(1)[0].values
     best = {key: value for key, value in best.items() if not key.startswith("tuner/")}
@@ -87,23 +124,29 @@ def run_search(
     return best
 
 
-def search(tuner: keras_tuner.Tuner, epochs: int, seed: int, patience: int = 2) -> None:
-    """``tuner.search`` with early stopping (and the fault tests' kill hook)."""
-    from pipelines.resume import KillPoint
+def search(
+    tuner: keras_tuner.Tuner,
+    epochs: int,
+    seed: int,
+    patience: int = 2,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> None:
+    """``tuner.search``; each trial trains through ``PipelineHyperModel.fit``'s trainer.
 
+    ``patience`` is the trials' early stopping; ``callbacks`` go to every trial's fit.
+    """
     tuner.search(
         epochs=epochs,
         seed=seed,
-        callbacks=[
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience),
-            KillPoint(),
-        ],
+        patience=patience,
+        callbacks=[ObjectiveCheck(tuner.oracle.objective.name), *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,
     )
 
 
 def write_trials_csv(tuner: keras_tuner.Tuner, path: Path) -> pd.DataFrame:
-    """One row per trial: id, status, score (validation loss), best step and its values."""
+    """One row per trial: id, status, score (the objective), best step and its values,
+    best first."""
     rows = []
     for trial in tuner.oracle.trials.values():
         values = {
@@ -118,6 +161,28 @@ def write_trials_csv(tuner: keras_tuner.Tuner, path: Path) -> pd.DataFrame:
                 **values,
             }
         )
-    frame = pd.DataFrame(rows).sort_values("score", na_position="last")
+    ascending = tuner.oracle.objective.direction == "min"
+    frame = pd.DataFrame(rows).sort_values("score", ascending=ascending, na_position="last")
     frame.to_csv(path, index=False)
     return frame
+
+
+class ObjectiveCheck(keras.callbacks.Callback):
+    """Stop the search at the first epoch whose logs lack the objective, naming what they hold.
+
+    Raises Keras Tuner's ``FatalValueError``, which ends the search instead of being
+    retried as a failed trial.
+    """
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.name not in logs:
+            found = ", ".join(sorted(k for k in logs if k.startswith("val_")))
+            raise keras_tuner.errors.FatalValueError(
+                f"tuning.objective: {self.name!r} is not among this pipeline's epoch values "
+                f"({found})"
+            )

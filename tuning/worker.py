@@ -17,31 +17,33 @@ def main(argv: list[str]) -> int:
     import keras
     import tensorflow as tf
 
-    from pipelines import registry, rundir
+    from pipelines import registry, runner
     from tuning.hypermodel import PipelineHyperModel
     from tuning.search import make_tuner, search
 
     partial = Path(argv[0])
-    saved = rundir.read_json(partial / "config.json")
-    request = saved["request"]
-    pipeline = registry.load_pipeline(saved["pipeline"])
-    config = pipeline.config_class.from_dict(saved["config"])
-    keras.utils.set_random_seed(request["seed"])
-    if request.get("deterministic"):
+    resolved = runner.resolved_from_run(partial)  # config.json: the experiment, untuned
+    experiment, config = resolved.experiment, resolved.config
+    tuning = experiment.tuning
+    pipeline = registry.load_pipeline(resolved.name)
+    keras.utils.set_random_seed(experiment.seed)
+    if experiment.deterministic:
         tf.config.experimental.enable_op_determinism()
-    splits = pipeline.load_data(config, request["data"], request["seed"])
-    hypermodel = PipelineHyperModel(pipeline, config, splits, pipeline.search_space)
+    splits = pipeline.load_data(config, resolved.data, experiment.seed)
+    hypermodel = PipelineHyperModel(pipeline, config, splits, resolved.space)
     folder = partial / "tuning" / "workers" / os.environ["KERASTUNER_TUNER_ID"]
+    epochs = tuning.max_epochs or config.tune_epochs
     tuner = make_tuner(
         hypermodel,
-        request["tuner"],
-        config.max_trials,
-        config.tune_epochs,
+        tuning.tuner,
+        resolved.max_trials,
+        epochs,
         folder,
-        request["seed"],
+        experiment.seed,
         resume=False,
+        objective=tuning.objective,
     )
-    search(tuner, config.tune_epochs, request["seed"])
+    search(tuner, epochs, experiment.seed)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import socket
@@ -20,23 +21,32 @@ from tests.helpers import REPO
 KILLED = -signal.SIGKILL
 
 
-def child_env(kill_at: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a child run; ``kill_at`` sets the SIGKILL test hook."""
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a child run: this checkout first, no cluster of the parent's."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    for key in ("RNN_SUITE_TEST_KILL_AT", "TF_CONFIG", "KERASTUNER_TUNER_ID"):
+    for key in ("TF_CONFIG", "KERASTUNER_TUNER_ID"):
         env.pop(key, None)
-    env.update(extra)
-    if kill_at:
-        env["RNN_SUITE_TEST_KILL_AT"] = kill_at
-    return env
+    return env | extra
 
 
-def cli(*args: str, cwd: Path, kill_at: str | None = None, **env: str):
+def cli(*args: str, cwd: Path, **env: str):
     """Run ``python -m pipelines ARGS``; returns the completed process."""
+    return _child(["-m", "pipelines", *args], cwd, env)
+
+
+def script(request: dict, *, cwd: Path, kill_at: str = "none", **env: str):
+    """Run ``request`` through ``runner.run`` in a child that SIGKILLs itself at ``kill_at``.
+
+    ``kill_at``: ``train:K:B``, ``export`` or ``none`` (``tests/faults/kill_script.py``).
+    """
+    return _child(["-m", "tests.faults.kill_script", kill_at, json.dumps(request)], cwd, env)
+
+
+def _child(args: list[str], cwd: Path, env: dict[str, str]):
     return subprocess.run(
-        [sys.executable, "-m", "pipelines", *args],
+        [sys.executable, *args],
         cwd=cwd,
-        env=child_env(kill_at, **env),
+        env=child_env(**env),
         capture_output=True,
         text=True,
         timeout=600,

@@ -1,8 +1,8 @@
 """``--distribute multiworker``: two workers on 127.0.0.1 train as one on the same global batches.
 
 Keras 3's ``model.fit`` fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
-so the runner's custom loop is what runs here. Dropout and gradient clipping are off:
-both are per replica, so they would differ from one process by design.
+so the trainer's custom loop (``Trainer.loop``) is what runs here. Dropout and gradient
+clipping are off: both are per replica, so they would differ from one process by design.
 """
 
 from __future__ import annotations

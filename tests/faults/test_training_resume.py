@@ -1,6 +1,8 @@
 """A run SIGKILLed mid-epoch, then again during export, resumes to the uninterrupted result.
 
-One sequence of real child processes in one folder (``runs/sentiment``):
+One sequence of real child processes in one folder (``runs/sentiment``); the first
+three run ``runner.run`` through ``kill_script`` (a test callback or a wrapped export
+kills them), the last is the command line's ``--resume``:
 
 1. a reference run that is never interrupted (``latest`` points at it);
 2. the same run SIGKILLed after step 15 of 30 (epoch 2 of 3, 1 step past its last
@@ -22,27 +24,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.faults.helpers import KILLED, cli, history, model_weights
+from tests.faults.helpers import KILLED, cli, history, model_weights, script
 
-RUN = [
-    "run",
-    "sentiment",
-    "--preset",
-    "smoke",
-    "--seed",
-    "3",
-    "--deterministic",
-    "--checkpoint-steps",
-    "2",
-    "--set",
-    "max_examples=400",
-    "epochs=3",
-    "patience=3",
-    "units=8",
-    "batch_size=32",
-    "dropout=0.2",
-    "token_dropout=0.1",
-]
+EXPERIMENT = {
+    "pipeline": "sentiment",
+    "preset": "smoke",
+    "seed": 3,
+    "deterministic": True,
+    "checkpoint_steps": 2,
+    "settings": {
+        "max_examples": 400,
+        "epochs": 3,
+        "patience": 3,
+        "units": 8,
+        "batch_size": 32,
+        "dropout": 0.2,
+        "token_dropout": 0.1,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +50,13 @@ def runs(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("faults")
     folder = root / "runs" / "sentiment"
     seen: dict = {}
-    reference = cli(*RUN, cwd=root)
+    reference = script(EXPERIMENT, cwd=root)
     assert reference.returncode == 0, reference.stderr[-3000:]
     seen["reference"] = (folder / "latest").resolve()
-    killed = cli(*RUN, cwd=root, kill_at="train:1:15")
+    killed = script(EXPERIMENT, cwd=root, kill_at="train:1:15")
     seen["killed_in_training"] = killed.returncode
     seen["after_training_kill"] = _snapshot(folder)
-    killed = cli("run", "sentiment", "--resume", cwd=root, kill_at="export")
+    killed = script({"pipeline": "sentiment", "resume": True}, cwd=root, kill_at="export")
     seen["killed_in_export"] = killed.returncode
     seen["export_kill_log"] = killed.stderr[-3000:]
     seen["after_export_kill"] = _snapshot(folder)

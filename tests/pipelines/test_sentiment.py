@@ -78,7 +78,7 @@ def test_saved_model_serves_raw_text_in_a_fresh_process(smoke_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     probabilities = np.load(tmp_path / "probabilities.npy")
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
-    class_names = json.loads((smoke_run / "data_info.json").read_text())["class_names"]
+    class_names = json.loads((smoke_run / "data_info.json").read_text())["fields"]["class_names"]
     labels = json.loads((tmp_path / "labels.json").read_text())
     assert labels == [class_names[i] for i in expected.argmax(axis=-1)]
 
@@ -110,7 +110,7 @@ def test_evaluate_on_other_test_data_and_predict(smoke_run, tmp_path):
 
 
 def test_user_csv_with_integer_labels_and_three_classes(tmp_path):
-    from pipelines.runner import RunRequest, run
+    from pipelines import run
 
     rows = ["review,stars"]
     words = {0: "awful boring dull", 1: "fine okay average", 2: "great wonderful moving"}
@@ -121,16 +121,17 @@ def test_user_csv_with_integer_labels_and_three_classes(tmp_path):
     path = tmp_path / "reviews.csv"
     path.write_text("\n".join(rows) + "\n")
     final = run(
-        RunRequest(
-            name="sentiment",
-            preset="smoke",
-            data=f"csv:{path}",
-            settings=["text_column=review", "label_column=stars", "epochs=2"],
-            out=str(tmp_path / "run"),
-        )
-    )
+        {
+            "pipeline": "sentiment",
+            "preset": "smoke",
+            "data": f"csv:{path}",
+            "settings": {"text_column": "review", "label_column": "stars", "epochs": 2},
+            "out": str(tmp_path / "run"),
+        }
+    ).run_dir
     info = json.loads((final / "data_info.json").read_text())
-    assert info["class_names"] == ["0", "1", "2"]
+    assert info["schema"] == "SentimentInfo" and info["version"] == 1
+    assert info["fields"]["class_names"] == ["0", "1", "2"]
     metrics = json.loads((final / "metrics.json").read_text())
     assert metrics["dataset"]["splits"] == {"train": 72, "validation": 9, "test": 9}
 
@@ -139,11 +140,11 @@ def test_tfds_imdb_reviews_offline_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
     from pipelines.sentiment.config import SentimentConfig
-    from pipelines.sentiment.data import load_data
+    from pipelines.sentiment.data import load_tfds
 
     with tfds.testing.mock_data(num_examples=40):
-        splits = load_data(SentimentConfig.from_preset("smoke"), "tfds:imdb_reviews", seed=0)
-    assert splits.info["class_names"] == ["neg", "pos"]
+        splits = load_tfds(SentimentConfig.from_preset("smoke"), "imdb_reviews", seed=0)
+    assert splits.info.class_names == ["neg", "pos"]
     assert sum(splits.sizes().values()) == 80
     assert isinstance(splits.train[0][0], str)
 
@@ -181,12 +182,12 @@ def test_missing_file_is_an_error(tmp_path):
 
 def test_sst2_tsv_loads_with_its_columns():
     from pipelines.sentiment.config import SentimentConfig
-    from pipelines.sentiment.data import load_data
+    from pipelines.sentiment.data import load_tsv
 
     path = shared_data("sst2/train.tsv")
     config = SentimentConfig.from_preset("smoke").with_overrides(["text_column=sentence"])
-    splits = load_data(config, f"tsv:{path}", seed=0)
-    assert splits.info["class_names"] == ["0", "1"]
+    splits = load_tsv(config, str(path), seed=0)
+    assert splits.info.class_names == ["0", "1"]
     assert sum(splits.sizes().values()) == config.max_examples
 
 

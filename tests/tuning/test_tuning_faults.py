@@ -1,4 +1,4 @@
-"""Tuning across faults and processes, through real child processes.
+"""Tuning across faults and processes, through real child processes (``kill_script``).
 
 - A search SIGKILLed in its second trial and resumed keeps the finished trial as it
   was, runs the interrupted one again and ends with the trials asked for.
@@ -12,25 +12,16 @@ import json
 
 import pandas as pd
 
-from tests.faults.helpers import KILLED, cli
+from tests.faults.helpers import KILLED, cli, script
 
-TUNE = [
-    "run",
-    "sentiment",
-    "--preset",
-    "smoke",
-    "--seed",
-    "2",
-    "--tune",
-    "--max-trials",
-    "3",
-    "--set",
-    "max_examples=200",
-    "tune_epochs=1",
-    "epochs=1",
-    "--out",
-    "run",
-]
+TUNE = {
+    "pipeline": "sentiment",
+    "preset": "smoke",
+    "seed": 2,
+    "tuning": {"max_trials": 3},
+    "settings": {"max_examples": 200, "tune_epochs": 1, "epochs": 1},
+    "out": "run",
+}
 
 
 def _trials(project):
@@ -41,7 +32,7 @@ def _trials(project):
 
 
 def test_search_killed_mid_trial_resumes_keeping_finished_trials(tmp_path):
-    killed = cli(*TUNE, cwd=tmp_path, kill_at="train:2:1")  # first batch of the 2nd trial
+    killed = script(TUNE, cwd=tmp_path, kill_at="train:2:1")  # first batch of the 2nd trial
     assert killed.returncode == KILLED, killed.stderr[-3000:]
     assert not (tmp_path / "run").exists()
     project = tmp_path / "run.partial" / "tuning" / "search"
@@ -65,7 +56,7 @@ def test_search_killed_mid_trial_resumes_keeping_finished_trials(tmp_path):
 
 
 def test_two_tuner_workers_run_every_trial_once(tmp_path):
-    result = cli(*TUNE, "--tune-workers", "2", cwd=tmp_path)
+    result = script(TUNE | {"tuning": {"max_trials": 3, "workers": 2}}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     tuning = tmp_path / "run" / "tuning"
     table = pd.read_csv(tuning / "trials.csv")
