@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -50,10 +51,12 @@ class Evaluation:
 class Pipeline:
     """One task. The runner owns the loop; a pipeline only supplies the parts.
 
-    Subclasses set ``name``, ``config_class``, ``info_class`` (its ``DataInfo``),
-    ``sources`` and ``search_space`` (declared in its ``config`` module) and the
-    package's ``data``, ``model`` and ``evaluation`` modules (each pipeline has the
-    same files), and implement ``export`` and ``predict``.
+    Every pipeline package has the same files, so a subclass defined in
+    ``pipelines/NAME/pipeline.py`` finds its parts itself: ``config_class``, ``sources``
+    and ``search_space`` from the package's ``config`` module (``CONFIG_CLASS``,
+    ``DATA_SOURCES``, ``SEARCH_SPACE``), and the ``data``, ``model`` and ``evaluate``
+    modules. A subclass sets ``name`` and ``info_class`` (its ``DataInfo``) and
+    implements ``export``, ``serving_example`` and ``predict``.
     """
 
     name: str = ""
@@ -64,6 +67,17 @@ class Pipeline:
     data: ModuleType  # the loaders named by ``sources``
     model: ModuleType  # build_model(config, info)
     evaluation: ModuleType  # evaluate(model, splits, config, out_dir)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        package = cls.__module__.rpartition(".")[0]
+        config = importlib.import_module(f"{package}.config")
+        cls.config_class = config.CONFIG_CLASS
+        cls.sources = config.DATA_SOURCES
+        cls.search_space = config.SEARCH_SPACE
+        cls.data = importlib.import_module(f"{package}.data")
+        cls.model = importlib.import_module(f"{package}.model")
+        cls.evaluation = importlib.import_module(f"{package}.evaluate")
 
     def load_data(self, config: BaseConfig, spec: str | DataSpec, seed: int) -> Splits:
         """Load ``spec`` and split it; UserError for a problem with the user's data."""

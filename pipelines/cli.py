@@ -218,11 +218,15 @@ def pipeline_help(name: str) -> str:
         module.DATA_SOURCES.help_text(),
         "",
         "settings (--set KEY=VALUE, or settings: in an experiment file):",
-        f"  {'name':<22} {'default':<12} {'allowed':<18} meaning",
     ]
-    for row in settings_table(config_class):
+    rows = settings_table(config_class)
+    width = max(len(row["name"]) for row in rows)
+    lines.append(f"  {'name':<{width}} {'default':<12} {'allowed':<18} meaning")
+    for row in rows:
         default = row["default"] if len(row["default"]) <= 12 else row["default"][:11] + "~"
-        lines.append(f"  {row['name']:<22} {default:<12} {row['allowed']:<18} {row['meaning']}")
+        lines.append(
+            f"  {row['name']:<{width}} {default:<12} {row['allowed']:<18} {row['meaning']}"
+        )
     lines.append("  (default: the value under --preset default)")
     lines.append("")
     lines.append("presets (what each changes from the declared defaults):")
@@ -231,7 +235,7 @@ def pipeline_help(name: str) -> str:
         lines.append(f"  {preset}: {changed}")
     lines += ["", "search space (--tune; tuning.space in an experiment file replaces entries):"]
     for key, dimension in module.SEARCH_SPACE.items():
-        lines.append(f"  {key:<22} {dimension.describe()}")
+        lines.append(f"  {key:<{width}} {dimension.describe()}")
     return "\n".join(lines)
 
 

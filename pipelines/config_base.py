@@ -174,16 +174,17 @@ def settings_error(
     """The first problem of a validation error as ``setting 'KEY' = VALUE: what is allowed``."""
     first = error.errors(include_url=False)[0]
     key = ".".join(str(part) for part in first["loc"])
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     message = message[0].lower() + message[1:]
     prefix = f"{where}: " if where else ""
     if first["type"] == "extra_forbidden":
         listed = f"; known settings: {', '.join(known)}" if known else ""
         return UserError(f"{prefix}unknown setting {key!r}{listed}")
     if not key:  # a check across several settings names them itself
-        return UserError(f"{prefix}{message.removeprefix('value error, ')}")
+        return UserError(f"{prefix}{message}")
     value = first.get("input")
-    shown = value if isinstance(value, str) else json.dumps(value, default=repr)
+    printable = isinstance(value, str) and value.isprintable()
+    shown = value if printable else json.dumps(value, default=repr)
     return UserError(f"{prefix}setting {key!r} = {shown[:80]}: {message}")
 
 
@@ -221,13 +222,15 @@ def _raw_value(raw: str, annotation: Any) -> Any:
 def type_name(annotation: Any) -> str:
     """A short name for a field's type: ``int``, ``float``, ``str``, ``list of str``."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return type_name(typing.get_args(annotation)[0])
     if origin is Literal:
         return "choice"
     if origin is tuple:
         items = [a for a in typing.get_args(annotation) if a is not Ellipsis]
         return f"list of {type_name(items[0])}"
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if args and origin is not None:
+    if args and type(None) in typing.get_args(annotation):
         return f"{type_name(args[0])} or none"
     return getattr(annotation, "__name__", str(annotation))
 
@@ -253,7 +256,8 @@ def allowed_values(info: FieldInfo) -> str:
             else:
                 high, high_open = value, is_open
         if getattr(item, "max_length", None) is not None:
-            return f"text, ≤{item.max_length} chars"
+            unit = "chars" if info.annotation is str else "items"
+            return f"≤{item.max_length} {unit}"
     if low is None and high is None:
         return "any" if info.annotation is not bool else "true|false"
     if info.annotation is int and not (low_open or high_open):

@@ -47,7 +47,8 @@ def render(name: str) -> str:
     for row in settings_table(config_class):
         cells = [f"`{row['name']}`", row["type"], f"`{row['default']}`", row["allowed"]]
         lines.append(markdown_row([*cells, row["meaning"]]))
-    lines += ["", "## Presets", "", "| preset | changes from the declared defaults |", "| --- | --- |"]
+    lines += ["", "## Presets", "", "| preset | changes from the declared defaults |"]
+    lines.append("| --- | --- |")
     for preset, overrides in config_class.PRESETS.items():
         changed = ", ".join(f"`{k}={v}`" for k, v in overrides.items()) or "none"
         lines.append(f"| `{preset}` | {changed} |")

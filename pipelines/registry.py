@@ -28,7 +28,8 @@ def canonical_name(name: str) -> str:
 
 
 def config_module(name: str) -> ModuleType:
-    """The pipeline's ``config`` module: its config class, ``SUMMARY`` and ``DATA_HELP``."""
+    """The pipeline's ``config`` module: ``CONFIG_CLASS``, ``SUMMARY``, ``DATA_SOURCES`` and
+    ``SEARCH_SPACE`` (imports no TensorFlow)."""
     return importlib.import_module(PIPELINES[canonical_name(name)] + ".config")
 
 

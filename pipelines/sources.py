@@ -70,11 +70,12 @@ class DataSpec:
 
 
 class DataSources:
-    """The registry of one pipeline's data sources."""
+    """The registry of one pipeline's data sources, with an optional note on all of them."""
 
-    def __init__(self, pipeline: str, *sources: DataSource):
+    def __init__(self, pipeline: str, *sources: DataSource, note: str = ""):
         self.pipeline = pipeline
         self.sources = {source.kind: source for source in sources}
+        self.note = note
 
     def __iter__(self):
         return iter(self.sources.values())
@@ -115,6 +116,7 @@ class DataSources:
             else:
                 lines.append(f"  {form}")
             lines += [f"  {'':<18}{line}" for line in wrapped]
+        lines += textwrap.wrap(self.note, 94, initial_indent="  ", subsequent_indent="  ")
         return "\n".join(lines)
 
     def markdown(self) -> str:
@@ -123,7 +125,7 @@ class DataSources:
         for source in self:
             settings = ", ".join(f"`{s}`" for s in source.settings)
             rows.append(markdown_row([f"`{source.form}`", source.help, settings]))
-        return "\n".join(rows)
+        return "\n".join(rows) + (f"\n\n{self.note}" if self.note else "")
 
 
 def markdown_row(cells: list[str]) -> str:

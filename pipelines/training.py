@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from layers import recurrent_stack
 from pipelines.config_base import BaseConfig
 
 
@@ -23,8 +24,6 @@ def recurrent_stack_from(config: BaseConfig, inputs, **overrides):
     """``layers.recurrent_stack`` over ``inputs`` as the config asks (cell, units, depth,
     bidirectional, dropout, recurrent dropout); ``overrides`` change any of them or add
     ``return_sequences`` and the like."""
-    from layers import recurrent_stack
-
     arguments = {
         "cell": config.cell,
         "units": config.units,

@@ -11,8 +11,9 @@ import io
 import math
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from pipelines.base import Splits
 from pipelines.errors import UserError
 from pipelines.forecasting.config import ForecastingConfig
 from pipelines.progress import log
+from pipelines.records import DataInfo
+from pipelines.splitting import SPLIT_NAMES
 from pipelines.tables import read_table_with_lines
 
 JENA_URL = (
@@ -29,7 +32,69 @@ JENA_URL = (
 JENA_TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
 STOCK_TICKERS = ("AAPL", "IBM", "MSFT", "GOOG")
 MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none"}
-SPLIT_NAMES = ("train", "validation", "test")
+
+
+# === The record the model is built from ===
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitPeriod:
+    """The rows of one chronological split.
+
+    Attributes:
+        first: the first row's timestamp (or step number), as text.
+        last: the last row's, as text.
+        rows: how many rows the split holds.
+        first_row: the index of its first row in the checked series.
+    """
+
+    first: str
+    last: str
+    rows: int
+    first_row: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastingInfo(DataInfo):
+    """What the forecasting model, its baselines and its export are built from.
+
+    Attributes:
+        time_column: the timestamp column of the source.
+        time_format: its strftime format ("" where inferred).
+        frequency: the step found or set (``D``, ``h``, ``trading day``, ``step 1``).
+        seasonal_period: steps per season, for the seasonal-naive baseline.
+        feature_columns: the window's columns, in input order (targets first).
+        target_columns: the forecast columns, in output order.
+        target_indices: the position of each target among ``feature_columns``.
+        transform: ``log_return`` when targets are log returns of price inputs, else ``none``.
+        window: past steps per input window.
+        horizon: forecast steps.
+        feature_mean: per feature, the training split's mean (after ``transform``).
+        feature_variance: per feature, the training split's variance (1 where constant).
+        target_mean: ``feature_mean`` of the targets.
+        target_std: the square root of ``feature_variance`` of the targets.
+        mase_scale: per target, the training split's mean error of one-step persistence.
+        split_periods: ``train``, ``validation`` and ``test`` -> the rows each holds.
+        notes: what the data checks found and did (rows sorted, values interpolated).
+    """
+
+    time_column: str
+    time_format: str
+    frequency: str
+    seasonal_period: int
+    feature_columns: list[str]
+    target_columns: list[str]
+    target_indices: list[int]
+    transform: Literal["none", "log_return"]
+    window: int
+    horizon: int
+    feature_mean: list[float]
+    feature_variance: list[float]
+    target_mean: list[float]
+    target_std: list[float]
+    mase_scale: list[float]
+    split_periods: dict[str, SplitPeriod]
+    notes: list[str]
 
 
 @dataclasses.dataclass
@@ -69,46 +134,60 @@ class Prepared:
     notes: list[str]
 
 
-# === Entry points ===
+# === Loaders (named by config.DATA_SOURCES) ===
+# A chronological split has nothing random in it: the loaders take ``seed`` and ignore it.
 
 
-def load_data(config: ForecastingConfig, spec: str, seed: int) -> Splits:
-    """Read ``spec``, check it, split it chronologically and cut each split into windows.
+def load_builtin(config: ForecastingConfig, argument: str, seed: int) -> Splits:
+    """A built-in series (``weather`` when ``argument`` is empty), split and windowed."""
+    return windowed_splits(builtin_series(argument), config)
 
-    ``seed`` is unused: a chronological split has nothing random in it.
-    """
-    del seed
-    series = read_source(spec, config)
+
+def load_csv(config: ForecastingConfig, path: str, seed: int) -> Splits:
+    """The user's CSV series, checked, split and windowed."""
+    return windowed_splits(read_csv(Path(path), config), config)
+
+
+def load_jena(config: ForecastingConfig, argument: str, seed: int) -> Splits:
+    """The Jena climate series (downloaded once), split and windowed."""
+    return windowed_splits(jena_series(), config)
+
+
+def load_test_builtin(config: ForecastingConfig, argument: str, info: ForecastingInfo):
+    """Every window of a built-in series in the trained model's columns, as test data."""
+    return every_window(builtin_series(argument), config, info)
+
+
+def load_test_csv(config: ForecastingConfig, path: str, info: ForecastingInfo):
+    """Every window of a CSV series in the trained model's columns, as test data."""
+    return every_window(read_csv(Path(path), config), config, info)
+
+
+def load_test_jena(config: ForecastingConfig, argument: str, info: ForecastingInfo):
+    """Every window of the Jena series in the trained model's columns, as test data."""
+    return every_window(jena_series(), config, info)
+
+
+def windowed_splits(series: Series, config: ForecastingConfig) -> Splits:
+    """Check ``series``, split it chronologically and cut each split into windows."""
     prepared = prepare(series, config, config.target_columns, config.feature_columns)
     bounds = split_bounds(len(prepared.values), config, series.where)
-    windows = {}
-    for split, (start, stop) in zip(SPLIT_NAMES, bounds, strict=True):
-        inputs, targets, dropped = make_windows(prepared, start, stop, config)
-        if len(targets) == 0:
-            raise UserError(
-                f"{series.where}: no window without missing values in the {split} split "
-                f"({_span(prepared, start, stop)}); set missing=interpolate"
-            )
-        if dropped:
-            prepared.notes.append(f"{dropped} {split} windows touching a missing value dropped")
-        windows[split] = (inputs, targets)
+    windows = [
+        _split_windows(prepared, split, bound, config, series.where)
+        for split, bound in zip(SPLIT_NAMES, bounds, strict=True)
+    ]
     info = _info(series, prepared, bounds, config)
-    return Splits(windows["train"], windows["validation"], windows["test"], info)
+    log_found(info)
+    return Splits(*windows, info)
 
 
-def load_test_data(config: ForecastingConfig, spec: str, info: dict[str, Any]):
-    """Every window of ``spec`` in the trained model's columns, as a test split."""
-    series = read_source(spec, config)
+def every_window(series: Series, config: ForecastingConfig, info: ForecastingInfo):
+    """Every window of ``series`` in the trained model's columns: ``(inputs, targets)``."""
     config = config.with_settings(
-        {
-            "window": info["window"],
-            "horizon": info["horizon"],
-            "target_transform": info["transform"],
-        }
+        {"window": info.window, "horizon": info.horizon, "target_transform": info.transform}
     )
-    prepared = prepare(
-        series, config, tuple(info["target_columns"]), tuple(info["feature_columns"]), exact=True
-    )
+    targets, features = tuple(info.target_columns), tuple(info.feature_columns)
+    prepared = prepare(series, config, targets, features, exact=True)
     _check_enough_rows(len(prepared.values), config, series.where, "the file")
     inputs, targets, _ = make_windows(prepared, 0, len(prepared.values), config)
     if len(targets) == 0:
@@ -116,30 +195,35 @@ def load_test_data(config: ForecastingConfig, spec: str, info: dict[str, Any]):
     return inputs, targets
 
 
+def _split_windows(prepared: Prepared, split: str, bound, config, where: str):
+    """The windows of one split; UserError when missing values leave none."""
+    start, stop = bound
+    inputs, targets, dropped = make_windows(prepared, start, stop, config)
+    if len(targets) == 0:
+        raise UserError(
+            f"{where}: no window without missing values in the {split} split "
+            f"({_span(prepared, start, stop)}); set missing=interpolate"
+        )
+    if dropped:
+        prepared.notes.append(f"{dropped} {split} windows touching a missing value dropped")
+    return inputs, targets
+
+
 # === Sources ===
 
 
-def read_source(spec: str, config: ForecastingConfig) -> Series:
-    """The ``Series`` a data spec names; UserError for an unknown spec."""
-    kind, sep, path = spec.partition(":")
-    if spec in ("builtin", "builtin:weather"):
-        return _seattle_weather()
-    if spec == "builtin:weather-hourly":
-        return _seattle_hourly()
-    if spec == "builtin:stock":
-        return _stocks()
-    if spec == "jena":
-        return _jena()
-    if kind == "csv" and sep and path:
-        return read_csv(Path(path), config)
-    raise UserError(
-        f"unknown data spec {spec!r} for forecasting; use builtin, builtin:weather, "
-        "builtin:weather-hourly, builtin:stock, csv:PATH or jena"
-    )
+def builtin_series(argument: str) -> Series:
+    """The built-in series ``argument`` names: weather (the default), weather-hourly, stock."""
+    readers: dict[str, Callable[[], Series]] = {
+        "weather": _seattle_weather,
+        "weather-hourly": _seattle_hourly,
+        "stock": _stocks,
+    }
+    return readers[argument or "weather"]()
 
 
 def read_csv(path: Path, config: ForecastingConfig) -> Series:
-    """A user's CSV: ``time_column`` parsed as timestamps (or step numbers), rows in time order."""
+    """A user's CSV: ``time_column`` parsed as timestamps (or step numbers), rows in file order."""
     frame, lines = read_table_with_lines(path, ",")
     where = str(path)
     if frame.empty:
@@ -204,20 +288,14 @@ def _seattle_weather() -> Series:
 def _seattle_hourly() -> Series:
     from vega_datasets import local_data
 
-    frame = local_data.seattle_temps().set_index("date")
-    grid = pd.date_range(frame.index[0], frame.index[-1], freq="h", name="date")
-    filled = len(grid) - len(frame)
-    frame = frame.reindex(grid).interpolate(method="time")
-    return Series(
-        frame=frame,
-        labels=_time_labels(frame.index),
+    return _hourly_series(
+        local_data.seattle_temps().set_index("date"),
+        "date",
+        "Seattle hourly temperature 2010 in deg F (vega_datasets 0.9.0 seattle_temps); "
+        "real data, {filled} missing hour (DST change) filled by interpolation",
         where="builtin:weather-hourly",
         name="seattle_hourly_temperature",
-        source="Seattle hourly temperature 2010 in deg F (vega_datasets 0.9.0 seattle_temps); "
-        f"real data, {filled} missing hour (DST change) filled by interpolation",
-        time_column="date",
         default_targets=("temp",),
-        frequency="h",
     )
 
 
@@ -250,7 +328,29 @@ def _stocks() -> Series:
     )
 
 
-def _jena() -> Series:
+def jena_series() -> Series:
+    """The Jena climate recording on the hour, downloaded once through ``keras.utils.get_file``."""
+    frame = _read_jena_file()
+    times = pd.to_datetime(frame.pop("Date Time"), format=JENA_TIME_FORMAT)
+    frame = frame.set_axis(pd.DatetimeIndex(times, name="Date Time"), axis=0)
+    for column in ("wv (m/s)", "max. wv (m/s)"):
+        if column in frame:  # the recording's -9999 placeholders, as the TF tutorial does
+            frame.loc[frame[column] < 0, column] = 0.0
+    frame = frame[~frame.index.duplicated()].sort_index()
+    frame = frame[frame.index.minute == 0]  # hourly, as keras-io keeps every 6th 10-min row
+    return _hourly_series(
+        frame,
+        "Date Time",
+        "Jena climate 2009-2016 (Max Planck Institute for Biogeochemistry, via "
+        "keras.utils.get_file), on the hour; {filled} missing hours interpolated",
+        where="jena",
+        name="jena_climate",
+        time_format=JENA_TIME_FORMAT,
+        default_targets=("T (degC)",),
+    )
+
+
+def _read_jena_file() -> pd.DataFrame:
     import keras
 
     try:
@@ -259,33 +359,26 @@ def _jena() -> Series:
         raise UserError(
             f"jena: could not download {JENA_URL} ({type(err).__name__}: {err})"
         ) from None
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            member = next(n for n in archive.namelist() if n.endswith(".csv"))
-            frame = pd.read_csv(io.BytesIO(archive.read(member)))
-    else:
-        frame = pd.read_csv(path)
-    times = pd.to_datetime(frame.pop("Date Time"), format=JENA_TIME_FORMAT)
-    frame = frame.set_axis(pd.DatetimeIndex(times, name="Date Time"), axis=0)
-    for column in ("wv (m/s)", "max. wv (m/s)"):
-        if column in frame:  # the recording's -9999 placeholders, as the TF tutorial does
-            frame.loc[frame[column] < 0, column] = 0.0
-    frame = frame[~frame.index.duplicated()].sort_index()
-    frame = frame[frame.index.minute == 0]  # hourly, as keras-io keeps every 6th 10-min row
-    grid = pd.date_range(frame.index[0], frame.index[-1], freq="h", name="Date Time")
+    if not zipfile.is_zipfile(path):
+        return pd.read_csv(path)
+    with zipfile.ZipFile(path) as archive:
+        member = next(n for n in archive.namelist() if n.endswith(".csv"))
+        return pd.read_csv(io.BytesIO(archive.read(member)))
+
+
+def _hourly_series(frame: pd.DataFrame, time_column: str, source: str, **fields) -> Series:
+    """``frame`` on a full hourly grid, the hours it lacked interpolated; ``source`` says
+    how many where it names ``{filled}``."""
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq="h", name=time_column)
     filled = len(grid) - len(frame)
     frame = frame.reindex(grid).interpolate(method="time")
     return Series(
         frame=frame,
         labels=_time_labels(frame.index),
-        where="jena",
-        name="jena_climate",
-        source="Jena climate 2009-2016 (Max Planck Institute for Biogeochemistry, via "
-        f"keras.utils.get_file), on the hour; {filled} missing hours interpolated",
-        time_column="Date Time",
-        time_format=JENA_TIME_FORMAT,
-        default_targets=("T (degC)",),
+        source=source.format(filled=filled),
+        time_column=time_column,
         frequency="h",
+        **fields,
     )
 
 
@@ -314,8 +407,38 @@ def prepare(
 
     ``exact``: use exactly ``features`` as the inputs (a trained model's columns).
     """
-    where, frame = series.where, series.frame
     targets = targets or series.default_targets
+    values = _model_columns(series, targets, features, exact)
+    notes: list[str] = []
+    values, labels = _in_time_order(values, series.labels, series.where, notes)
+    transform = series.transform if config.target_transform == "auto" else config.target_transform
+    if transform == "log_return":
+        _check_positive(values, labels, targets, series.where)
+    values, labels, frequency, offset = _regular_steps(values, labels, series, config)
+    values = _handle_missing(values, labels, config.missing, series.where, notes)
+    period = config.seasonal_period or series.seasonal_period or _seasonal_period(offset)
+    if config.window - (transform == "log_return") < period:
+        raise UserError(
+            f"setting 'window' ({config.window}) must cover the seasonal period of {period} "
+            f"steps ({frequency} data) for the seasonal-naive baseline; raise window or set "
+            "seasonal_period"
+        )
+    return Prepared(
+        values=values.to_numpy(dtype=np.float32),
+        times=values.index,
+        labels=labels,
+        features=list(values.columns),
+        targets=list(targets),
+        transform=transform,
+        frequency=frequency,
+        seasonal_period=period,
+        notes=notes,
+    )
+
+
+def _model_columns(series: Series, targets, features, exact: bool) -> pd.DataFrame:
+    """The targets, then the other input columns, as float numbers (NaN where missing)."""
+    where, frame = series.where, series.frame
     columns = [str(c) for c in frame.columns]
     if not targets:
         raise UserError(f"{where}: set target_columns=... (columns: {', '.join(columns)})")
@@ -341,39 +464,18 @@ def prepare(
             )
     values = pd.DataFrame({c: numeric[c] for c in chosen}).set_axis(frame.index, axis=0)
     _check_finite(values, series.labels, where)
-    labels = series.labels
-    notes: list[str] = []
-    values, labels = _in_time_order(values, labels, where, notes)
-    transform = series.transform if config.target_transform == "auto" else config.target_transform
-    if transform == "log_return":
-        for column in targets:
-            bad = (values[column] <= 0).to_numpy()
-            if bad.any():
-                raise UserError(
-                    f"{where}: target_transform=log_return needs positive values; column "
-                    f"{column!r} is <= 0 at {_rows(labels[bad])}"
-                )
-    values, labels, frequency, offset = _regular_steps(values, labels, series, config)
-    values = _handle_missing(values, labels, config.missing, where, notes)
-    period = config.seasonal_period or series.seasonal_period or _seasonal_period(offset)
-    steps = config.window - (transform == "log_return")
-    if steps < period:
-        raise UserError(
-            f"setting 'window' ({config.window}) must cover the seasonal period of {period} "
-            f"steps ({frequency} data) for the seasonal-naive baseline; raise window or set "
-            "seasonal_period"
-        )
-    return Prepared(
-        values=values.to_numpy(dtype=np.float32),
-        times=values.index,
-        labels=labels,
-        features=chosen,
-        targets=list(targets),
-        transform=transform,
-        frequency=frequency,
-        seasonal_period=period,
-        notes=notes,
-    )
+    return values
+
+
+def _check_positive(values: pd.DataFrame, labels: np.ndarray, targets, where: str) -> None:
+    """Log returns need prices: UserError naming the rows of a target at or below zero."""
+    for column in targets:
+        bad = (values[column] <= 0).to_numpy()
+        if bad.any():
+            raise UserError(
+                f"{where}: target_transform=log_return needs positive values; column "
+                f"{column!r} is <= 0 at {_rows(labels[bad])}"
+            )
 
 
 def _check_finite(values: pd.DataFrame, labels: np.ndarray, where: str) -> None:
@@ -391,6 +493,7 @@ def _check_finite(values: pd.DataFrame, labels: np.ndarray, where: str) -> None:
 
 
 def to_numbers(column: pd.Series) -> pd.Series:
+    """A column as floats: NaN for the missing-value tokens and for text that is no number."""
     if pd.api.types.is_numeric_dtype(column):
         return column.astype(float)
     text = column.astype(str).str.strip()
@@ -423,27 +526,16 @@ def _in_time_order(values: pd.DataFrame, labels: np.ndarray, where: str, notes: 
 
 
 def _regular_steps(values: pd.DataFrame, labels: np.ndarray, series: Series, config):
-    """Find irregular timestamps; refuse them, fill them in, or ignore them (``gaps``)."""
+    """Find irregular timestamps; refuse them, fill them in, or ignore them (``gaps``).
+
+    Returns ``(values, labels, frequency name, pandas offset or None)``.
+    """
     index, where = values.index, series.where
     if not series.check_gaps:
         return values, labels, series.frequency, None
     if len(index) < 3:
         return values, labels, config.frequency or "unknown", None
-    if isinstance(index, pd.DatetimeIndex):
-        offset = _frequency(index, config.frequency or series.frequency, where)
-        try:
-            steps = (index[-1] - index[0]) / pd.Timedelta(offset)
-        except (ValueError, TypeError):
-            steps = 0.0  # a calendar offset (MS, YE, ...): no more steps than days
-        _check_grid_size(steps, len(index), offset.freqstr, where)
-        grid = pd.date_range(index[0], index[-1], freq=offset, name=index.name)
-        name = offset.freqstr
-    else:
-        step = _numeric_step(index, config.frequency)
-        _check_grid_size((index[-1] - index[0]) / step, len(index), f"step {step:g}", where)
-        count = round((index[-1] - index[0]) / step) + 1
-        grid = pd.Index(index[0] + step * np.arange(count), name=index.name)
-        offset, name = None, f"step {step:g}"
+    grid, name, offset = _regular_grid(index, config.frequency or series.frequency, where)
     off_grid = ~index.isin(grid)
     missing = grid.difference(index)
     if not off_grid.any() and len(missing) == 0:
@@ -457,24 +549,45 @@ def _regular_steps(values: pd.DataFrame, labels: np.ndarray, series: Series, con
             "or set gaps=ignore"
         )
     if config.gaps == "error":
-        expected_next = grid[grid.get_indexer(index[:-1]) + 1]
-        positions = np.flatnonzero(np.asarray(index[1:] != expected_next))
-        described = [
-            f"{labels[i]} ({time_text(index[i])}) and {labels[i + 1]} ({time_text(index[i + 1])})"
-            for i in positions[:3]
-        ]
-        more = f" and {len(positions) - 3} more" if len(positions) > 3 else ""
-        raise UserError(
-            f"{where}: irregular timestamps: {len(missing)} missing {name} steps, in the "
-            f"gap(s) between {'; '.join(described)}{more}; "
-            "set gaps=fill (then missing=...) or gaps=ignore"
-        )
-    filled = values.reindex(grid)
+        raise _gaps_error(index, grid, labels, len(missing), name, where)
     label_of = dict(zip(index, labels, strict=True))
     labels = np.array(
         [label_of.get(t, f"{time_text(t)} (inserted for a gap)") for t in grid], dtype=object
     )
-    return filled, labels, name, offset
+    return values.reindex(grid), labels, name, offset
+
+
+def _regular_grid(index: pd.Index, frequency: str, where: str):
+    """The regular grid from the first to the last timestamp: ``(grid, name, offset)``."""
+    if isinstance(index, pd.DatetimeIndex):
+        offset = _frequency(index, frequency, where)
+        try:
+            steps = (index[-1] - index[0]) / pd.Timedelta(offset)
+        except (ValueError, TypeError):
+            steps = 0.0  # a calendar offset (MS, YE, ...): no more steps than days
+        _check_grid_size(steps, len(index), offset.freqstr, where)
+        grid = pd.date_range(index[0], index[-1], freq=offset, name=index.name)
+        return grid, offset.freqstr, offset
+    step = _numeric_step(index, frequency)
+    _check_grid_size((index[-1] - index[0]) / step, len(index), f"step {step:g}", where)
+    count = round((index[-1] - index[0]) / step) + 1
+    return pd.Index(index[0] + step * np.arange(count), name=index.name), f"step {step:g}", None
+
+
+def _gaps_error(index, grid, labels, missing: int, name: str, where: str) -> UserError:
+    """The error naming the first gaps: the rows on either side of each."""
+    expected_next = grid[grid.get_indexer(index[:-1]) + 1]
+    positions = np.flatnonzero(np.asarray(index[1:] != expected_next))
+    described = [
+        f"{labels[i]} ({time_text(index[i])}) and {labels[i + 1]} ({time_text(index[i + 1])})"
+        for i in positions[:3]
+    ]
+    more = f" and {len(positions) - 3} more" if len(positions) > 3 else ""
+    return UserError(
+        f"{where}: irregular timestamps: {missing} missing {name} steps, in the "
+        f"gap(s) between {'; '.join(described)}{more}; "
+        "set gaps=fill (then missing=...) or gaps=ignore"
+    )
 
 
 def _check_grid_size(steps: float, rows: int, name: str, where: str) -> None:
@@ -505,6 +618,7 @@ def _numeric_step(index: pd.Index, setting: str) -> float:
 
 
 def _frequency(index: pd.DatetimeIndex, setting: str, where: str):
+    """The ``frequency`` setting as a pandas offset, or the one the timestamps follow."""
     if setting:
         try:
             return pd.tseries.frequencies.to_offset(setting)
@@ -512,10 +626,13 @@ def _frequency(index: pd.DatetimeIndex, setting: str, where: str):
             raise UserError(
                 f"setting 'frequency' is not a pandas offset alias: {setting!r}"
             ) from None
-    inferred = pd.infer_freq(index)
-    if inferred:
-        return pd.tseries.frequencies.to_offset(inferred)
-    # Irregular: the coarsest calendar or fixed step whose grid holds every timestamp.
+    with pd.option_context("future.infer_freq_returns_offset", True):
+        inferred = pd.infer_freq(index)
+    return inferred if inferred is not None else _coarsest_frequency(index, where)
+
+
+def _coarsest_frequency(index: pd.DatetimeIndex, where: str):
+    """Irregular timestamps: the coarsest calendar or fixed step whose grid holds them all."""
     step = pd.Series(index[1:] - index[:-1]).mode()[0]
     if step <= pd.Timedelta(0):
         raise UserError(f"{where}: cannot infer the time step; set frequency=...")
@@ -536,12 +653,11 @@ def _seasonal_period(offset) -> int:
     """Same day last week for daily data, same hour yesterday for hourly, and so on."""
     if offset is None:
         return 1
-    code = offset.name.split("-")[0]
-    if code in ("B", "C"):
-        return 5
-    if code == "W":
-        return 52
-    if code.startswith(("M", "SM")) or code in ("BMS", "BME"):
+    code = offset.rule_code.split("-")[0]
+    calendar = {"B": 5, "C": 5, "W": 52, "BMS": 12, "BME": 12}
+    if code in calendar:
+        return calendar[code]
+    if code.startswith(("M", "SM")):
         return 12
     if code.startswith(("Q", "BQ")):
         return 4
@@ -640,16 +756,18 @@ def make_windows(prepared: Prepared, start: int, stop: int, config: ForecastingC
 
 
 def transformed_series(values: np.ndarray, target_indices: list[int], transform: str):
-    """The series the model sees after its first layer: log returns of the target columns
-    (the other columns from the second row on), or the values themselves."""
+    """What the model's first layer makes of a series ``[..., steps, features]``: log returns
+    of the target columns (the other columns from the second step on), or the values."""
     if transform != "log_return":
         return values
-    out = values[1:].copy()
-    out[:, target_indices] = np.log(values[1:, target_indices] / values[:-1, target_indices])
+    out = values[..., 1:, :].copy()
+    now, before = values[..., 1:, target_indices], values[..., :-1, target_indices]
+    out[..., target_indices] = np.log(now / before)
     return out
 
 
-def _info(series: Series, prepared: Prepared, bounds, config: ForecastingConfig) -> dict:
+def _info(series: Series, prepared: Prepared, bounds, config: ForecastingConfig):
+    """The record of the checked series, with statistics of the training split alone."""
     start, stop = bounds[0]
     targets = [prepared.features.index(t) for t in prepared.targets]
     train = transformed_series(
@@ -658,42 +776,47 @@ def _info(series: Series, prepared: Prepared, bounds, config: ForecastingConfig)
     mean = np.nanmean(train, axis=0)
     variance = np.nanvar(train, axis=0)
     variance[~(variance > 0)] = 1.0
-    target_series = train[:, targets]
-    if prepared.transform == "log_return":
-        persistence_error = np.abs(target_series)  # the random walk forecasts a zero return
-    else:
-        persistence_error = np.abs(np.diff(target_series, axis=0))
-    scale = np.nanmean(persistence_error, axis=0)
+    return ForecastingInfo(
+        name=series.name,
+        source=series.source,
+        time_column=series.time_column,
+        time_format=series.time_format,
+        frequency=prepared.frequency,
+        seasonal_period=prepared.seasonal_period,
+        feature_columns=prepared.features,
+        target_columns=prepared.targets,
+        target_indices=targets,
+        transform=prepared.transform,
+        window=config.window,
+        horizon=config.horizon,
+        feature_mean=mean.tolist(),
+        feature_variance=variance.tolist(),
+        target_mean=mean[targets].tolist(),
+        target_std=np.sqrt(variance[targets]).tolist(),
+        mase_scale=_persistence_error(train[:, targets], prepared.transform).tolist(),
+        split_periods=_periods(prepared, bounds),
+        notes=prepared.notes,
+    )
+
+
+def _persistence_error(series: np.ndarray, transform: str) -> np.ndarray:
+    """Per target, the mean absolute error of one-step persistence (1 where it is zero)."""
+    # For returns, persistence (the random walk) forecasts a zero return.
+    error = np.abs(series) if transform == "log_return" else np.abs(np.diff(series, axis=0))
+    scale = np.nanmean(error, axis=0)
     scale[~(scale > 0)] = 1.0
-    periods = {
-        split: {
-            "first": time_text(prepared.times[a]),
-            "last": time_text(prepared.times[b - 1]),
-            "rows": b - a,
-            "first_row": a,
-        }
-        for split, (a, b) in zip(SPLIT_NAMES, bounds, strict=True)
-    }
+    return scale
+
+
+def _periods(prepared: Prepared, bounds) -> dict[str, SplitPeriod]:
     return {
-        "name": series.name,
-        "source": series.source,
-        "time_column": series.time_column,
-        "time_format": series.time_format,
-        "frequency": prepared.frequency,
-        "seasonal_period": prepared.seasonal_period,
-        "feature_columns": prepared.features,
-        "target_columns": prepared.targets,
-        "target_indices": targets,
-        "transform": prepared.transform,
-        "window": config.window,
-        "horizon": config.horizon,
-        "feature_mean": mean.tolist(),
-        "feature_variance": variance.tolist(),
-        "target_mean": mean[targets].tolist(),
-        "target_std": np.sqrt(variance[targets]).tolist(),
-        "mase_scale": scale.tolist(),
-        "split_periods": periods,
-        "notes": prepared.notes,
+        split: SplitPeriod(
+            first=time_text(prepared.times[a]),
+            last=time_text(prepared.times[b - 1]),
+            rows=b - a,
+            first_row=a,
+        )
+        for split, (a, b) in zip(SPLIT_NAMES, bounds, strict=True)
     }
 
 
@@ -701,7 +824,7 @@ def _span(prepared: Prepared, start: int, stop: int) -> str:
     return f"{prepared.labels[start]} to {prepared.labels[stop - 1]}"
 
 
-def log_found(info: dict) -> None:
+def log_found(info: ForecastingInfo) -> None:
     """One progress line about what the data checks found."""
-    if info["notes"]:
-        log("data: " + "; ".join(info["notes"]))
+    if info.notes:
+        log("data: " + "; ".join(info.notes))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.linear_model import Ridge
 
 from pipelines.base import Evaluation, Splits
+from pipelines.forecasting.data import ForecastingInfo, transformed_series
 from pipelines.plotting import plt
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -19,47 +19,42 @@ RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 # === Baselines ===
 
 
-def transformed_windows(inputs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def transformed_windows(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """What the model's first layer makes of windows: log returns of the price columns."""
-    if info["transform"] != "log_return":
-        return inputs.astype(np.float64)
-    columns = info["target_indices"]
-    out = inputs[:, 1:].astype(np.float64)
-    out[:, :, columns] = np.log(inputs[:, 1:, columns] / inputs[:, :-1, columns])
-    return out
+    return transformed_series(inputs.astype(np.float64), info.target_indices, info.transform)
 
 
-def persistence(inputs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def persistence(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """The last value, held: for returns, the last price held, i.e. a zero return."""
-    n, horizon = len(inputs), info["horizon"]
-    if info["transform"] == "log_return":
-        return np.zeros((n, horizon, len(info["target_indices"])))
-    last = inputs[:, -1, info["target_indices"]].astype(np.float64)
+    n, horizon = len(inputs), info.horizon
+    if info.transform == "log_return":
+        return np.zeros((n, horizon, len(info.target_indices)))
+    last = inputs[:, -1, info.target_indices].astype(np.float64)
     return np.repeat(last[:, None, :], horizon, axis=1)
 
 
-def seasonal_naive(inputs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def seasonal_naive(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """The value one season earlier (same day last week, same hour yesterday) for each step."""
-    series = transformed_windows(inputs, info)[:, :, info["target_indices"]]
-    period, steps = info["seasonal_period"], series.shape[1]
-    rows = [steps - 1 + h - period * math.ceil(h / period) for h in range(1, info["horizon"] + 1)]
+    series = transformed_windows(inputs, info)[:, :, info.target_indices]
+    period, steps = info.seasonal_period, series.shape[1]
+    rows = [steps - 1 + h - period * math.ceil(h / period) for h in range(1, info.horizon + 1)]
     return series[:, rows, :]
 
 
-def train_mean(inputs: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def train_mean(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """The training split's mean of each target (climatology; the drift for returns)."""
-    shape = (len(inputs), info["horizon"], len(info["target_indices"]))
-    return np.broadcast_to(np.asarray(info["target_mean"]), shape).copy()
+    shape = (len(inputs), info.horizon, len(info.target_indices))
+    return np.broadcast_to(np.asarray(info.target_mean), shape).copy()
 
 
 class LinearBaseline:
     """Ridge regression from the whole normalised window to every step and target (as the
     change from persistence, like the model), its penalty chosen on the validation split."""
 
-    def __init__(self, info: dict[str, Any]):
+    def __init__(self, info: ForecastingInfo):
         self.info = info
-        self.mean = np.asarray(info["feature_mean"])
-        self.std = np.sqrt(np.asarray(info["feature_variance"]))
+        self.mean = np.asarray(info.feature_mean)
+        self.std = np.sqrt(np.asarray(info.feature_variance))
         self.alpha = None
         self.model = None
 
@@ -73,13 +68,14 @@ class LinearBaseline:
         return (targets - persistence(inputs, self.info)).reshape(len(inputs), -1)
 
     def fit(self, train: tuple, validation: tuple) -> LinearBaseline:
+        """Fit on ``train`` with each penalty of RIDGE_ALPHAS; keep the best on ``validation``."""
         x, y, x_val, y_val = (
             self._x(train[0]),
             self._y(train),
             self._x(validation[0]),
             self._y(validation),
         )
-        scale = np.tile(np.asarray(self.info["target_std"]), self.info["horizon"])
+        scale = np.tile(np.asarray(self.info.target_std), self.info.horizon)
         scores = {}
         for alpha in RIDGE_ALPHAS:
             model = Ridge(alpha=alpha).fit(x, y)
@@ -90,7 +86,8 @@ class LinearBaseline:
         return self
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        shape = (len(inputs), self.info["horizon"], len(self.info["target_indices"]))
+        """Forecasts ``[n, horizon, targets]`` for windows ``[n, steps, features]``."""
+        shape = (len(inputs), self.info.horizon, len(self.info.target_indices))
         change = self.model.predict(self._x(inputs)).reshape(shape)
         return persistence(inputs, self.info) + change
 
@@ -99,21 +96,21 @@ class LinearBaseline:
 
 
 def forecast_metrics(
-    predicted: np.ndarray, truth: np.ndarray, inputs: np.ndarray, info: dict[str, Any]
+    predicted: np.ndarray, truth: np.ndarray, inputs: np.ndarray, info: ForecastingInfo
 ) -> dict[str, float]:
     """MAE, RMSE, MASE (scaled by the in-sample persistence error) in target units, over all
     steps and targets, then per step when the horizon exceeds one. For log returns also the
     directional accuracy (up / not up) and the errors of the implied prices."""
     error = predicted - truth
-    scale = np.asarray(info["mase_scale"])
+    scale = np.asarray(info.mase_scale)
     metrics = _errors(error, scale)
-    if info["transform"] == "log_return":
+    if info.transform == "log_return":
         metrics["directional_accuracy"] = float(np.mean((predicted > 0) == (truth > 0)))
         price_error = implied_prices(predicted, inputs, info) - implied_prices(truth, inputs, info)
         metrics["price_mae"] = float(np.mean(np.abs(price_error)))
         metrics["price_rmse"] = float(np.sqrt(np.mean(price_error**2)))
-    if info["horizon"] > 1:
-        for step in range(info["horizon"]):
+    if info.horizon > 1:
+        for step in range(info.horizon):
             for key, value in _errors(error[:, step : step + 1], scale).items():
                 metrics[f"{key}_step_{step + 1}"] = value
     return metrics
@@ -127,9 +124,9 @@ def _errors(error: np.ndarray, scale: np.ndarray) -> dict[str, float]:
     }
 
 
-def implied_prices(log_returns: np.ndarray, inputs: np.ndarray, info: dict[str, Any]):
+def implied_prices(log_returns: np.ndarray, inputs: np.ndarray, info: ForecastingInfo):
     """Prices the log returns imply from each window's last price: [n, horizon, targets]."""
-    last = inputs[:, -1, info["target_indices"]].astype(np.float64)
+    last = inputs[:, -1, info.target_indices].astype(np.float64)
     return last[:, None, :] * np.exp(np.cumsum(log_returns, axis=1))
 
 
@@ -162,15 +159,15 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
     )
 
 
-def plot_forecast(forecasts: dict, truth: np.ndarray, info: dict[str, Any], path: Path) -> None:
+def plot_forecast(forecasts: dict, truth: np.ndarray, info: ForecastingInfo, path: Path) -> None:
     """Truth beside the model's (and persistence's) first- and last-step forecasts."""
-    targets = info["target_columns"][:4]
-    steps = sorted({1, info["horizon"]})
+    targets = info.target_columns[:4]
+    steps = sorted({1, info.horizon})
     figure, axes = plt.subplots(
         len(targets), len(steps), figsize=(7 * len(steps), 2.8 * len(targets)), squeeze=False
     )
-    period = info["split_periods"]["test"]
-    unit = " (log return)" if info["transform"] == "log_return" else ""
+    period = info.split_periods["test"]
+    unit = " (log return)" if info.transform == "log_return" else ""
     for row, target in enumerate(targets):
         for col, step in enumerate(steps):
             axis = axes[row][col]
@@ -180,20 +177,14 @@ def plot_forecast(forecasts: dict, truth: np.ndarray, info: dict[str, Any], path
                 forecasts["persistence"][:, step - 1, row], lw=0.8, alpha=0.6, label="persistence"
             )
             axis.set_title(f"{target}{unit}, {step} step(s) ahead")
-            axis.set_xlabel(
-                f"test window, in time order (split {period['first']} to {period['last']})"
-            )
-            axis.grid(alpha=0.3)
-            axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+            axis.set_xlabel(f"test window, in time order (split {period.first} to {period.last})")
+    _save(figure, path)
 
 
-def plot_error_by_horizon(metrics: dict, info: dict[str, Any], path: Path) -> None:
+def plot_error_by_horizon(metrics: dict, info: ForecastingInfo, path: Path) -> None:
     """MAE (one target) or MASE (several) of the model and every baseline per forecast step."""
-    key = "mae" if len(info["target_columns"]) == 1 else "mase"
-    horizon = info["horizon"]
+    key = "mae" if len(info.target_columns) == 1 else "mase"
+    horizon = info.horizon
     figure, axis = plt.subplots(figsize=(6.5, 3.8))
     steps = np.arange(1, horizon + 1)
     for name, values in metrics.items():
@@ -203,8 +194,14 @@ def plot_error_by_horizon(metrics: dict, info: dict[str, Any], path: Path) -> No
     axis.set_ylabel(key.upper())
     axis.set_xticks(steps)
     axis.set_title(f"Test {key.upper()} by horizon step")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    _save(figure, path)
+
+
+def _save(figure, path: Path) -> None:
+    """Grid and legend on every axis, then the figure written to ``path`` and closed."""
+    for axis in figure.axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -213,12 +210,11 @@ def plot_error_by_horizon(metrics: dict, info: dict[str, Any], path: Path) -> No
 # === Report ===
 
 
-def report_text(forecasts, truth, inputs, info, ridge_alpha) -> str:
+def report_text(forecasts, truth, inputs, info: ForecastingInfo, ridge_alpha) -> str:
     """Markdown: how the model compares with each baseline, and whether the gap is real."""
-    scale = np.asarray(info["mase_scale"])
-    scaled = {n: np.abs(f - truth) / scale for n, f in forecasts.items()}
-    per_window = {n: s.mean(axis=(1, 2)) for n, s in scaled.items()}
-    model_mase = float(per_window["model"].mean())
+    scale = np.asarray(info.mase_scale)
+    per_window = {n: (np.abs(f - truth) / scale).mean(axis=(1, 2)) for n, f in forecasts.items()}
+    model_mae = float(np.mean(np.abs(forecasts["model"] - truth)))
     lines = [
         "## The model against the baselines",
         "",
@@ -229,37 +225,45 @@ def report_text(forecasts, truth, inputs, info, ridge_alpha) -> str:
         "",
         "| baseline | its MAE | model's MAE vs it | MASE difference ± 2 SE | verdict |",
         "| --- | --- | --- | --- | --- |",
+        *_baseline_rows(forecasts, truth, per_window, model_mae),
+        "",
+        f"Model MAE {model_mae:.4g}, MASE {float(per_window['model'].mean()):.3f}. Persistence: "
+        + (
+            "the last price held (a zero log return), i.e. the random walk. "
+            if info.transform == "log_return"
+            else "the last observed value. "
+        )
+        + f"Seasonal naive: the value {info.seasonal_period} steps earlier "
+        f"(frequency: {info.frequency}). Linear: ridge regression on the same window "
+        f"(alpha {ridge_alpha:g}, chosen on the validation split).",
+        "",
     ]
-    model_mae = float(np.mean(np.abs(forecasts["model"] - truth)))
+    if info.transform == "log_return":
+        lines += _returns_text(forecasts, truth, inputs, info, per_window)
+    if len(info.target_columns) > 1:
+        lines += _per_target_table(forecasts, truth, info)
+    lines += _data_text(info)
+    return "\n".join(lines)
+
+
+def _baseline_rows(forecasts, truth, per_window, model_mae: float) -> list[str]:
+    """One table row per baseline: its MAE, the model's relative to it, the MASE difference."""
+    rows = []
     for name in forecasts:
         if name == "model":
             continue
         mae = float(np.mean(np.abs(forecasts[name] - truth)))
-        difference = per_window["model"] - per_window[name]
-        mean, se = float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(truth)))
-        lines.append(
+        mean, se = _mean_and_se(per_window["model"] - per_window[name])
+        rows.append(
             f"| {name} | {mae:.4g} | {100 * (model_mae / mae - 1):+.1f} % | "
             f"{mean:+.4f} ± {2 * se:.4f} | {_verdict(mean, se)} |"
         )
-    lines += [
-        "",
-        f"Model MAE {model_mae:.4g}, MASE {model_mase:.3f}. Persistence: "
-        + (
-            "the last price held (a zero log return), i.e. the random walk. "
-            if info["transform"] == "log_return"
-            else "the last observed value. "
-        )
-        + f"Seasonal naive: the value {info['seasonal_period']} steps earlier "
-        f"(frequency: {info['frequency']}). Linear: ridge regression on the same window "
-        f"(alpha {ridge_alpha:g}, chosen on the validation split).",
-        "",
-    ]
-    if info["transform"] == "log_return":
-        lines += _returns_text(forecasts, truth, inputs, info, per_window)
-    if len(info["target_columns"]) > 1:
-        lines += _per_target_table(forecasts, truth, info)
-    lines += _data_text(info)
-    return "\n".join(lines)
+    return rows
+
+
+def _mean_and_se(difference: np.ndarray) -> tuple[float, float]:
+    """The mean of per-window differences and its naive standard error."""
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
 
 
 def _verdict(mean: float, se: float) -> str:
@@ -268,31 +272,13 @@ def _verdict(mean: float, se: float) -> str:
     return "model better" if mean < 0 else "model worse"
 
 
-def _returns_text(forecasts, truth, inputs, info, per_window) -> list[str]:
+def _returns_text(forecasts, truth, inputs, info: ForecastingInfo, per_window) -> list[str]:
+    """Markdown on returns: the random walk's errors, in returns and prices, and direction."""
     model, walk = forecasts["model"], forecasts["persistence"]
-    difference = per_window["model"] - per_window["persistence"]
-    mean, se = float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(truth)))
-    direction = float(np.mean((model > 0) == (truth > 0)))
-    up = float(np.mean(truth > 0))
-    direction_se = math.sqrt(max(up * (1 - up), 1e-12) / truth.size)
-    price = implied_prices(model, inputs, info)
     true_price = implied_prices(truth, inputs, info)
-    walk_price = implied_prices(walk, inputs, info)
-    price_mae = float(np.mean(np.abs(price - true_price)))
-    walk_price_mae = float(np.mean(np.abs(walk_price - true_price)))
-    if mean < -2 * se:
-        skill = (
-            "The model's return errors are smaller than the random walk's by more than two "
-            "(naive) standard errors. Treat even this with caution: one test period, "
-            "overlapping windows, no transaction costs."
-        )
-    elif mean > 2 * se:
-        skill = "The model is worse than the random walk: it has no forecasting skill here."
-    else:
-        skill = (
-            "The model does not beat the random walk: the difference in error is within noise, "
-            "as it is for almost every model of daily returns. It shows no forecasting skill."
-        )
+    price_mae = float(np.mean(np.abs(implied_prices(model, inputs, info) - true_price)))
+    walk_price_mae = float(np.mean(np.abs(implied_prices(walk, inputs, info) - true_price)))
+    skill = _skill_text(*_mean_and_se(per_window["model"] - per_window["persistence"]))
     return [
         "## Returns: does the model beat the random walk?",
         "",
@@ -302,6 +288,33 @@ def _returns_text(forecasts, truth, inputs, info, per_window) -> list[str]:
         f"{price_mae:.4g}, random walk {walk_price_mae:.4g} "
         f"({100 * (price_mae / walk_price_mae - 1):+.2f} %).",
         "",
+        _direction_text(model, truth),
+        "",
+    ]
+
+
+def _skill_text(mean: float, se: float) -> str:
+    """Whether the model's return errors differ from the random walk's beyond noise."""
+    if mean < -2 * se:
+        return (
+            "The model's return errors are smaller than the random walk's by more than two "
+            "(naive) standard errors. Treat even this with caution: one test period, "
+            "overlapping windows, no transaction costs."
+        )
+    if mean > 2 * se:
+        return "The model is worse than the random walk: it has no forecasting skill here."
+    return (
+        "The model does not beat the random walk: the difference in error is within noise, "
+        "as it is for almost every model of daily returns. It shows no forecasting skill."
+    )
+
+
+def _direction_text(model: np.ndarray, truth: np.ndarray) -> str:
+    """The model's directional accuracy beside always answering 'up' and chance."""
+    direction = float(np.mean((model > 0) == (truth > 0)))
+    up = float(np.mean(truth > 0))
+    direction_se = math.sqrt(max(up * (1 - up), 1e-12) / truth.size)
+    return (
         f"Directional accuracy (up / not up): model {direction:.3f}; the test period went up on "
         f"{up:.3f} of the steps, so always answering 'up' scores {up:.3f}, and chance "
         f"accuracy spans ± {2 * direction_se:.3f} (two standard errors): "
@@ -309,13 +322,12 @@ def _returns_text(forecasts, truth, inputs, info, per_window) -> list[str]:
             "the model's direction calls are no better than chance."
             if direction <= max(up, 1 - up) + 2 * direction_se
             else "the model calls the direction better than chance on this test period."
-        ),
-        "",
-    ]
+        )
+    )
 
 
-def _per_target_table(forecasts, truth, info) -> list[str]:
-    targets = info["target_columns"]
+def _per_target_table(forecasts, truth, info: ForecastingInfo) -> list[str]:
+    targets = info.target_columns
     lines = [
         "## MAE per target (target units)",
         "",
@@ -328,23 +340,23 @@ def _per_target_table(forecasts, truth, info) -> list[str]:
     return lines + [""]
 
 
-def _data_text(info) -> list[str]:
-    periods = info["split_periods"]
+def _data_text(info: ForecastingInfo) -> list[str]:
+    periods = info.split_periods
     lines = [
         "## Data",
         "",
-        f"Window of {info['window']} steps of {', '.join(info['feature_columns'])} "
-        f"(frequency: {info['frequency']}) -> the next {info['horizon']} step(s) of "
-        f"{', '.join(info['target_columns'])}"
-        + (" as log returns" if info["transform"] == "log_return" else "")
+        f"Window of {info.window} steps of {', '.join(info.feature_columns)} "
+        f"(frequency: {info.frequency}) -> the next {info.horizon} step(s) of "
+        f"{', '.join(info.target_columns)}"
+        + (" as log returns" if info.transform == "log_return" else "")
         + ". Chronological splits, every window inside one split; normalisation statistics "
         "from the training split only.",
         "",
         "| split | first | last | rows |",
         "| --- | --- | --- | --- |",
-        *(f"| {s} | {p['first']} | {p['last']} | {p['rows']:,} |" for s, p in periods.items()),
+        *(f"| {s} | {p.first} | {p.last} | {p.rows:,} |" for s, p in periods.items()),
         "",
     ]
-    if info["notes"]:
-        lines += ["Found in the data: " + "; ".join(info["notes"]) + ".", ""]
+    if info.notes:
+        lines += ["Found in the data: " + "; ".join(info.notes) + ".", ""]
     return lines

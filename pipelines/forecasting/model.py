@@ -3,15 +3,14 @@ recurrent stack -> dense head -> the next ``horizon`` steps of every target in o
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 import numpy as np
 from keras import ops
 
-from layers import recurrent_stack
+import layers  # noqa: F401  (registers the recurrent layers a saved model names)
 from pipelines.forecasting.config import ForecastingConfig
-from pipelines.training import compile_model
+from pipelines.forecasting.data import ForecastingInfo
+from pipelines.training import compile_model, recurrent_stack_from
 
 # === Layers ===
 
@@ -34,6 +33,7 @@ class LogReturns(keras.layers.Layer):
         self.columns = [int(c) for c in columns]
 
     def call(self, window):
+        """Log returns of the price columns, the rest from the second step on."""
         features = ops.shape(window)[-1]
         is_price = ops.sum(ops.one_hot(self.columns, features), axis=0) > 0
         current, previous = window[:, 1:, :], window[:, :-1, :]
@@ -41,10 +41,12 @@ class LogReturns(keras.layers.Layer):
         return ops.where(is_price, ops.log(ratio), current)
 
     def compute_output_shape(self, input_shape):
+        """One step fewer than the window."""
         steps = None if input_shape[1] is None else input_shape[1] - 1
         return (input_shape[0], steps, input_shape[2])
 
     def get_config(self):
+        """The constructor arguments, for saving."""
         return {**super().get_config(), "columns": self.columns}
 
 
@@ -76,6 +78,7 @@ class ForecastOutput(keras.layers.Layer):
         self.anchor_columns = None if anchor_columns is None else [int(c) for c in anchor_columns]
 
     def call(self, outputs, window):
+        """The forecast in target units, anchored on the window's last values if asked."""
         targets = len(self.scale)
         forecast = ops.reshape(outputs, (-1, self.horizon, targets))
         forecast = forecast * ops.convert_to_tensor(self.scale, dtype=forecast.dtype)
@@ -86,9 +89,11 @@ class ForecastOutput(keras.layers.Layer):
         return forecast
 
     def compute_output_shape(self, outputs_shape, window_shape):
+        """``[batch, horizon, targets]``."""
         return (outputs_shape[0], self.horizon, len(self.scale))
 
     def get_config(self):
+        """The constructor arguments, for saving."""
         return {
             **super().get_config(),
             "horizon": self.horizon,
@@ -108,50 +113,43 @@ class ScaledMeanSquaredError(keras.losses.Loss):
         self.scale = [float(v) for v in scale]
 
     def call(self, y_true, y_pred):
+        """Per example, the mean squared error in units of each target's scale."""
         scale = ops.convert_to_tensor(self.scale, dtype=y_pred.dtype)
         error = (ops.cast(y_true, y_pred.dtype) - y_pred) / scale
         return ops.mean(ops.square(error), axis=(-2, -1))
 
     def get_config(self):
+        """The constructor arguments, for saving."""
         return {"scale": self.scale, **super().get_config()}
 
 
 # === Functional model ===
 
 
-def build_model(config: ForecastingConfig, info: dict[str, Any]) -> keras.Model:
+def build_model(config: ForecastingConfig, info: ForecastingInfo) -> keras.Model:
     """A compiled model: ``window`` [batch, steps, features] in original units ->
     ``forecast`` [batch, horizon, targets] in original units (log returns for stocks)."""
-    steps, features = info["window"], len(info["feature_columns"])
-    targets, horizon = info["target_indices"], info["horizon"]
-    log_returns = info["transform"] == "log_return"
-    window = keras.Input(shape=(steps, features), name="window")
+    targets = info.target_indices
+    log_returns = info.transform == "log_return"
+    window = keras.Input(shape=(info.window, len(info.feature_columns)), name="window")
     x = LogReturns(targets, name="log_returns")(window) if log_returns else window
     x = keras.layers.Normalization(
-        mean=np.asarray(info["feature_mean"]),
-        variance=np.asarray(info["feature_variance"]),
+        mean=np.asarray(info.feature_mean),
+        variance=np.asarray(info.feature_variance),
         name="normalize",
     )(x)
-    x = recurrent_stack(
-        x,
-        cell=config.cell,
-        units=config.units,
-        depth=config.depth,
-        bidirectional=config.bidirectional,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-    )
+    x = recurrent_stack_from(config, x)
     x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
-    x = keras.layers.Dense(horizon * len(targets), name="head")(x)
+    x = keras.layers.Dense(info.horizon * len(targets), name="head")(x)
     residual = config.residual
     forecast = ForecastOutput(
-        horizon,
-        scale=info["target_std"],
+        info.horizon,
+        scale=info.target_std,
         # Around persistence: the last level, or a zero return (the random walk) for prices.
-        offset=[0.0] * len(targets) if residual else info["target_mean"],
+        offset=[0.0] * len(targets) if residual else info.target_mean,
         anchor_columns=targets if residual and not log_returns else None,
         name="forecast",
     )(x, window)
     model = keras.Model(window, forecast, name="forecasting")
-    compile_model(model, config, loss=ScaledMeanSquaredError(info["target_std"]), metrics=["mae"])
+    compile_model(model, config, loss=ScaledMeanSquaredError(info.target_std), metrics=["mae"])
     return model

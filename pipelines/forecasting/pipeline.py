@@ -3,46 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipelines.base import Pipeline, Splits
+from pipelines.base import Pipeline
 from pipelines.errors import UserError
 from pipelines.export import write_export
-from pipelines.forecasting import data, evaluate, model
-from pipelines.forecasting.config import ForecastingConfig
+from pipelines.forecasting import data
+from pipelines.forecasting.data import ForecastingInfo
 from pipelines.tables import read_table_with_lines
-from tuning.space import SearchSpace
 
 
 class ForecastingPipeline(Pipeline):
     """Forecasting the next ``horizon`` steps of one or more series from a window of the past."""
 
     name = "forecasting"
-    config_class = ForecastingConfig
-    search_space = SearchSpace(units=(16, 32, 64, 128), batch_sizes=(16, 32, 64))
+    info_class = ForecastingInfo
 
-    data = data
-    model = model
-    evaluation = evaluate
-
-    def load_data(self, config: ForecastingConfig, spec: str, seed: int) -> Splits:
-        splits = data.load_data(config, spec, seed)
-        data.log_found(splits.info)
-        return splits
-
-    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+    def export(self, keras_model, info: ForecastingInfo, path: Path) -> None:
         """``serving_default``: ``window`` float32 [batch, steps, features] in original units
         -> ``forecast`` [batch, horizon, targets] in original units.
 
         ``steps`` and ``features`` must be the model's (``window`` and the feature columns),
         and every value finite: otherwise the call ends with an InvalidArgumentError that
         says which, before the model runs."""
-        steps, features = info["window"], len(info["feature_columns"])
-        columns = ", ".join(info["feature_columns"])
+        steps, features = info.window, len(info.feature_columns)
+        columns = ", ".join(info.feature_columns)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, name="window")])
         def serve(window):
@@ -68,7 +56,7 @@ class ForecastingPipeline(Pipeline):
 
         write_export(keras_model, {"serving_default": serve}, path)
 
-    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+    def predict(self, keras_model, inputs: list[str], info: ForecastingInfo) -> list[str]:
         """For each CSV (the model's columns, and its time column where present): the
         forecast after its last ``window`` rows."""
         lines = []
@@ -79,24 +67,18 @@ class ForecastingPipeline(Pipeline):
         return lines
 
 
-def _last_window(path: Path, info: dict[str, Any]) -> tuple[np.ndarray, str]:
+def _last_window(path: Path, info: ForecastingInfo) -> tuple[np.ndarray, str]:
+    """The file's last ``window`` rows of the model's columns, in time order, and the time
+    of the last; UserError naming the file and lines of a missing or bad value."""
     frame, file_lines = read_table_with_lines(path, ",")
-    time_column, columns, steps = info["time_column"], info["feature_columns"], info["window"]
+    columns, steps = info.feature_columns, info.window
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise UserError(
             f"{path}: no column {missing[0]!r}; the model reads {', '.join(columns)} "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
-    lines = np.asarray(file_lines, dtype=int)
-    last_time = f"line {lines[-1]}" if len(lines) else "line 1"
-    if time_column in frame.columns:
-        format_ = info.get("time_format") or None
-        times = pd.to_datetime(frame[time_column].str.strip(), format=format_, errors="coerce")
-        if times.notna().all():
-            order = np.argsort(times.to_numpy(), kind="stable")
-            frame, lines = frame.iloc[order], lines[order]
-            last_time = data.time_text(times.iloc[order[-1]])
+    frame, lines, last_time = _in_time_order(frame, np.asarray(file_lines, dtype=int), info)
     if len(frame) < steps:
         raise UserError(f"{path}: {len(frame)} rows; the model needs the last {steps}")
     tail = frame[columns].iloc[-steps:]
@@ -111,12 +93,27 @@ def _last_window(path: Path, info: dict[str, Any]) -> tuple[np.ndarray, str]:
     return values.to_numpy(dtype=np.float32), last_time
 
 
-def _describe(forecast: np.ndarray, window: np.ndarray, info: dict[str, Any]) -> str:
+def _in_time_order(frame: pd.DataFrame, lines: np.ndarray, info: ForecastingInfo):
+    """Rows sorted by the time column where every value parses; the last row's time as text
+    (its line where there is no usable time column)."""
+    last_time = f"line {lines[-1]}" if len(lines) else "line 1"
+    if info.time_column not in frame.columns:
+        return frame, lines, last_time
+    column = frame[info.time_column].str.strip()
+    times = pd.to_datetime(column, format=info.time_format or None, errors="coerce")
+    if not times.notna().all():
+        return frame, lines, last_time
+    order = np.argsort(times.to_numpy(), kind="stable")
+    return frame.iloc[order], lines[order], data.time_text(times.iloc[order[-1]])
+
+
+def _describe(forecast: np.ndarray, window: np.ndarray, info: ForecastingInfo) -> str:
+    """The forecast of each target as text; for log returns also the prices they imply."""
     parts = []
-    for t, name in enumerate(info["target_columns"]):
+    for t, name in enumerate(info.target_columns):
         values = ", ".join(f"{v:.4g}" for v in forecast[:, t])
-        if info["transform"] == "log_return":
-            last = window[-1, info["target_indices"][t]]
+        if info.transform == "log_return":
+            last = window[-1, info.target_indices[t]]
             prices = ", ".join(f"{p:.4g}" for p in last * np.exp(np.cumsum(forecast[:, t])))
             parts.append(f"{name}: log return {values} (price {prices})")
         else:

@@ -2,42 +2,71 @@
 
 Every source becomes a list of pieces, each a list of notes ``(pitch, start, end)`` in quarter
 notes (``jsb:`` arrives as steps already). The token model cuts a piece into steps of the
-pitch set sounding in each (see ``DATA_HELP`` in config.py for the representation); the frame
-model (``jsb:``) uses 88-key binary frames.
+pitch set sounding in each (see ``DATA_SOURCES`` in config.py for the representation); the
+frame model (``jsb:``) uses 88-key binary frames. Each source declared there has its loader
+here: ``load_KIND(config, argument, seed) -> Splits`` and ``load_test_KIND(config, argument,
+info)`` for ``evaluate --data``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 
 from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
-from pipelines.music.config import MusicConfig
+from pipelines.music.config import KEYS, VOICES, MusicConfig
 from pipelines.progress import log
+from pipelines.records import DataInfo
+from pipelines.splitting import SPLIT_NAMES, split_indices
 
-LOWEST, HIGHEST = 21, 108  # the 88 piano keys
-KEYS = HIGHEST - LOWEST + 1
-VOICES = 4  # tokens per step
+LOWEST = 21  # the lowest piano key, MIDI A0
+HIGHEST = LOWEST + KEYS - 1  # MIDI C8
 VOCAB = KEYS + 1  # token 0 = rest, token p - 20 = MIDI pitch p
 REST = 0
 MIDI_SUFFIXES = (".mid", ".midi")
+MUSICXML_SUFFIXES = (".musicxml", ".mxl", ".xml")
 # The longest piece, in time steps of the token grid (or JSB frames), that a file may hold:
 # a longer one is an error naming it, not an allocation of [steps, 88] without bound.
 MAX_PIECE_STEPS = 100_000
-# The longest primer and continuation the serving export takes, in time steps.
-MAX_PRIMER_STEPS = 4_096
-MAX_GENERATE_STEPS = 4_096
-MUSICXML_SUFFIXES = (".musicxml", ".mxl", ".xml")
 CHORALES_SOURCE = (
     "the Bach chorales of music21 10.5's bundled corpus "
     "(corpus.chorales.Iterator(numberingSystem='riemenschneider')); real data, public domain"
 )
 Note = tuple[int, float, float]  # MIDI pitch, start and end in quarter notes
+
+
+@dataclasses.dataclass(frozen=True)
+class MusicInfo(DataInfo):
+    """What the music model is built from and what generation and the export need.
+
+    Attributes:
+        kind: ``token`` (builtin, midi:, musicxml:) or ``frame`` (jsb:).
+        vocab_size: tokens of the token model: a rest and the 88 keys.
+        voices: tokens per time step of the token model.
+        keys: piano keys of a frame, the frame model's width.
+        lowest_pitch: the MIDI pitch of the lowest key.
+        steps_per_quarter: time steps per quarter note.
+        transpose: the shifts the training pieces were augmented by, in semitones either way.
+        pieces: pieces per split (``train``, ``validation``, ``test``).
+        test_pieces: the held-out pieces' names (jsb: their numbers in its test split).
+    """
+
+    kind: Literal["token", "frame"]
+    vocab_size: int
+    voices: int
+    keys: int
+    lowest_pitch: int
+    steps_per_quarter: int
+    transpose: int
+    pieces: dict[str, int]
+    test_pieces: list[str]
+
 
 # === Representation ===
 
@@ -174,6 +203,17 @@ def read_musicxml(path: Path) -> list[Note]:
     return notes
 
 
+def read_notes(path: Path) -> list[Note]:
+    """Notes of a MIDI or MusicXML file, read by its suffix; UserError naming it."""
+    if not path.is_file():
+        raise UserError(f"file not found: {path}")
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        return read_midi(path)
+    if path.suffix.lower() in MUSICXML_SUFFIXES:
+        return read_musicxml(path)
+    raise UserError(f"{path}: expected a MIDI (.mid) or MusicXML (.musicxml) file")
+
+
 def score_notes(score) -> list[Note]:
     """Notes of a music21 score: ties merged, chords split into their pitches."""
     notes = []
@@ -211,17 +251,10 @@ def chorale_names() -> list[str]:
 
 
 def read_chorales(max_pieces: int = 0) -> tuple[list[str], list[list[Note]]]:
-    """The built-in chorales as notes; parsed once (about 0.1 s a piece) and cached as JSON."""
-    names = chorale_names()
-    if max_pieces:
-        names = names[:max_pieces]
+    """The first ``max_pieces`` built-in chorales (0: all) as notes, parsed once and cached."""
+    names = chorale_names()[: max_pieces or None]
     cache_file = cache_dir() / "music" / "bach_chorales_notes.json"
-    cached: dict[str, list] = {}
-    if cache_file.is_file():
-        try:
-            cached = json.loads(cache_file.read_text())
-        except json.JSONDecodeError:
-            cached = {}
+    cached = _read_cache(cache_file)
     missing = [n for n in names if n not in cached]
     if missing:
         from music21 import corpus
@@ -236,26 +269,88 @@ def read_chorales(max_pieces: int = 0) -> tuple[list[str], list[list[Note]]]:
     return names, [[tuple(n) for n in cached[name]] for name in names]
 
 
-def read_files(kind: str, directory: Path, max_pieces: int) -> tuple[list[str], list[list[Note]]]:
-    """The user's MIDI or MusicXML files under ``directory``, as notes."""
+def _read_cache(path: Path) -> dict[str, list]:
+    """The cached notes of each parsed chorale; empty when absent or unreadable."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Corpus:
+    """The pieces of one token source, as notes, before the split.
+
+    Attributes:
+        name: the data set's short name.
+        source: where the pieces came from, for the report.
+        spec: the ``--data`` spec, for messages.
+        titles: each piece's name: its corpus path, or its file's path under the folder.
+        where: how messages name each piece: the corpus path, or the file's full path.
+        pieces: each piece's notes.
+    """
+
+    name: str
+    source: str
+    spec: str
+    titles: list[str]
+    where: list[str]
+    pieces: list[list[Note]]
+
+    def steps(self, index: int, steps_per_quarter: int) -> np.ndarray:
+        """Piece ``index`` as ``[steps, 4]`` tokens."""
+        return notes_to_steps(self.pieces[index], steps_per_quarter, self.where[index])
+
+
+def chorales_corpus(max_pieces: int) -> Corpus:
+    """The built-in chorales (the first ``max_pieces``; 0: all)."""
+    names, pieces = read_chorales(max_pieces)
+    return Corpus("bach_chorales", CHORALES_SOURCE, "builtin", names, names, pieces)
+
+
+def files_corpus(kind: Literal["midi", "musicxml"], directory: Path, max_pieces: int) -> Corpus:
+    """The user's MIDI or MusicXML files under ``directory`` (the first ``max_pieces``)."""
     if kind == "midi":
         files, reader = _files(directory, MIDI_SUFFIXES, "MIDI"), read_midi
     else:
         files, reader = _files(directory, MUSICXML_SUFFIXES, "MusicXML"), read_musicxml
-    if max_pieces:
-        files = files[:max_pieces]
-    return [str(f.relative_to(directory)) for f in files], [reader(f) for f in files]
+    files = files[: max_pieces or None]
+    return Corpus(
+        name=directory.name or kind,
+        source=f"{kind} files under {directory}",
+        spec=f"{kind}:{directory}",
+        titles=[str(f.relative_to(directory)) for f in files],
+        where=[str(f) for f in files],
+        pieces=[reader(f) for f in files],
+    )
 
 
 def read_jsb(path: Path) -> dict[str, list[np.ndarray]]:
     """The JSB JSON as ``{"train"|"valid"|"test": [frames [steps, 88] float32, ...]}``."""
+    raw = _read_json(path)
+    if not isinstance(raw, dict) or not {"train", "valid", "test"} <= set(raw):
+        raise UserError(f"{path}: expected a JSON object with keys train, valid and test")
+    splits = {}
+    for split in ("train", "valid", "test"):
+        if not isinstance(raw[split], list):
+            raise UserError(f"{path}: {split} must be a list of pieces")
+        where = f"{path}: {split} piece"
+        pieces = [_jsb_frames(piece, f"{where} {i}") for i, piece in enumerate(raw[split])]
+        splits[split] = [frames for frames in pieces if len(frames)]
+        if not splits[split]:
+            raise UserError(f"{path}: the {split} split has no pieces")
+    return splits
+
+
+def _read_json(path: Path):
+    """The parsed JSON of ``path``; UserError naming it for a missing, empty or bad file."""
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
     raw_bytes = path.read_bytes()
     if not raw_bytes.strip():
         raise UserError(f"{path}: the file is empty")
     try:
-        raw = json.loads(raw_bytes.decode("utf-8-sig"))
+        return json.loads(raw_bytes.decode("utf-8-sig"))
     except UnicodeDecodeError as err:
         line = raw_bytes[: err.start].count(b"\n") + 1
         raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
@@ -263,137 +358,163 @@ def read_jsb(path: Path) -> dict[str, list[np.ndarray]]:
         raise UserError(f"{path}: not a JSON file ({_reason(err)})") from None
     except RecursionError:
         raise UserError(f"{path}: not a JSON file (nested too deeply)") from None
-    if not isinstance(raw, dict) or not {"train", "valid", "test"} <= set(raw):
-        raise UserError(f"{path}: expected a JSON object with keys train, valid and test")
-    splits = {}
-    for split in ("train", "valid", "test"):
-        if not isinstance(raw[split], list):
-            raise UserError(f"{path}: {split} must be a list of pieces")
-        pieces = []
-        for i, piece in enumerate(raw[split]):
-            if not isinstance(piece, list):
-                raise UserError(f"{path}: {split} piece {i} must be a list of steps")
-            if len(piece) > MAX_PIECE_STEPS:
+
+
+def _jsb_frames(piece, where: str) -> np.ndarray:
+    """One JSB piece (a list of steps, each a list of MIDI pitches) as ``[steps, 88]`` frames."""
+    if not isinstance(piece, list):
+        raise UserError(f"{where} must be a list of steps")
+    if len(piece) > MAX_PIECE_STEPS:
+        raise UserError(
+            f"{where} has {len(piece):,} steps, more than the {MAX_PIECE_STEPS:,} a piece may have"
+        )
+    frames = np.zeros((len(piece), KEYS), np.float32)
+    for t, step in enumerate(piece):
+        if not isinstance(step, list):
+            raise UserError(f"{where} step {t}: {step!r} is not a list of pitches")
+        for pitch in step:
+            if not _is_piano_pitch(pitch):
                 raise UserError(
-                    f"{path}: {split} piece {i} has {len(piece):,} steps, more than the "
-                    f"{MAX_PIECE_STEPS:,} a piece may have"
+                    f"{where} step {t}: {pitch!r} is not a MIDI pitch in {LOWEST}..{HIGHEST}"
                 )
-            frames = np.zeros((len(piece), KEYS), np.float32)
-            for t, step in enumerate(piece):
-                if not isinstance(step, list):
-                    raise UserError(
-                        f"{path}: {split} piece {i} step {t}: {step!r} is not a list of pitches"
-                    )
-                for pitch in step:
-                    if not (
-                        isinstance(pitch, int | float)
-                        and not isinstance(pitch, bool)
-                        and LOWEST <= pitch <= HIGHEST
-                        and pitch == int(pitch)
-                    ):
-                        raise UserError(
-                            f"{path}: {split} piece {i} step {t}: {pitch!r} is not a MIDI "
-                            f"pitch in {LOWEST}..{HIGHEST}"
-                        )
-                    frames[t, int(pitch) - LOWEST] = 1.0
-            if len(frames):
-                pieces.append(frames)
-        if not pieces:
-            raise UserError(f"{path}: the {split} split has no pieces")
-        splits[split] = pieces
-    return splits
+            frames[t, int(pitch) - LOWEST] = 1.0
+    return frames
 
 
-# === Entry points ===
-
-
-def load_data(config: MusicConfig, spec: str, seed: int) -> Splits:
-    """Load ``spec``, split it by piece and cut training/validation pieces into windows.
-
-    Train and validation are teacher-forcing windows ``(inputs, targets)``, targets one
-    event ahead; test is every held-out piece whole (object arrays, one entry a piece).
-    """
-    kind, _, path = spec.partition(":")
-    if kind == "jsb" and path:
-        return _load_jsb(config, Path(path))
-    names, pieces, name, source = _read_token_source(spec, config)
-    where = _where(spec, names)
-    if len(pieces) < 3:
-        raise UserError(f"{spec}: {len(pieces)} piece(s); the split needs at least 3")
-    order = np.random.default_rng(seed).permutation(len(pieces))
-    n_test = max(1, round(len(pieces) * config.test_fraction))
-    n_valid = max(1, round(len(pieces) * config.validation_fraction))
-    parts = {
-        "test": order[:n_test],
-        "validation": order[n_test : n_test + n_valid],
-        "train": order[n_test + n_valid :],
-    }
-    steps = {
-        split: [notes_to_steps(pieces[i], config.steps_per_quarter, where[i]) for i in index]
-        for split, index in parts.items()
-    }
-    train_steps = [s for piece in steps["train"] for s in transposed(piece, config.transpose)]
-    windows = {
-        "train": token_windows(train_steps, config, spec, "train"),
-        "validation": token_windows(steps["validation"], config, spec, "validation"),
-    }
-    test = _objects([s.reshape(-1) for s in steps["test"]])
-    info = {
-        "name": name,
-        "source": source,
-        "kind": "token",
-        "vocab_size": VOCAB,
-        "voices": VOICES,
-        "lowest_pitch": LOWEST,
-        "steps_per_quarter": config.steps_per_quarter,
-        "transpose": config.transpose,
-        "pieces": {split: len(index) for split, index in parts.items()},
-        "test_pieces": [names[i] for i in parts["test"]],
-    }
-    return Splits(windows["train"], windows["validation"], (test, test), info)
-
-
-def load_test_data(config: MusicConfig, spec: str, info: dict[str, Any]):
-    """Every piece of ``spec`` whole, as a test split in the trained model's representation."""
-    kind, _, path = spec.partition(":")
-    if info["kind"] == "frame":
-        if kind != "jsb":
-            raise UserError(f"{spec}: this run's frame model evaluates jsb:PATH data only")
-        pieces = read_jsb(Path(path))["test"]
-        test = _objects(pieces)
-        return test, test
-    if kind == "jsb":
-        raise UserError(f"{spec}: this run's token model evaluates builtin, midi: or musicxml:")
-    config = config.with_settings({"steps_per_quarter": info["steps_per_quarter"]})
-    names, pieces, _, _ = _read_token_source(spec, config)
-    test = _objects(
-        [
-            notes_to_steps(p, config.steps_per_quarter, name).reshape(-1)
-            for name, p in zip(_where(spec, names), pieces, strict=True)
-        ]
+def _is_piano_pitch(pitch) -> bool:
+    """Whether a JSON value is a whole MIDI pitch on the piano (NaN and inf are not)."""
+    return (
+        isinstance(pitch, int | float)
+        and not isinstance(pitch, bool)
+        and LOWEST <= pitch <= HIGHEST
+        and pitch == int(pitch)
     )
+
+
+# === Loaders (one per source declared in config.DATA_SOURCES) ===
+
+
+def load_builtin(config: MusicConfig, argument: str, seed: int) -> Splits:
+    """The built-in chorales, split by piece with ``seed`` and cut into training windows."""
+    return token_splits(chorales_corpus(config.max_pieces), config, seed)
+
+
+def load_midi(config: MusicConfig, directory: str, seed: int) -> Splits:
+    """Every MIDI file under ``directory``, split by piece with ``seed``, cut into windows."""
+    return token_splits(files_corpus("midi", Path(directory), config.max_pieces), config, seed)
+
+
+def load_musicxml(config: MusicConfig, directory: str, seed: int) -> Splits:
+    """Every MusicXML file under ``directory``, split by piece with ``seed``, cut into windows."""
+    return token_splits(files_corpus("musicxml", Path(directory), config.max_pieces), config, seed)
+
+
+def load_jsb(config: MusicConfig, path: str, seed: int) -> Splits:
+    """The JSB chorales JSON in its published split, cut into frame windows (``seed`` unused:
+    the split is the file's)."""
+    splits = read_jsb(Path(path))
+    spec = f"jsb:{path}"
+    test = _objects(splits["test"])
+    counts = {"train": len(splits["train"]), "validation": len(splits["valid"]), "test": len(test)}
+    info = MusicInfo(
+        name=f"jsb_chorales_{Path(path).stem}",
+        source=f"JSB chorales, Boulanger-Lewandowski split (229/76/77 pieces), {path}",
+        kind="frame",
+        **_grid(_jsb_steps_per_quarter(Path(path)), transpose=0),
+        pieces=counts,
+        test_pieces=[f"test {i}" for i in range(len(test))],
+    )
+    return Splits(
+        frame_windows(splits["train"], config, spec, "train"),
+        frame_windows(splits["valid"], config, spec, "validation"),
+        (test, test),
+        info,
+    )
+
+
+def load_test_builtin(config: MusicConfig, argument: str, info: MusicInfo):
+    """Every built-in chorale (the first ``max_pieces``) whole, as test data of a token run."""
+    _expect_kind(info, "token", "builtin")
+    return token_test(chorales_corpus(config.max_pieces), info)
+
+
+def load_test_midi(config: MusicConfig, directory: str, info: MusicInfo):
+    """Every MIDI file under ``directory`` whole, as test data of a token-model run."""
+    _expect_kind(info, "token", f"midi:{directory}")
+    return token_test(files_corpus("midi", Path(directory), config.max_pieces), info)
+
+
+def load_test_musicxml(config: MusicConfig, directory: str, info: MusicInfo):
+    """Every MusicXML file under ``directory`` whole, as test data of a token-model run."""
+    _expect_kind(info, "token", f"musicxml:{directory}")
+    return token_test(files_corpus("musicxml", Path(directory), config.max_pieces), info)
+
+
+def load_test_jsb(config: MusicConfig, path: str, info: MusicInfo):
+    """The JSB file's test pieces whole, as test data of a frame-model run."""
+    _expect_kind(info, "frame", f"jsb:{path}")
+    test = _objects(read_jsb(Path(path))["test"])
     return test, test
 
 
-def _read_token_source(spec: str, config: MusicConfig):
-    kind, sep, path = spec.partition(":")
-    if spec == "builtin":
-        names, pieces = read_chorales(config.max_pieces)
-        return names, pieces, "bach_chorales", CHORALES_SOURCE
-    if kind in ("midi", "musicxml") and sep and path:
-        names, pieces = read_files(kind, Path(path), config.max_pieces)
-        return names, pieces, Path(path).name or kind, f"{kind} files under {path}"
-    raise UserError(
-        f"unknown data spec {spec!r} for music; use builtin, midi:DIR, musicxml:DIR or jsb:PATH"
+def token_splits(corpus: Corpus, config: MusicConfig, seed: int) -> Splits:
+    """``corpus`` split by piece with ``seed``; train and validation cut into teacher-forcing
+    windows ``(inputs, targets)``, targets one token ahead; test every held-out piece whole
+    (object arrays, one flat token stream a piece). Only the training pieces are transposed."""
+    parts = split_indices(
+        len(corpus.pieces),
+        config.validation_fraction,
+        config.test_fraction,
+        seed,
+        what="pieces",
+        source=corpus.spec,
+    )
+    steps = {
+        split: [corpus.steps(i, config.steps_per_quarter) for i in index]
+        for split, index in parts.items()
+    }
+    train = [s for piece in steps["train"] for s in transposed(piece, config.transpose)]
+    test = _objects([s.reshape(-1) for s in steps["test"]])
+    info = MusicInfo(
+        name=corpus.name,
+        source=corpus.source,
+        kind="token",
+        **_grid(config.steps_per_quarter, config.transpose),
+        pieces={split: len(parts[split]) for split in SPLIT_NAMES},
+        test_pieces=[corpus.titles[i] for i in parts["test"]],
+    )
+    return Splits(
+        token_windows(train, config, corpus.spec, "train"),
+        token_windows(steps["validation"], config, corpus.spec, "validation"),
+        (test, test),
+        info,
     )
 
 
-def _where(spec: str, names: list[str]) -> list[str]:
-    """How messages name each piece: the file's path, or the corpus name."""
-    kind, _, path = spec.partition(":")
-    if kind in ("midi", "musicxml"):
-        return [str(Path(path) / name) for name in names]
-    return names
+def token_test(corpus: Corpus, info: MusicInfo):
+    """Every piece of ``corpus`` whole on the trained model's time grid, as ``(test, test)``."""
+    pieces = range(len(corpus.pieces))
+    test = _objects([corpus.steps(i, info.steps_per_quarter).reshape(-1) for i in pieces])
+    return test, test
+
+
+def _grid(steps_per_quarter: int, transpose: int) -> dict[str, int]:
+    """The representation fields of ``MusicInfo`` both models share."""
+    return {
+        "vocab_size": VOCAB,
+        "voices": VOICES,
+        "keys": KEYS,
+        "lowest_pitch": LOWEST,
+        "steps_per_quarter": steps_per_quarter,
+        "transpose": transpose,
+    }
+
+
+def _expect_kind(info: MusicInfo, kind: str, spec: str) -> None:
+    """UserError when ``evaluate --data spec`` is not in the trained model's representation."""
+    if info.kind != kind:
+        readable = "jsb:PATH" if info.kind == "frame" else "builtin, midi:DIR or musicxml:DIR"
+        raise UserError(f"--data {spec}: this run's {info.kind} model evaluates {readable} only")
 
 
 def transposed(steps: np.ndarray, semitones: int) -> list[np.ndarray]:
@@ -404,84 +525,56 @@ def transposed(steps: np.ndarray, semitones: int) -> list[np.ndarray]:
     low, high = int(pitched.min()), int(pitched.max())
     out = []
     for shift in range(max(-semitones, 1 - low), min(semitones, KEYS - high) + 1):
-        if low + shift >= 1 and high + shift <= KEYS:
-            out.append(np.where(steps == REST, REST, steps + shift).astype(np.int32))
+        out.append(np.where(steps == REST, REST, steps + shift).astype(np.int32))
     return out
 
 
 def token_windows(pieces: list[np.ndarray], config: MusicConfig, spec: str, split: str):
-    """Teacher-forcing windows of ``sequence_steps`` steps: ``inputs[t]`` -> ``targets[t]``
+    """Teacher-forcing windows of ``window_steps`` steps: ``inputs[t]`` -> ``targets[t]``
     (the next token), starting on step boundaries every ``window_stride`` steps."""
-    length, stride = config.sequence_steps * VOICES, config.window_stride * VOICES
+    length, stride = config.window_steps * VOICES, config.window_stride * VOICES
     inputs, targets = [], []
     for steps in pieces:
         tokens = steps.reshape(-1)
         for start in range(0, len(tokens) - length, stride):
             inputs.append(tokens[start : start + length])
             targets.append(tokens[start + 1 : start + length + 1])
-    if not inputs:
-        raise UserError(
-            f"{spec}: no {split} piece is longer than sequence_steps={config.sequence_steps} "
-            "steps; set a smaller sequence_steps"
-        )
+    _check_windows(inputs, config, spec, split)
     return np.asarray(inputs, np.int32), np.asarray(targets, np.int32)
 
 
 def frame_windows(pieces: list[np.ndarray], config: MusicConfig, spec: str, split: str):
-    """Windows of ``sequence_steps`` frames; inputs are the frames one step behind (silence
+    """Windows of ``window_steps`` frames; inputs are the frames one step behind (silence
     before the first), so every frame of a piece is a target."""
-    length, stride = config.sequence_steps, config.window_stride
-    inputs, targets, short = [], [], 0
-    for frames in pieces:
+    length, stride = config.window_steps, config.window_stride
+    inputs, targets = [], []
+    long_enough = [frames for frames in pieces if len(frames) >= length]
+    for frames in long_enough:
         behind = shifted_frames(frames)
-        if len(frames) < length:
-            short += 1
-            continue
         starts = list(range(0, len(frames) - length + 1, stride))
         if starts[-1] != len(frames) - length:
             starts.append(len(frames) - length)  # the end of the piece too
         for start in starts:
             inputs.append(behind[start : start + length])
             targets.append(frames[start : start + length])
-    if not inputs:
-        raise UserError(
-            f"{spec}: no {split} piece has sequence_steps={config.sequence_steps} steps; "
-            "set a smaller sequence_steps"
-        )
-    if short:
+    _check_windows(inputs, config, spec, split)
+    if len(long_enough) < len(pieces):
+        short = len(pieces) - len(long_enough)
         log(f"{split}: {short} piece(s) shorter than {length} steps left out of the windows")
     return np.asarray(inputs, np.float32), np.asarray(targets, np.float32)
+
+
+def _check_windows(inputs: list, config: MusicConfig, spec: str, split: str) -> None:
+    if not inputs:
+        raise UserError(
+            f"{spec}: no {split} piece is long enough for window_steps={config.window_steps}; "
+            "set a smaller window_steps"
+        )
 
 
 def shifted_frames(frames: np.ndarray) -> np.ndarray:
     """The model input for ``frames``: silence, then every frame but the last."""
     return np.concatenate([np.zeros((1, KEYS), np.float32), frames[:-1]]).astype(np.float32)
-
-
-def _load_jsb(config: MusicConfig, path: Path) -> Splits:
-    splits = read_jsb(path)
-    spec = f"jsb:{path}"
-    test = _objects(splits["test"])
-    info = {
-        "name": f"jsb_chorales_{path.stem}",
-        "source": f"JSB chorales, Boulanger-Lewandowski split (229/76/77 pieces), {path}",
-        "kind": "frame",
-        "keys": KEYS,
-        "lowest_pitch": LOWEST,
-        "steps_per_quarter": _jsb_steps_per_quarter(path),
-        "transpose": 0,
-        "pieces": {
-            "train": len(splits["train"]),
-            "validation": len(splits["valid"]),
-            "test": len(splits["test"]),
-        },
-    }
-    return Splits(
-        frame_windows(splits["train"], config, spec, "train"),
-        frame_windows(splits["valid"], config, spec, "validation"),
-        (test, test),
-        info,
-    )
 
 
 def _jsb_steps_per_quarter(path: Path) -> int:

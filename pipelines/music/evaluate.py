@@ -16,15 +16,14 @@ Baselines, same metrics, same events:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from pipelines.base import Evaluation, Splits
 from pipelines.music import data
 from pipelines.music.config import MusicConfig
-from pipelines.music.model import generate_signature, make_generate
+from pipelines.music.data import MusicInfo
+from pipelines.music.model import sampler
 from pipelines.plotting import plt
 from pipelines.progress import log
 
@@ -36,12 +35,12 @@ EPS = 1e-7
 def evaluate(model, splits: Splits, config: MusicConfig, out_dir: Path) -> Evaluation:
     """Likelihood metrics beside the baselines; generated pieces, their files and statistics."""
     info = splits.info
-    if info["kind"] == "frame":
+    if info.kind == "frame":
         test, baselines, lam = _frame_metrics(model, splits)
     else:
         test, baselines, lam = _token_metrics(model, splits)
     report = [_baseline_text(info, lam)]
-    if info["kind"] == "frame":
+    if info.kind == "frame":
         report.append(_published_text(test, baselines))
     pieces = list(splits.test[1])
     plots, generation_text = generate_pieces(model, pieces, info, config, out_dir)
@@ -67,7 +66,7 @@ def _predict(model, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _token_metrics(model, splits: Splits):
-    voices = splits.info["voices"]
+    voices = splits.info.voices
     unigram = token_unigram(splits.train[1])
     lam = fit_repeat_lambda_tokens(splits.validation, unigram, voices)
     pieces = [p for p in splits.test[1] if len(p) > voices]
@@ -173,8 +172,8 @@ def fit_repeat_lambda_frames(validation, unigram: np.ndarray) -> float:
     )
 
 
-def _baseline_text(info: dict[str, Any], lam: float) -> str:
-    if info["kind"] == "frame":
+def _baseline_text(info: MusicInfo, lam: float) -> str:
+    if info.kind == "frame":
         what = (
             "Metrics: `nll_per_step` is the frame-level negative log-likelihood per time step "
             "(nats; Bernoulli NLL summed over the 88 keys, averaged over every time step of "
@@ -224,55 +223,53 @@ def _published_text(test: dict[str, float], baselines: dict[str, dict[str, float
 # === Generation ===
 
 
-def generate_pieces(model, pieces, info, config: MusicConfig, out_dir: Path):
+def generate_pieces(model, pieces, info: MusicInfo, config: MusicConfig, out_dir: Path):
     """Continue the first ``primer_steps`` steps of each test piece long enough by
     ``generate_steps`` sampled steps; write MIDI, MusicXML and a piano roll for the first
     ``generate_pieces``; return plots and a statistics table beside the real continuations."""
-    frame = info["kind"] == "frame"
-    spq = info["steps_per_quarter"]
-    as_steps = [p if frame else data.tokens_to_steps(p) for p in pieces]
-    primer_steps, steps = config.primer_steps, config.generate_steps
-    eligible = [s for s in as_steps if len(s) >= primer_steps + 1]
+    frame = info.kind == "frame"
+    primer_steps, steps, spq = config.primer_steps, config.generate_steps, info.steps_per_quarter
+    eligible = [p if frame else data.tokens_to_steps(p) for p in pieces]
+    eligible = [p for p in eligible if len(p) > primer_steps]
     if not eligible or config.generate_pieces == 0:
         return {}, "## Generated pieces\n\nNone (no test piece is longer than the primer).\n"
-    primers = np.stack([s[:primer_steps] for s in eligible])
-    if not frame:
-        primers = primers.reshape(len(eligible), -1)
-    generate = tf.function(make_generate(model, info), input_signature=generate_signature(info))
     log(f"generating {steps} steps after {primer_steps}-step primers of {len(eligible)} pieces")
-    continuation = generate(
-        tf.constant(primers),
-        tf.constant(steps),
-        tf.constant(config.temperature, tf.float32),
-        tf.constant(config.top_k),
-        tf.constant([config.sample_seed, 0], tf.int32),
-    ).numpy()
+    primers = np.stack([p[:primer_steps] for p in eligible])
+    sampled = sampler(model, info)(
+        primers if frame else primers.reshape(len(eligible), -1),
+        steps,
+        config.temperature,
+        config.top_k,
+        config.sample_seed,
+    )
     generated_dir = out_dir / "generated"
     generated_dir.mkdir(exist_ok=True)
     plots, stats_generated, stats_real = {}, [], []
-    for i, piece in enumerate(eligible):
-        primer = piece[:primer_steps]
-        new = continuation[i] if frame else data.tokens_to_steps(continuation[i])
-        new_steps = data.frames_to_steps(new) if frame else new
-        primer_steps_tokens = data.frames_to_steps(primer) if frame else primer
-        whole = np.concatenate([primer_steps_tokens, new_steps])
+    for i, (piece, events) in enumerate(zip(eligible, sampled, strict=True)):
         real = data.frames_to_steps(piece) if frame else piece
-        key = primer_key(data.steps_to_notes(primer_steps_tokens, spq))
-        stats_generated.append(piece_statistics(data.steps_to_notes(new_steps, spq), key))
+        new = data.frames_to_steps(events) if frame else data.tokens_to_steps(events)
+        key = primer_key(data.steps_to_notes(real[:primer_steps], spq))
+        stats_generated.append(piece_statistics(data.steps_to_notes(new, spq), key))
         real_next = real[primer_steps : primer_steps + steps]
         if len(real_next):
             stats_real.append(piece_statistics(data.steps_to_notes(real_next, spq), key))
         if i < config.generate_pieces:
-            stem = generated_dir / f"piece_{i + 1}"
-            notes = data.steps_to_notes(whole, spq)
-            data.write_midi(notes, stem.with_suffix(".mid"))
-            data.write_musicxml(stem.with_suffix(".mid"), stem.with_suffix(".musicxml"))
-            plot_piano_roll(whole, primer_steps, spq, stem.with_name(f"piano_roll_{i + 1}.png"))
-            plots[f"Generated piece {i + 1} (key of primer: {key})"] = (
-                f"generated/piano_roll_{i + 1}.png"
-            )
+            whole = np.concatenate([real[:primer_steps], new])
+            plots.update(_write_piece(whole, i + 1, key, config, spq, generated_dir))
     text = _generation_text(stats_generated, stats_real, config, len(eligible))
     return plots, text
+
+
+def _write_piece(steps: np.ndarray, number: int, key: str, config, spq: int, folder: Path):
+    """``piece_N.mid``, ``piece_N.musicxml`` and ``piano_roll_N.png`` of a primed piece;
+    returns its plot entry ``{title: file}``."""
+    stem = folder / f"piece_{number}"
+    data.write_midi(data.steps_to_notes(steps, spq), stem.with_suffix(".mid"))
+    data.write_musicxml(stem.with_suffix(".mid"), stem.with_suffix(".musicxml"))
+    plot_piano_roll(steps, config.primer_steps, spq, folder / f"piano_roll_{number}.png")
+    return {
+        f"Generated piece {number} (key of primer: {key})": f"generated/piano_roll_{number}.png"
+    }
 
 
 def primer_key(notes) -> str:

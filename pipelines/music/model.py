@@ -11,15 +11,13 @@ step behind -> recurrent stack -> 88 sigmoids for the next frame.
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 import tensorflow as tf
 from keras import ops
 
-from layers import recurrent_stack
 from pipelines.music.config import MusicConfig
-from pipelines.training import compile_model
+from pipelines.music.data import MusicInfo
+from pipelines.training import compile_model, recurrent_stack_from
 
 # === Layers ===
 
@@ -69,59 +67,54 @@ class SummedBinaryCrossentropy(keras.losses.Loss):
 # === Functional models ===
 
 
-def build_model(config: MusicConfig, info: dict[str, Any]) -> keras.Model:
-    """The compiled token model, or the frame model for ``info["kind"] == "frame"``."""
-    if info["kind"] == "frame":
+def build_model(config: MusicConfig, info: MusicInfo) -> keras.Model:
+    """The compiled token model, or the frame model for ``info.kind == "frame"``."""
+    if info.kind == "frame":
         return build_frame_model(config, info)
     return build_token_model(config, info)
 
 
-def _stack(x, config: MusicConfig):
-    x = recurrent_stack(
-        x,
-        cell=config.cell,
-        units=config.units,
-        depth=config.depth,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        return_sequences=True,
-    )
-    return keras.layers.Dropout(config.dropout, name="head_dropout")(x)
-
-
-def build_token_model(config: MusicConfig, info: dict[str, Any]) -> keras.Model:
+def build_token_model(config: MusicConfig, info: MusicInfo) -> keras.Model:
     """tokens int32 [batch, steps] -> probabilities of the next token [batch, steps, vocab]."""
-    vocab, voices = info["vocab_size"], info["voices"]
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = keras.layers.Embedding(vocab, config.embedding_dim, name="token_embedding")(tokens)
-    slot = VoiceSlot(voices, name="voice_slot")(tokens)
-    x = x + keras.layers.Embedding(voices, config.embedding_dim, name="voice_embedding")(slot)
-    x = _stack(x, config)
-    logits = keras.layers.Dense(vocab, name="head")(x)
-    probabilities = keras.layers.Activation("softmax", name="probabilities")(logits)
-    model = keras.Model(tokens, probabilities, name="music_tokens")
-    compile_model(
-        model,
+    x = keras.layers.Embedding(info.vocab_size, config.embedding_dim, name="token_embedding")(
+        tokens
+    )
+    slot = VoiceSlot(info.voices, name="voice_slot")(tokens)
+    voice = keras.layers.Embedding(info.voices, config.embedding_dim, name="voice_embedding")
+    return _next_event_model(
+        tokens,
+        x + voice(slot),
         config,
+        (info.vocab_size, "softmax", "music_tokens"),
         loss="sparse_categorical_crossentropy",
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        metric=keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
     )
-    return model
 
 
-def build_frame_model(config: MusicConfig, info: dict[str, Any]) -> keras.Model:
+def build_frame_model(config: MusicConfig, info: MusicInfo) -> keras.Model:
     """frames one step behind [batch, steps, 88] -> next-frame key probabilities."""
-    frames = keras.Input(shape=(None, info["keys"]), dtype="float32", name="frames")
-    x = _stack(frames, config)
-    logits = keras.layers.Dense(info["keys"], name="head")(x)
-    probabilities = keras.layers.Activation("sigmoid", name="probabilities")(logits)
-    model = keras.Model(frames, probabilities, name="music_frames")
-    compile_model(
-        model,
+    frames = keras.Input(shape=(None, info.keys), dtype="float32", name="frames")
+    return _next_event_model(
+        frames,
+        frames,
         config,
+        (info.keys, "sigmoid", "music_frames"),
         loss=SummedBinaryCrossentropy(),
-        metrics=[keras.metrics.BinaryAccuracy(name="key_accuracy")],
+        metric=keras.metrics.BinaryAccuracy(name="key_accuracy"),
     )
+
+
+def _next_event_model(inputs, x, config: MusicConfig, head: tuple, *, loss, metric):
+    """The recurrent stack over ``x`` (every step's output), dropout, and a ``head``
+    ``(width, activation, model name)`` giving the next event's probabilities; compiled."""
+    width, activation, name = head
+    x = recurrent_stack_from(config, x, return_sequences=True)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    logits = keras.layers.Dense(width, name="head")(x)
+    probabilities = keras.layers.Activation(activation, name="probabilities")(logits)
+    model = keras.Model(inputs, probabilities, name=name)
+    compile_model(model, config, loss=loss, metrics=[metric])
     return model
 
 
@@ -138,17 +131,17 @@ def _cells(model: keras.Model) -> list:
     return [rnn.cell for rnn in rnns]
 
 
-def make_step(model: keras.Model, info: dict[str, Any]):
+def make_step(model: keras.Model, info: MusicInfo):
     """``step(x, position, states) -> (logits, states)``: one event through the trained layers.
 
     ``x`` is a token ``[batch]`` (token model) or the previous frame ``[batch, 88]``.
     """
     cells, head = _cells(model), model.get_layer("head")
-    frame = info["kind"] == "frame"
+    frame = info.kind == "frame"
     if not frame:
         token_embedding = model.get_layer("token_embedding")
         voice_embedding = model.get_layer("voice_embedding")
-        voices = info["voices"]
+        voices = info.voices
 
     def initial_states(batch):
         return [cell.get_initial_state(batch) for cell in cells]
@@ -168,7 +161,7 @@ def make_step(model: keras.Model, info: dict[str, Any]):
     return step, initial_states
 
 
-def make_generate(model: keras.Model, info: dict[str, Any]):
+def make_generate(model: keras.Model, info: MusicInfo):
     """A ``tf.function`` ``generate(primer, steps, temperature, top_k, seed)``.
 
     Token model: ``primer`` int32 [batch, tokens] (whole steps) -> int32
@@ -176,48 +169,24 @@ def make_generate(model: keras.Model, info: dict[str, Any]):
     [batch, frames, 88] -> float32 [batch, steps, 88]. ``top_k`` > 0 keeps the k most
     likely tokens (keys) before sampling; ``seed`` int32 [2] makes it reproducible.
     """
-    frame = info["kind"] == "frame"
+    frame = info.kind == "frame"
     step, initial_states = make_step(model, info)
-    width = info["keys"] if frame else info["vocab_size"]
-
-    def keep_top_k(logits, top_k):
-        k = tf.where(top_k > 0, tf.minimum(top_k, width), width)
-        kth = tf.math.top_k(logits, k=k).values[:, -1:]
-        return tf.where(logits < kth, tf.fill(tf.shape(logits), -1e9), logits)
+    width = info.keys if frame else info.vocab_size
 
     def generate(primer, steps, temperature, top_k, seed):
         batch = tf.shape(primer)[0]
-        if frame:
-            silence = tf.zeros([batch, 1, width], primer.dtype)
-            feed = tf.concat([silence, primer], axis=1)  # frames one step behind
-        else:
-            feed = primer
-        states = initial_states(batch)
-        logits = tf.zeros([batch, width])
-
-        def read(i, states, logits):
-            logits, states = step(feed[:, i], i, states)
-            return i + 1, states, logits
-
-        _, states, logits = tf.while_loop(
-            lambda i, *_: i < tf.shape(feed)[1], read, (tf.constant(0), states, logits)
-        )
-        total = steps if frame else steps * info["voices"]
+        if frame:  # the model reads each frame one step behind: silence first
+            primer = tf.concat([tf.zeros([batch, 1, width], primer.dtype), primer], axis=1)
+        states, logits = _read_primer(step, primer, initial_states(batch), width)
+        total = steps if frame else steps * info.voices
         offset = tf.shape(primer)[1]
         out = tf.TensorArray(tf.float32 if frame else tf.int32, size=total)
 
         def write(j, states, logits, out):
-            scaled = keep_top_k(logits / temperature, top_k)
-            draw_seed = tf.random.experimental.stateless_fold_in(seed, j)
-            if frame:
-                uniform = tf.random.stateless_uniform(tf.shape(scaled), seed=draw_seed)
-                event = tf.cast(uniform < tf.sigmoid(scaled), tf.float32)
-            else:
-                event = tf.random.stateless_categorical(scaled, 1, seed=draw_seed)[:, 0]
-                event = tf.cast(event, tf.int32)
-            out = out.write(j, event)
+            scaled = _keep_top_k(logits / temperature, top_k, width)
+            event = _draw(scaled, tf.random.experimental.stateless_fold_in(seed, j), frame)
             logits, states = step(event, offset + j, states)
-            return j + 1, states, logits, out
+            return j + 1, states, logits, out.write(j, event)
 
         _, _, _, out = tf.while_loop(
             lambda j, *_: j < total, write, (tf.constant(0), states, logits, out)
@@ -228,10 +197,57 @@ def make_generate(model: keras.Model, info: dict[str, Any]):
     return generate
 
 
-def generate_signature(info: dict[str, Any]) -> list[tf.TensorSpec]:
+def _read_primer(step, primer, states, width: int):
+    """Run ``step`` over every event of ``primer``: the states and logits after its last."""
+    logits = tf.zeros([tf.shape(primer)[0], width])
+
+    def read(i, states, logits):
+        logits, states = step(primer[:, i], i, states)
+        return i + 1, states, logits
+
+    _, states, logits = tf.while_loop(
+        lambda i, *_: i < tf.shape(primer)[1], read, (tf.constant(0), states, logits)
+    )
+    return states, logits
+
+
+def _keep_top_k(logits, top_k, width: int):
+    """``logits`` with all but the ``top_k`` largest of each row pushed out (0: all kept)."""
+    k = tf.where(top_k > 0, tf.minimum(top_k, width), width)
+    kth = tf.math.top_k(logits, k=k).values[:, -1:]
+    return tf.where(logits < kth, tf.fill(tf.shape(logits), -1e9), logits)
+
+
+def _draw(logits, seed, frame: bool):
+    """One sampled event per row: a token (softmax), or a frame of independent keys."""
+    if frame:
+        uniform = tf.random.stateless_uniform(tf.shape(logits), seed=seed)
+        return tf.cast(uniform < tf.sigmoid(logits), tf.float32)
+    event = tf.random.stateless_categorical(logits, 1, seed=seed)[:, 0]
+    return tf.cast(event, tf.int32)
+
+
+def sampler(model: keras.Model, info: MusicInfo):
+    """``sample(primers, steps, temperature=1.0, top_k=0, seed=0)``: ``make_generate``
+    traced once, numpy arrays in and out."""
+    generate = tf.function(make_generate(model, info), input_signature=generate_signature(info))
+
+    def sample(primers, steps: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0):
+        return generate(
+            tf.constant(primers),
+            tf.constant(steps),
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k),
+            tf.constant([seed, 0], tf.int32),
+        ).numpy()
+
+    return sample
+
+
+def generate_signature(info: MusicInfo) -> list[tf.TensorSpec]:
     """The input signature of ``generate``."""
-    if info["kind"] == "frame":
-        primer = tf.TensorSpec([None, None, info["keys"]], tf.float32, name="primer")
+    if info.kind == "frame":
+        primer = tf.TensorSpec([None, None, info.keys], tf.float32, name="primer")
     else:
         primer = tf.TensorSpec([None, None], tf.int32, name="primer")
     return [

@@ -11,29 +11,30 @@ import tensorflow as tf
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
 from pipelines.export import write_export
-from pipelines.music import data, evaluate, model
-from pipelines.music.config import MusicConfig
-from tuning.space import SearchSpace
+from pipelines.music import data, model
+from pipelines.music.config import (
+    MAX_GENERATE_STEPS,
+    MAX_PRIMER_STEPS,
+)
+from pipelines.music.data import MusicInfo
+
+# What `predict` continues a file with: its first steps as the primer, then sampled steps.
+PRIMER_STEPS = 16
+CONTINUATION_STEPS = 64
 
 
 class MusicPipeline(Pipeline):
     """Music generation: next-event prediction (teacher forcing), generation from a primer."""
 
     name = "music"
-    config_class = MusicConfig
-    search_space = SearchSpace(
-        units=(64, 128, 256), batch_sizes=(16, 32, 64), dropout=(0.0, 0.3), bidirectional=(False,)
-    )
-    data = data
-    model = model
-    evaluation = evaluate
+    info_class = MusicInfo
 
-    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+    def export(self, keras_model, info: MusicInfo, path: Path) -> None:
         """``serving_default``: ``primer`` -> next-step ``probabilities`` [batch, vocab]
         (token model: int32 tokens [batch, steps]; frame model: float32 [batch, steps, 88]).
         ``generate``: ``primer``, ``steps``, ``temperature``, ``top_k``, ``seed`` int32 [2]
         -> ``tokens`` int32 [batch, steps * 4] (frame model: ``frames`` [batch, steps, 88])."""
-        frame = info["kind"] == "frame"
+        frame = info.kind == "frame"
         primer_spec = model.generate_signature(info)[0]
         sample = model.make_generate(keras_model, info)
 
@@ -52,8 +53,8 @@ class MusicPipeline(Pipeline):
                 tf.debugging.assert_positive(steps, message="music: steps must be at least 1"),
                 tf.debugging.assert_less_equal(
                     steps,
-                    data.MAX_GENERATE_STEPS,
-                    message=f"music: steps is more than {data.MAX_GENERATE_STEPS} "
+                    MAX_GENERATE_STEPS,
+                    message=f"music: steps is more than {MAX_GENERATE_STEPS} "
                     "(the longest continuation the export generates)",
                 ),
                 tf.debugging.assert_positive(temperature, message="music: temperature must be > 0"),
@@ -65,56 +66,48 @@ class MusicPipeline(Pipeline):
 
         write_export(keras_model, {"serving_default": serve, "generate": generate}, path)
 
-    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+    def serving_example(self, info: MusicInfo) -> dict[str, Any]:
+        """Two primers of two steps: chords as tokens, or the same chords as 88-key frames."""
+        first, second = [52, 47, 40, 28], [50, 45, 38, 27]  # tokens of two four-voice chords
+        if info.kind == "frame":
+            frames = data.steps_to_frames(np.array([first, second], np.int32)).tolist()
+            return {"primer": [frames, frames[::-1]]}
+        return {"primer": [first + second, second + first]}
+
+    def predict(self, keras_model, inputs: list[str], info: MusicInfo) -> list[str]:
         """For each MIDI or MusicXML file: its first 16 steps as a primer, 64 steps sampled
         (seed 0), written beside it as ``NAME.continued.mid``."""
-        if info["kind"] == "frame":
+        if info.kind == "frame":
             raise UserError("predict works with token-model runs (builtin, midi:, musicxml:)")
-        spq = info["steps_per_quarter"]
-        generate = tf.function(
-            model.make_generate(keras_model, info),
-            input_signature=model.generate_signature(info),
-        )
+        spq = info.steps_per_quarter
+        sample = model.sampler(keras_model, info)
         lines = []
         for name in inputs:
             path = Path(name)
-            if not path.is_file():
-                raise UserError(f"file not found: {path}")
-            if path.suffix.lower() in data.MIDI_SUFFIXES:
-                notes = data.read_midi(path)
-            elif path.suffix.lower() in data.MUSICXML_SUFFIXES:
-                notes = data.read_musicxml(path)
-            else:
-                raise UserError(f"{path}: expected a MIDI (.mid) or MusicXML (.musicxml) file")
-            primer = data.notes_to_steps(notes, spq, str(path))[:16]
-            tokens = generate(
-                tf.constant(primer.reshape(1, -1)),
-                tf.constant(64),
-                tf.constant(1.0),
-                tf.constant(0),
-                tf.constant([0, 0], tf.int32),
-            ).numpy()[0]
+            primer = data.notes_to_steps(data.read_notes(path), spq, str(path))[:PRIMER_STEPS]
+            tokens = sample(primer.reshape(1, -1), CONTINUATION_STEPS)[0]
             whole = np.concatenate([primer, data.tokens_to_steps(tokens)])
             out = path.with_name(path.stem + ".continued.mid")
             data.write_midi(data.steps_to_notes(whole, spq), out)
-            lines.append(f"{path}\t{len(primer)} primer steps + 64 generated\t{out}")
+            lines.append(
+                f"{path}\t{len(primer)} primer steps + {CONTINUATION_STEPS} generated\t{out}"
+            )
         return lines
 
 
-def _primer_checks(primer, info: dict[str, Any]) -> list:
+def _primer_checks(primer, info: MusicInfo) -> list:
     """Assertions that end a serving call with a clear error for a primer the model cannot
     read: empty, longer than ``MAX_PRIMER_STEPS`` steps, or tokens outside the vocabulary."""
-    frame = info["kind"] == "frame"
+    frame = info.kind == "frame"
     length = tf.shape(primer)[1]
-    limit = data.MAX_PRIMER_STEPS * (1 if frame else info["voices"])
+    limit = MAX_PRIMER_STEPS * (1 if frame else info.voices)
     unit = "frames" if frame else "tokens"
     checks = [
         tf.debugging.assert_positive(length, message="music: the primer is empty"),
         tf.debugging.assert_less_equal(
             length,
             limit,
-            message=f"music: the primer is longer than {limit} {unit} "
-            f"({data.MAX_PRIMER_STEPS} steps)",
+            message=f"music: the primer is longer than {limit} {unit} ({MAX_PRIMER_STEPS} steps)",
         ),
     ]
     if frame:
@@ -126,8 +119,8 @@ def _primer_checks(primer, info: dict[str, Any]) -> list:
             tf.debugging.assert_non_negative(primer, message="music: a primer token is < 0"),
             tf.debugging.assert_less(
                 primer,
-                info["vocab_size"],
-                message=f"music: a primer token is >= the vocabulary size {info['vocab_size']}",
+                info.vocab_size,
+                message=f"music: a primer token is >= the vocabulary size {info.vocab_size}",
             ),
         ]
     return checks

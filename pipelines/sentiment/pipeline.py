@@ -11,8 +11,7 @@ import tensorflow as tf
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
 from pipelines.export import write_export
-from pipelines.sentiment import data, evaluate, model
-from pipelines.sentiment.config import DATA_SOURCES, SEARCH_SPACE, SentimentConfig
+from pipelines.sentiment import data
 from pipelines.sentiment.data import SentimentInfo
 
 
@@ -20,13 +19,7 @@ class SentimentPipeline(Pipeline):
     """Text classification (many-to-one) with a recurrent model over word embeddings."""
 
     name = "sentiment"
-    config_class = SentimentConfig
     info_class = SentimentInfo
-    sources = DATA_SOURCES
-    search_space = SEARCH_SPACE
-    data = data
-    model = model
-    evaluation = evaluate
 
     def export(self, keras_model, info: SentimentInfo, path: Path) -> None:
         """``serving_default``: ``text`` string [batch] -> ``probabilities``, ``label``.

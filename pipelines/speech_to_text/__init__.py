@@ -1,1 +1,1 @@
-"""Speech to text: audio in, transcript out, CTC over a bidirectional recurrent stack (issue 7)."""
+"""Speech to text: audio in, transcript out, CTC over a bidirectional recurrent stack."""

@@ -1,94 +1,112 @@
-"""Settings of the speech-to-text pipeline. Imports no TensorFlow."""
+"""Settings, data sources and search space of the speech-to-text pipeline. Imports no TensorFlow."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+import math
+from typing import Annotated, Any, ClassVar, Self
 
-from pipelines.config_base import BaseConfig, check_split_fractions
-from pipelines.errors import UserError
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from pipelines.config_base import (
+    MAX_EXAMPLES,
+    MAX_NAME,
+    MAX_UNITS,
+    BaseConfig,
+    count_field,
+    name_field,
+    with_default,
+)
+from pipelines.sources import DataSource, DataSources
+from tuning.space import space
 
 SAMPLE_RATE = 16000  # Hz: the rate of the model, of `predict` and of the serving export
+FRAME_STEP = 160  # samples between feature frames (10 ms)
+TIME_STRIDE = 3  # the first convolution keeps every third frame
+MAX_UTTERANCES = 100_000  # generated utterances: each is held in memory as float32 audio
+MAX_DIGITS = 20  # digits of one generated utterance
+MAX_NAMES = 64  # voices or speakers named in one setting
 
 SUMMARY = "speech to text: audio -> transcript, CTC over a bidirectional RNN (built-in: espeak-ng)"
 
-DATA_HELP = """\
-data (--data SPEC); every source is resampled to 16000 Hz mono in the data layer (the rate the
-model, `predict` and the serving export expect); transcripts are lower-cased to a-z, space and
-apostrophe (digits spelled out with num2words):
-  builtin           digit strings ("three one four") and number phrases ("two hundred and
-                    six") synthesised offline by the espeak-ng engine bundled in the
-                    espeakng-loader wheel (real text-to-speech, exact transcripts), many
-                    voice variants x English accents, random rate, pitch and gain, background
-                    noise at a random SNR; the test and validation voice variants are disjoint
-                    from the training ones (settings builtin_test_voices /
-                    builtin_validation_voices); cached after the first run.
-  fsdd:DIR          the Free Spoken Digit Dataset layout, DIR/{digit}_{speaker}_{index}.wav
-                    (8 kHz, e.g. ../shared/data/fsdd/recordings): real recordings, made into
-                    multi-digit utterances by concatenating one speaker's clips with short
-                    gaps; whole speakers held out for test (fsdd_test_speakers).
-  manifest:CSV      your own recordings: a CSV with a header holding the columns `path`
-                    (audio file, relative to the CSV's folder) and `transcript`
-                    (--set path_column=... transcript_column=... to rename); seeded split.
-  ljspeech:DIR      the LJSpeech layout: DIR/metadata.csv (id|text|normalized text) and
-                    DIR/wavs/ID.wav; seeded split.
-  tfds:librispeech  TensorFlow Datasets (needs internet): LibriSpeech, splits train_clean100 /
-                    dev_clean / test_clean, resampled from 16000 Hz.
-  tfds:speech_commands  TensorFlow Datasets (needs internet): Speech Commands, its word labels
-                    as transcripts (_silence_ and _unknown_ left out), its own splits.
-  Audio: any format libsndfile reads (wav, flac, ogg); several channels are averaged; a file
-  that cannot be decoded, is truncated, empty, silent or below 8000 Hz is an error naming it.
-  Utterances longer than max_seconds are counted, reported and left out."""
+Decibels = Annotated[float, Field(ge=-20.0, le=100.0)]
 
 
-@dataclasses.dataclass(frozen=True)
+def _one_to_max_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    if not 1 <= len(names) <= MAX_NAMES:
+        raise ValueError(f"needs 1 to {MAX_NAMES} names, got {len(names)}")
+    return names
+
+
+# Voice variants or speakers: 1 to MAX_NAMES names of 1 to MAX_NAME characters.
+Names = Annotated[
+    tuple[Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)], ...],
+    AfterValidator(_one_to_max_names),
+]
+
+
 class SpeechToTextConfig(BaseConfig):
     """Every setting of the speech-to-text pipeline."""
 
-    bidirectional: bool = True
-    max_seconds: float = 6.0  # longest utterance (data and serving bound)
-    n_mels: int = 40  # log-mel bands, 25 ms windows every 10 ms
-    conv_filters: int = 96  # two 1-D convolutions; the first keeps every third frame
-    spec_augment: bool = True  # time and frequency masks while training
-    time_masks: int = 2
-    time_mask_frames: int = 10
-    freq_masks: int = 2
-    freq_mask_bands: int = 6
-    beam_width: int = 16
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_examples: int = 0  # 0 keeps all (manifest, ljspeech, tfds)
-    path_column: str = "path"
-    transcript_column: str = "transcript"
-    builtin_utterances: int = 3000  # all splits together
-    builtin_max_digits: int = 5
-    builtin_snr_db: tuple[float, ...] = (8.0, 30.0)  # noise at a random SNR in this range
-    builtin_test_voices: tuple[str, ...] = ("m3", "f4", "klatt2", "david", "linda", "norbert")
-    builtin_validation_voices: tuple[str, ...] = ("m6", "f2", "Gene", "quincy")
-    fsdd_utterances: int = 3000  # all splits together
-    fsdd_max_digits: int = 5
-    fsdd_test_speakers: tuple[str, ...] = ("theo",)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        positive = ("n_mels", "conv_filters", "beam_width", "builtin_utterances")
-        for key in (*positive, "builtin_max_digits", "fsdd_utterances", "fsdd_max_digits"):
-            if getattr(self, key) < 1:
-                raise UserError(f"setting {key!r} must be at least 1, got {getattr(self, key)}")
-        if not 0.5 <= self.max_seconds <= 60:
-            raise UserError(f"setting 'max_seconds' must be in [0.5, 60], got {self.max_seconds}")
-        for key in ("time_masks", "time_mask_frames", "freq_masks", "freq_mask_bands"):
-            if getattr(self, key) < 0:
-                raise UserError(f"setting {key!r} must be >= 0, got {getattr(self, key)}")
-        if len(self.builtin_snr_db) != 2 or self.builtin_snr_db[0] > self.builtin_snr_db[1]:
-            raise UserError("setting 'builtin_snr_db' must be two numbers LOW,HIGH (dB)")
-        if set(self.builtin_test_voices) & set(self.builtin_validation_voices):
-            raise UserError(
-                "settings 'builtin_test_voices' and 'builtin_validation_voices' overlap"
-            )
-        if not self.fsdd_test_speakers:
-            raise UserError("setting 'fsdd_test_speakers' must name at least one speaker")
-        check_split_fractions(self.validation_fraction, self.test_fraction)
+    bidirectional: bool = with_default(BaseConfig, "bidirectional", True)
+    max_seconds: float = Field(
+        6.0,
+        ge=0.5,
+        le=60.0,
+        description="longest utterance (data and serving bound); longer ones are left out",
+    )
+    n_mels: int = count_field(
+        40, "log-mel bands of the features (25 ms windows every 10 ms)", high=128
+    )
+    conv_filters: int = count_field(
+        96,
+        "filters of the two 1-D convolutions (the first keeps every third frame)",
+        high=MAX_UNITS,
+    )
+    spec_augment: bool = Field(True, description="time and frequency masks while training")
+    time_masks: int = count_field(2, "SpecAugment: time masks per utterance", low=0, high=20)
+    time_mask_frames: int = count_field(
+        10, "SpecAugment: widest time mask, in frames", low=0, high=1000
+    )
+    freq_masks: int = count_field(2, "SpecAugment: frequency masks per utterance", low=0, high=20)
+    freq_mask_bands: int = count_field(
+        6, "SpecAugment: widest frequency mask, in mel bands", low=0, high=127
+    )
+    beam_width: int = count_field(
+        16, "CTC beam search width of the test and the export (1: greedy)", high=512
+    )
+    max_examples: int = count_field(
+        0,
+        "manifest, ljspeech, tfds: keep a seeded sample of this many; 0 keeps all",
+        low=0,
+        high=MAX_EXAMPLES,
+    )
+    path_column: str = name_field("path", "manifest: the column holding the audio file path")
+    transcript_column: str = name_field("transcript", "manifest: the column holding the text")
+    builtin_utterances: int = count_field(
+        3000, "builtin: utterances synthesised, all splits together", low=3, high=MAX_UTTERANCES
+    )
+    builtin_max_digits: int = count_field(
+        5, "builtin: most digits (or number size) spoken", high=MAX_DIGITS
+    )
+    builtin_snr_db: tuple[Decibels, Decibels] = Field(
+        (8.0, 30.0),
+        description="builtin: LOW,HIGH dB (each -20..100); noise at a random SNR in between",
+    )
+    builtin_test_voices: Names = Field(
+        ("m3", "f4", "klatt2", "david", "linda", "norbert"),
+        description="builtin: espeak-ng voice variants heard only in the test split",
+    )
+    builtin_validation_voices: Names = Field(
+        ("m6", "f2", "Gene", "quincy"),
+        description="builtin: espeak-ng voice variants heard only in the validation split",
+    )
+    fsdd_utterances: int = count_field(
+        3000, "fsdd: utterances made, all splits together", low=3, high=MAX_UTTERANCES
+    )
+    fsdd_max_digits: int = count_field(5, "fsdd: most digits per utterance", high=MAX_DIGITS)
+    fsdd_test_speakers: Names = Field(
+        ("theo",), description="fsdd: speakers held out whole for the test"
+    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
@@ -105,7 +123,6 @@ class SpeechToTextConfig(BaseConfig):
             "beam_width": 4,
             "batch_size": 32,
             "tune_epochs": 1,
-            "max_trials": 2,
         },
         "default": {
             "cell": "gru",
@@ -128,9 +145,115 @@ class SpeechToTextConfig(BaseConfig):
             "dropout": 0.2,
             "epochs": 60,
             "patience": 8,
-            "max_trials": 12,
         },
     }
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """Held-out voices disjoint, the noise range ordered, masks narrower than the bands."""
+        shared = sorted(set(self.builtin_test_voices) & set(self.builtin_validation_voices))
+        if shared:
+            raise ValueError(
+                f"settings 'builtin_test_voices' and 'builtin_validation_voices' share {shared}"
+            )
+        low, high = self.builtin_snr_db
+        if low > high:
+            raise ValueError(f"setting 'builtin_snr_db' must be LOW,HIGH, got {low:g},{high:g}")
+        if self.spec_augment and self.freq_masks and self.freq_mask_bands >= self.n_mels:
+            raise ValueError(
+                f"setting 'freq_mask_bands' ({self.freq_mask_bands}) must be below setting "
+                f"'n_mels' ({self.n_mels})"
+            )
+        return self
+
+    def sequence_steps(self) -> int:
+        """Recurrent steps of the longest utterance (33 per second)."""
+        return math.ceil(self.max_seconds * SAMPLE_RATE / FRAME_STEP / TIME_STRIDE)
+
+
+_SPLIT = ("validation_fraction", "test_fraction")
+_FILES = ("max_examples", "max_seconds", *_SPLIT)
+
+DATA_SOURCES = DataSources(
+    "speech-to-text",
+    DataSource(
+        "builtin",
+        "load_builtin",
+        'digit strings ("three one four") and number phrases ("two hundred and six") '
+        "synthesised offline by the espeak-ng engine bundled in the espeakng-loader wheel "
+        "(real text-to-speech, exact transcripts), many voice variants x English accents, "
+        "random rate, pitch and gain, background noise at a random SNR; the test and "
+        "validation voice variants are disjoint from the training ones; generated at "
+        f"{SAMPLE_RATE} Hz and cached after the first run.",
+        settings=(
+            "builtin_utterances",
+            "builtin_max_digits",
+            "builtin_snr_db",
+            "builtin_test_voices",
+            "builtin_validation_voices",
+            "max_seconds",
+            *_SPLIT,
+        ),
+    ),
+    DataSource(
+        "fsdd",
+        "load_fsdd",
+        "the Free Spoken Digit Dataset layout, DIR/{digit}_{speaker}_{index}.wav (8 kHz, e.g. "
+        "../shared/data/fsdd/recordings): real recordings, resampled to 16000 Hz and made "
+        "into multi-digit utterances by concatenating one speaker's clips with short gaps; "
+        "whole speakers held out for the test, validation from the training speakers' clips "
+        "0-4.",
+        argument="folder",
+        settings=(
+            "fsdd_utterances",
+            "fsdd_max_digits",
+            "fsdd_test_speakers",
+            "max_seconds",
+            *_SPLIT,
+        ),
+    ),
+    DataSource(
+        "manifest",
+        "load_manifest",
+        "your own recordings: a CSV with a header holding an audio file column (relative to "
+        "the CSV's folder) and a transcript column; seeded split. Audio: any format "
+        "libsndfile reads (wav, flac, ogg), several channels averaged, resampled to 16000 Hz "
+        "mono; a file that cannot be decoded, is truncated, empty, silent or below 8000 Hz is "
+        "an error naming its line. Transcripts are lower-cased to a-z, space and apostrophe "
+        "(digits spelled out with num2words); utterances over max_seconds are counted, "
+        "reported and left out.",
+        argument="file",
+        settings=("path_column", "transcript_column", *_FILES),
+        test_loader="load_test_manifest",
+    ),
+    DataSource(
+        "ljspeech",
+        "load_ljspeech",
+        "the LJSpeech layout: DIR/metadata.csv (id|text|normalized text) and DIR/wavs/ID.wav; "
+        "audio and transcripts read as for manifest; seeded split.",
+        argument="folder",
+        settings=_FILES,
+        test_loader="load_test_ljspeech",
+    ),
+    DataSource(
+        "tfds",
+        "load_tfds",
+        "TensorFlow Datasets (needs internet). librispeech: splits train_clean100 / dev_clean "
+        "/ test_clean; speech_commands: its word labels as transcripts (_silence_ and "
+        "_unknown_ left out), its own splits; resampled to 16000 Hz.",
+        argument="choice",
+        choices=("librispeech", "speech_commands"),
+        settings=("max_examples", "max_seconds"),
+    ),
+)
+
+SEARCH_SPACE = space(
+    units={"choices": [64, 96, 128, 192]},
+    batch_size={"choices": [16, 32, 64]},
+    cell={"choices": ["gru", "lstm"]},
+    depth={"choices": [1, 2, 3]},
+    bidirectional=None,  # the config's value: the whole utterance is at hand, so both ways
+    conv_filters={"choices": [64, 96, 128, 192]},
+)
 
 CONFIG_CLASS = SpeechToTextConfig

@@ -4,12 +4,13 @@ Every source gives (audio, transcript) pairs. Audio is decoded with soundfile, m
 mono and resampled here to ``SAMPLE_RATE`` (float32 in [-1, 1]); transcripts are normalised
 to the character vocabulary (a-z, space, apostrophe) and encoded as ids padded with 0, the
 CTC blank. A split is ``({"audio": object array of float32 arrays, "transcript": str array},
-ids [n, longest transcript])``.
+ids [n, longest transcript])``. Each ``load_*`` function is the loader of one ``--data``
+kind declared in ``config.DATA_SOURCES``.
 """
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import functools
 import hashlib
 import json
@@ -24,7 +25,10 @@ from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
 from pipelines.progress import log
+from pipelines.records import DataInfo
 from pipelines.speech_to_text.config import SAMPLE_RATE, SpeechToTextConfig
+from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
+from pipelines.tables import read_table_with_lines
 
 BLANK = ""
 VOCABULARY = [BLANK, " ", "'", *"abcdefghijklmnopqrstuvwxyz"]  # id 0: CTC blank and padding
@@ -51,6 +55,41 @@ VOICE_VARIANTS = [
     *("travis", "victor", "zac", "iven", "aunty", "boris", "shelby"),
 ]
 BUILTIN_VERSION = 1  # bump when the synthesis changes, so the cache is rebuilt
+TFDS_SPLITS = {
+    "librispeech": {"train": "train_clean100", "validation": "dev_clean", "test": "test_clean"},
+    "speech_commands": {"train": "train", "validation": "validation", "test": "test"},
+}
+
+Utterances = dict[str, list]  # "audio": float32 arrays, "transcript": str (builtin: "voice")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeechToTextInfo(DataInfo):
+    """What the speech model, its evaluation and its export are built from.
+
+    Attributes:
+        sample_rate: the audio rate (Hz) of the model, ``predict`` and the export.
+        vocabulary: the output characters in id order; id 0 is the CTC blank ("").
+        max_seconds: the longest utterance the model was trained for and the export takes.
+        max_samples: ``max_seconds`` in samples.
+        beam_width: the CTC beam width of the test and the export.
+        n_mels: log-mel bands of the features.
+        over_length: per split, the utterances left out (over ``max_seconds`` or untranscribed).
+        voices: builtin: the espeak-ng voice variants of each split.
+        test_voices_used: builtin: the accent+variant voices the test utterances use.
+        speakers: fsdd: the ``train`` and ``test`` speakers.
+    """
+
+    sample_rate: int
+    vocabulary: list[str]
+    max_seconds: float
+    max_samples: int
+    beam_width: int
+    n_mels: int
+    over_length: dict[str, int] = dataclasses.field(default_factory=dict)
+    voices: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    test_voices_used: list[str] = dataclasses.field(default_factory=list)
+    speakers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 # === Transcripts ===
@@ -282,12 +321,25 @@ def synthesize_split(
     return {"audio": audio, "transcript": transcripts, "voice": spoken_by}
 
 
-def _builtin(config: SpeechToTextConfig, seed: int) -> Splits:
+def load_builtin(config: SpeechToTextConfig, argument: str, seed: int) -> Splits:
+    """Utterances synthesised by espeak-ng, split by voice; cached after the first run."""
     voices = builtin_voices(config)
-    n_test = max(1, int(config.builtin_utterances * config.test_fraction))
-    n_val = max(1, int(config.builtin_utterances * config.validation_fraction))
-    counts = {"train": config.builtin_utterances - n_test - n_val, "validation": n_val}
-    counts["test"] = n_test
+    parts = _synthesised_parts(config, voices, seed)
+    low, high = config.builtin_snr_db
+    source = (
+        f"espeak-ng (espeakng-loader 0.2.4) synthesis at {SAMPLE_RATE} Hz: digit strings and "
+        f"number phrases, {len(ACCENTS)} English accents, rate 130-210 wpm, pitch 20-80, noise "
+        f"at SNR {low:g}-{high:g} dB; test voices {', '.join(voices['test'])}, validation "
+        f"voices {', '.join(voices['validation'])}, disjoint from the "
+        f"{len(voices['train'])} training voices"
+    )
+    used = sorted(set(parts["test"]["voice"]))
+    return _splits(parts, config, "espeak_numbers", source, voices=voices, test_voices_used=used)
+
+
+def _synthesised_parts(config: SpeechToTextConfig, voices: dict[str, list[str]], seed: int):
+    """The built-in utterances of each split: from the cache, or synthesised and cached."""
+    counts = _split_counts(config.builtin_utterances, config)
     key = {
         "version": BUILTIN_VERSION,
         "seed": seed,
@@ -306,18 +358,14 @@ def _builtin(config: SpeechToTextConfig, seed: int) -> Splits:
         rng = np.random.default_rng(seed)
         parts = {p: synthesize_split(voices[p], counts[p], config, rng) for p in counts}
         _write_cache(path, parts)
-    low, high = config.builtin_snr_db
-    source = (
-        f"espeak-ng (espeakng-loader 0.2.4) synthesis at {SAMPLE_RATE} Hz: digit strings and "
-        f"number phrases, {len(ACCENTS)} English accents, rate 130-210 wpm, pitch 20-80, noise "
-        f"at SNR {low:g}-{high:g} dB; test voices {', '.join(voices['test'])}, validation "
-        f"voices {', '.join(voices['validation'])}, disjoint from the "
-        f"{len(voices['train'])} training voices"
-    )
-    splits = _splits(parts, config, "espeak_numbers", source)
-    splits.info["voices"] = voices
-    splits.info["test_voices_used"] = sorted(set(parts["test"]["voice"]))
-    return splits
+    return parts
+
+
+def _split_counts(total: int, config: SpeechToTextConfig, test_share: float = 1.0):
+    """Utterances per split of ``total`` made ones (the test ``test_share`` times its fraction)."""
+    n_test = max(1, int(total * config.test_fraction * test_share))
+    n_val = max(1, int(total * config.validation_fraction))
+    return {"train": max(1, total - n_test - n_val), "validation": n_val, "test": n_test}
 
 
 def _write_cache(path: Path, parts: dict[str, dict[str, Any]]) -> None:
@@ -392,38 +440,37 @@ def concatenate_clips(
     return {"audio": audio, "transcript": transcripts}
 
 
-def _fsdd(directory: Path, config: SpeechToTextConfig, seed: int) -> Splits:
-    clips = read_fsdd(directory)
+def load_fsdd(config: SpeechToTextConfig, directory: str, seed: int) -> Splits:
+    """FSDD clips made into digit strings; the test speakers held out whole."""
+    folder = Path(directory)
+    clips = read_fsdd(folder)
     test_speakers = list(config.fsdd_test_speakers)
     missing = sorted(set(test_speakers) - set(clips))
     if missing:
         raise UserError(
-            f"{directory}: no recordings of test speaker(s) {missing}; has {sorted(clips)}"
+            f"{folder}: no recordings of test speaker(s) {missing}; has {sorted(clips)}"
         )
     train_speakers = [s for s in sorted(clips) if s not in test_speakers]
     if not train_speakers:
-        raise UserError(f"{directory}: every speaker is a test speaker; keep one for training")
+        raise UserError(f"{folder}: every speaker is a test speaker; keep one for training")
     rng = np.random.default_rng(seed)
-    n_test = max(1, int(config.fsdd_utterances * config.test_fraction * 2))
-    n_val = max(1, int(config.fsdd_utterances * config.validation_fraction))
-    n_train = max(1, config.fsdd_utterances - n_test - n_val)
+    counts = _split_counts(config.fsdd_utterances, config, test_share=2)
     # Validation: FSDD's own held-out clips (index 0-4) of the training speakers; train the rest.
     make = functools.partial(_speaker_utterances, clips, max_digits=config.fsdd_max_digits, rng=rng)
     parts = {
-        "train": make(train_speakers, n_train, lambda i: i >= 5),
-        "validation": make(train_speakers, n_val, lambda i: i < 5),
-        "test": make(test_speakers, n_test, lambda i: True),
+        "train": make(train_speakers, counts["train"], lambda i: i >= 5),
+        "validation": make(train_speakers, counts["validation"], lambda i: i < 5),
+        "test": make(test_speakers, counts["test"], lambda i: True),
     }
     source = (
-        f"FSDD {directory}: real 8 kHz recordings resampled to {SAMPLE_RATE} Hz; multi-digit "
+        f"FSDD {folder}: real 8 kHz recordings resampled to {SAMPLE_RATE} Hz; multi-digit "
         f"utterances (1-{config.fsdd_max_digits} digits) made by concatenating one speaker's "
         "single-digit clips with 50-200 ms gaps; test speaker(s) "
         f"{', '.join(test_speakers)} held out whole; training speakers "
         f"{', '.join(train_speakers)} (validation from their clips 0-4, training from 5-49)"
     )
-    splits = _splits(parts, config, "fsdd_digit_strings", source)
-    splits.info["speakers"] = {"train": train_speakers, "test": test_speakers}
-    return splits
+    speakers = {"train": train_speakers, "test": test_speakers}
+    return _splits(parts, config, "fsdd_digit_strings", source, speakers=speakers)
 
 
 def _speaker_utterances(clips, speakers, count, keep, max_digits, rng) -> dict[str, list]:
@@ -441,37 +488,43 @@ def _speaker_utterances(clips, speakers, count, keep, max_digits, rng) -> dict[s
 # === The user's files: a manifest CSV, an LJSpeech folder ===
 
 
+def load_manifest(config: SpeechToTextConfig, path: str, seed: int) -> Splits:
+    """The recordings a manifest CSV lists, sampled and split with ``seed``."""
+    return _split_rows(read_manifest(Path(path), config), config, seed, f"manifest:{path}")
+
+
+def load_ljspeech(config: SpeechToTextConfig, directory: str, seed: int) -> Splits:
+    """An LJSpeech folder's recordings, sampled and split with ``seed``."""
+    return _split_rows(read_ljspeech(Path(directory)), config, seed, f"ljspeech:{directory}")
+
+
+def load_test_manifest(config: SpeechToTextConfig, path: str, info: SpeechToTextInfo):
+    """Every utterance of a manifest CSV as test data for ``evaluate --data``."""
+    return _test_split(read_manifest(Path(path), config), info, f"manifest:{path}")
+
+
+def load_test_ljspeech(config: SpeechToTextConfig, directory: str, info: SpeechToTextInfo):
+    """Every utterance of an LJSpeech folder as test data for ``evaluate --data``."""
+    return _test_split(read_ljspeech(Path(directory)), info, f"ljspeech:{directory}")
+
+
 def read_manifest(path: Path, config: SpeechToTextConfig) -> list[tuple[Path, str, str]]:
-    """(audio path, transcript, "CSV, row N") of a CSV with a header; UserError naming the row."""
-    if not path.is_file():
-        raise UserError(f"manifest not found: {path}")
-    try:
-        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise UserError(f"{path}: not a readable UTF-8 CSV ({err})") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise UserError(f"{path}: the manifest is empty")
-    header = [h.strip() for h in rows[0]]
-    for column in (config.path_column, config.transcript_column):
-        if column not in header:
-            raise UserError(
-                f"{path}: no column {column!r} in the header {header}; expected "
-                f"{config.path_column},{config.transcript_column} (see --help)"
-            )
-    if len(rows) < 2:
+    """(audio path, transcript, "CSV, line N") of a CSV with a header; UserError naming the line."""
+    frame, lines = read_table_with_lines(path, ",")
+    for key in ("path_column", "transcript_column"):
+        column = getattr(config, key)
+        if column not in frame.columns:
+            columns = ", ".join(map(str, frame.columns))
+            raise UserError(f"{path}: no column {column!r} (set {key}=...; columns: {columns})")
+    if frame.empty:
         raise UserError(f"{path}: the manifest has a header but no rows")
-    where = header.index(config.path_column), header.index(config.transcript_column)
+    rows = zip(lines, frame[config.path_column], frame[config.transcript_column], strict=True)
     pairs = []
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise UserError(
-                f"{path}, row {number}: {len(row)} columns where the header has {len(header)}"
-            )
-        audio, transcript = row[where[0]].strip(), row[where[1]].strip()
-        if not audio or not normalize_transcript(transcript):
-            raise UserError(f"{path}, row {number}: empty audio path or transcript")
-        pairs.append((path.parent / audio, transcript, f"{path}, row {number}"))
+    for line, audio, transcript in rows:
+        where = f"{path}, line {line}"
+        if not audio.strip() or not normalize_transcript(transcript):
+            raise UserError(f"{where}: empty audio path or transcript")
+        pairs.append((path.parent / audio.strip(), transcript, where))
     return pairs
 
 
@@ -495,130 +548,92 @@ def read_ljspeech(directory: Path) -> list[tuple[Path, str, str]]:
     return pairs
 
 
-def _read_pairs(pairs: list[tuple[Path, str, str]]) -> dict[str, list]:
+def _read_rows(rows: list[tuple[Path, str, str]]) -> Utterances:
     """Decode every (audio path, transcript, where) row; a UserError names the row and file."""
     audio = []
-    for path, _, where in pairs:
+    for path, _, where in rows:
         try:
             audio.append(read_audio(path))
         except UserError as err:
             raise UserError(f"{where}: {err}") from None
-    return {"audio": audio, "transcript": [normalize_transcript(t) for _, t, _ in pairs]}
+    return {"audio": audio, "transcript": [normalize_transcript(t) for _, t, _ in rows]}
 
 
-def _sample(items: list, max_examples: int, seed: int) -> list:
-    if not max_examples or len(items) <= max_examples:
-        return items
-    keep = np.random.default_rng(seed).permutation(len(items))[:max_examples]
-    return [items[i] for i in sorted(keep)]
+def _split_rows(rows: list, config: SpeechToTextConfig, seed: int, spec: str) -> Splits:
+    """A seeded sample of ``rows``, split at random, decoded."""
+    rows = [rows[i] for i in sample_indices(len(rows), config.max_examples, seed)]
+    indices = split_indices(
+        len(rows),
+        config.validation_fraction,
+        config.test_fraction,
+        seed,
+        what="utterances",
+        source=spec,
+    )
+    parts = {part: _read_rows([rows[i] for i in indices[part]]) for part in SPLIT_NAMES}
+    kind = spec.partition(":")[0]
+    return _splits(parts, config, kind, f"{spec} (resampled to {SAMPLE_RATE} Hz)")
 
 
-def _split_pairs(pairs: list, config: SpeechToTextConfig, seed: int) -> dict[str, list]:
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    n_test = max(1, int(len(pairs) * config.test_fraction))
-    n_val = max(1, int(len(pairs) * config.validation_fraction))
-    if len(pairs) < n_test + n_val + 1:
-        raise UserError(f"too few utterances ({len(pairs)}) to split into train/validation/test")
-    pick = lambda idx: [pairs[i] for i in idx]  # noqa: E731
-    return {
-        "train": pick(order[n_test + n_val :]),
-        "validation": pick(order[n_test : n_test + n_val]),
-        "test": pick(order[:n_test]),
-    }
+def _test_split(rows: list, info: SpeechToTextInfo, spec: str):
+    """Every row within the model's ``max_seconds`` as ``(inputs, ids)``."""
+    inputs, ids, over = _encode_part(_read_rows(rows), info.max_samples)
+    if over:
+        log(f"{over} of {len(rows)} utterances are longer than max_seconds and left out")
+    if len(ids) == 0:
+        raise UserError(f"{spec}: no utterance within max_seconds={info.max_seconds}")
+    return inputs, ids
 
 
 # === TFDS (needs internet) ===
 
 
-TFDS_SPLITS = {
-    "librispeech": {"train": "train_clean100", "validation": "dev_clean", "test": "test_clean"},
-    "speech_commands": {"train": "train", "validation": "validation", "test": "test"},
-}
-
-
-def _load_tfds(name: str, config: SpeechToTextConfig, seed: int) -> Splits:
+def load_tfds(config: SpeechToTextConfig, name: str, seed: int) -> Splits:
     """LibriSpeech or Speech Commands from TensorFlow Datasets, resampled to SAMPLE_RATE."""
     import tensorflow_datasets as tfds
 
-    base = name.split("/")[0]
-    if base not in TFDS_SPLITS:
-        raise UserError(f"tfds:{name}: use tfds:librispeech or tfds:speech_commands")
     try:
         builder = tfds.builder(name)
-    except Exception as err:
+    except Exception as err:  # TFDS raises many types for a bad name or no network
         raise UserError(f"tfds:{name}: {str(err).splitlines()[0]}") from None
-    audio_key = "speech" if base == "librispeech" else "audio"
+    audio_key = "speech" if name == "librispeech" else "audio"
     rate = int(getattr(builder.info.features[audio_key], "sample_rate", None) or SAMPLE_RATE)
-    labels = builder.info.features["label"].names if base == "speech_commands" else None
+    labels = builder.info.features["label"].names if name == "speech_commands" else None
     parts = {}
-    for part, tfds_split in TFDS_SPLITS[base].items():
+    for part, tfds_split in TFDS_SPLITS[name].items():
         try:
             dataset = tfds.load(name, split=tfds_split)
         except Exception as err:  # no internet, download or preparation failure
             raise UserError(f"tfds:{name}: could not load ({str(err).splitlines()[0]})") from None
-        items = _sample(list(tfds.as_numpy(dataset)), config.max_examples, seed)
-        parts[part] = {"audio": [], "transcript": []}
-        for number, item in enumerate(items):
-            text = item["text"].decode("utf-8") if labels is None else labels[int(item["label"])]
-            if labels is not None and text.startswith("_"):
-                continue  # _silence_, _unknown_: no transcript
-            samples = np.asarray(item[audio_key]).astype(np.float32).reshape(-1) / 32768.0
-            where = f"tfds:{name} {tfds_split} example {number}"
-            parts[part]["audio"].append(check_audio(samples, rate, where))
-            parts[part]["transcript"].append(normalize_transcript(text))
-    return _splits(parts, config, base, f"tfds:{name} (resampled from {rate} Hz)")
+        items = list(tfds.as_numpy(dataset))
+        items = [items[i] for i in sample_indices(len(items), config.max_examples, seed)]
+        where = f"tfds:{name} {tfds_split}"
+        parts[part] = _tfds_utterances(items, audio_key, rate, labels, where)
+    return _splits(parts, config, name, f"tfds:{name} (resampled from {rate} Hz)")
 
 
-# === Loading and splitting ===
+def _tfds_utterances(items, audio_key: str, rate: int, labels, where: str) -> Utterances:
+    """TFDS examples as utterances; Speech Commands' ``_silence_``/``_unknown_`` left out."""
+    out: Utterances = {"audio": [], "transcript": []}
+    for number, item in enumerate(items):
+        text = item["text"].decode("utf-8") if labels is None else labels[int(item["label"])]
+        if labels is not None and text.startswith("_"):
+            continue  # _silence_, _unknown_: no transcript
+        samples = np.asarray(item[audio_key]).astype(np.float32).reshape(-1) / 32768.0
+        out["audio"].append(check_audio(samples, rate, f"{where} example {number}"))
+        out["transcript"].append(normalize_transcript(text))
+    return out
 
 
-def load_data(config: SpeechToTextConfig, spec: str, seed: int) -> Splits:
-    """``spec`` split into train/validation/test at SAMPLE_RATE."""
-    kind, _, arg = spec.partition(":")
-    if kind == "builtin" and not arg:
-        return _builtin(config, seed)
-    if kind == "fsdd" and arg:
-        return _fsdd(Path(arg), config, seed)
-    if kind in ("manifest", "ljspeech") and arg:
-        pairs = read_manifest(Path(arg), config) if kind == "manifest" else read_ljspeech(Path(arg))
-        pairs = _sample(pairs, config.max_examples, seed)
-        parts = {p: _read_pairs(items) for p, items in _split_pairs(pairs, config, seed).items()}
-        return _splits(parts, config, kind, f"{kind}:{arg} (resampled to {SAMPLE_RATE} Hz)")
-    if kind == "tfds" and arg:
-        return _load_tfds(arg, config, seed)
-    raise UserError(
-        f"unknown data spec {spec!r}; use builtin, fsdd:DIR, manifest:CSV, ljspeech:DIR or "
-        "tfds:librispeech / tfds:speech_commands (see: python -m pipelines run speech-to-text "
-        "--help)"
-    )
+# === Encoding the splits ===
 
 
-def load_test_data(config: SpeechToTextConfig, spec: str, info: dict[str, Any]):
-    """Every utterance of a manifest or LJSpeech folder as a test split."""
-    kind, _, arg = spec.partition(":")
-    if kind == "manifest" and arg:
-        pairs = read_manifest(Path(arg), config)
-    elif kind == "ljspeech" and arg:
-        pairs = read_ljspeech(Path(arg))
-    else:
-        raise UserError(
-            f"unknown data spec {spec!r} for evaluate; use manifest:CSV or ljspeech:DIR"
-        )
-    inputs, ids, over = _encode_part(_read_pairs(pairs), config)
-    if over:
-        log(f"{over} of {len(pairs)} utterances are longer than max_seconds and left out")
-    if len(ids) == 0:
-        raise UserError(f"{spec}: no utterance within max_seconds={config.max_seconds}")
-    return inputs, ids
-
-
-def _encode_part(part: dict[str, list], config: SpeechToTextConfig):
-    """Drop utterances over max_seconds or with an empty transcript; encode the rest."""
-    limit = int(config.max_seconds * SAMPLE_RATE)
+def _encode_part(part: Utterances, max_samples: int):
+    """Drop utterances over ``max_samples`` or with an empty transcript; encode the rest."""
     keep = [
         i
         for i, (a, t) in enumerate(zip(part["audio"], part["transcript"], strict=True))
-        if len(a) <= limit and t
+        if len(a) <= max_samples and t
     ]
     transcripts = [part["transcript"][i] for i in keep]
     audio = np.empty(len(keep), dtype=object)
@@ -627,10 +642,14 @@ def _encode_part(part: dict[str, list], config: SpeechToTextConfig):
     return inputs, encode_transcripts(transcripts), len(part["audio"]) - len(keep)
 
 
-def _splits(parts: dict[str, dict[str, list]], config: SpeechToTextConfig, name, source) -> Splits:
+def _splits(
+    parts: dict[str, Utterances], config: SpeechToTextConfig, name: str, source: str, **extra
+) -> Splits:
+    """The encoded splits (one label width for all) and their record; ``extra`` adds fields."""
+    max_samples = int(config.max_seconds * SAMPLE_RATE)
     encoded, over = {}, {}
-    for part in ("train", "validation", "test"):
-        *encoded[part], over[part] = _encode_part(parts[part], config)
+    for part in SPLIT_NAMES:
+        *encoded[part], over[part] = _encode_part(parts[part], max_samples)
         if over[part]:
             log(
                 f"{part}: {over[part]} of {len(parts[part]['audio'])} utterances are longer than "
@@ -640,18 +659,19 @@ def _splits(parts: dict[str, dict[str, list]], config: SpeechToTextConfig, name,
             raise UserError(
                 f"{source}: no {part} utterance within max_seconds={config.max_seconds}"
             )
-    width = max(encoded[p][1].shape[1] for p in encoded)  # one label width for every split
+    width = max(encoded[p][1].shape[1] for p in encoded)
     for part, (inputs, ids) in encoded.items():
         encoded[part] = (inputs, np.pad(ids, ((0, 0), (0, width - ids.shape[1]))))
-    info = {
-        "name": name,
-        "source": source,
-        "sample_rate": SAMPLE_RATE,
-        "vocabulary": VOCABULARY,
-        "max_seconds": config.max_seconds,
-        "max_samples": int(config.max_seconds * SAMPLE_RATE),
-        "over_length": over,
-        "beam_width": config.beam_width,
-        "n_mels": config.n_mels,
-    }
-    return Splits(*(tuple(encoded[p]) for p in ("train", "validation", "test")), info)
+    info = SpeechToTextInfo(
+        name=name,
+        source=source,
+        sample_rate=SAMPLE_RATE,
+        vocabulary=list(VOCABULARY),
+        max_seconds=config.max_seconds,
+        max_samples=max_samples,
+        beam_width=config.beam_width,
+        n_mels=config.n_mels,
+        over_length=over,
+        **extra,
+    )
+    return Splits(*(tuple(encoded[p]) for p in SPLIT_NAMES), info)

@@ -1,13 +1,14 @@
-"""Speech metrics (word and character error rates with jiwer) against baselines, plots."""
+"""Speech metrics (word and character error rates with jiwer) against baselines, plots, and
+the validation CER of each epoch (``val_cer``)."""
 
 from __future__ import annotations
 
 import collections
 import time
 from pathlib import Path
-from typing import Any
 
 import jiwer
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -15,7 +16,11 @@ from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plt
 from pipelines.progress import log
 from pipelines.speech_to_text.config import SAMPLE_RATE, SpeechToTextConfig
+from pipelines.speech_to_text.data import SpeechToTextInfo
 from pipelines.speech_to_text.model import make_transcribe, padded_length
+from pipelines.splitting import sample_indices
+
+MAX_CER_UTTERANCES = 256  # validation utterances decoded at each epoch end for val_cer
 
 
 def speech_metrics(predicted: list[str], references: list[str]) -> dict[str, float]:
@@ -36,18 +41,56 @@ def pad_batch(audio: list[np.ndarray], length: int = 0) -> np.ndarray:
     return out
 
 
-def transcribe_all(model, info: dict[str, Any], audio, beam_width: int, batch: int = 64):
+def transcribe_all(model, info: SpeechToTextInfo, audio, beam_width: int, batch: int = 64):
     """Transcribe every utterance with the in-graph decoder, in batches of similar length."""
     transcribe = make_transcribe(model, info, beam_width)
+    return transcribe_batches(transcribe, audio, info.max_samples, batch)
+
+
+def transcribe_batches(transcribe, audio, max_samples: int, batch: int = 64) -> list[str]:
+    """``transcribe`` (``model.make_transcribe``) over every utterance, in batches of similar
+    length padded to the bucket lengths."""
     order = np.argsort([len(a) for a in audio])
     out: list[str] = [""] * len(audio)
     for start in range(0, len(order), batch):
         rows = order[start : start + batch]
-        length = padded_length(len(audio[rows[-1]]), info["max_samples"])
+        length = padded_length(len(audio[rows[-1]]), max_samples)
         texts = transcribe(tf.constant(pad_batch([audio[i] for i in rows], length))).numpy()
         for row, text in zip(rows, texts, strict=True):
             out[row] = text.decode("utf-8")
     return out
+
+
+class ValidationCER(keras.callbacks.Callback):
+    """Adds ``val_cer`` to the epoch logs: the character error rate of greedy decoding on
+    the validation split (a fixed sample of at most ``MAX_CER_UTTERANCES``), so that early
+    stopping, the history and a search (``tuning.objective: val_cer``) can read it."""
+
+    def __init__(self, splits: Splits, batch_size: int = 64):
+        super().__init__()
+        inputs = splits.validation[0]
+        keep = sample_indices(len(inputs["audio"]), MAX_CER_UTTERANCES, seed=0)
+        self.audio = [inputs["audio"][i] for i in keep]
+        self.references = [str(inputs["transcript"][i]) for i in keep]
+        self.info: SpeechToTextInfo = splits.info
+        self.batch_size = batch_size
+        self._transcribe = None
+
+    def set_model(self, model):
+        """Point the callback at ``model``; its decoder is traced at the first epoch end."""
+        super().set_model(model)
+        self._transcribe = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Decode the sample greedily and write ``logs["val_cer"]``."""
+        if logs is None:
+            return
+        if self._transcribe is None:
+            self._transcribe = make_transcribe(self.model, self.info, 1)
+        texts = transcribe_batches(
+            self._transcribe, self.audio, self.info.max_samples, self.batch_size
+        )
+        logs["val_cer"] = float(jiwer.cer(self.references, texts))
 
 
 def most_frequent_baseline(train_transcripts, count: int) -> list[str]:
@@ -104,37 +147,9 @@ def plot_spectrogram(model, audio: np.ndarray, reference: str, predicted: str, p
     plt.close(figure)
 
 
-def _report(config, info, references, greedy, beam) -> str:
-    lines = ["## Speech to text", ""]
-    lines.append(
-        f"Audio at {info['sample_rate']} Hz. Utterances over max_seconds={config.max_seconds} "
-        "(or with an empty transcript), left out: "
-        + ", ".join(f"{part} {count}" for part, count in info.get("over_length", {}).items())
-        + "."
-    )
-    lines.append(
-        f"`test` is CTC beam search (width {config.beam_width}, `keras.ops.ctc_decode`), the "
-        "decoder inside the export; `greedy_decoding` is the same model decoded greedily; "
-        "`empty_transcript` outputs nothing (WER and CER 1.0 by definition); "
-        "`most_frequent_transcript` outputs the commonest training transcript. WER and CER "
-        "are jiwer corpus rates on normalised text (a-z, space, apostrophe)."
-    )
-    voices = info.get("voices")
-    if voices:
-        lines.append(
-            f"Test voices (espeak-ng variants, never heard in training): "
-            f"{', '.join(voices['test'])}; as spoken with accents: "
-            f"{', '.join(info.get('test_voices_used', [])[:24])}. Validation voices: "
-            f"{', '.join(voices['validation'])}. Training voices: {', '.join(voices['train'])}."
-        )
-    speakers = info.get("speakers")
-    if speakers:
-        lines.append(
-            f"FSDD: the utterances are concatenations of single-digit clips of one speaker "
-            f"with 50-200 ms gaps (not natural continuous speech). Test speaker(s) "
-            f"{', '.join(speakers['test'])}, held out whole; training speakers "
-            f"{', '.join(speakers['train'])}."
-        )
+def _report(config, info: SpeechToTextInfo, references, greedy, beam) -> str:
+    """The report's section: what was measured, on which voices or speakers, and samples."""
+    lines = ["## Speech to text", "", *_data_notes(config, info)]
     lines += ["", "| reference | greedy | beam | |", "| --- | --- | --- | --- |"]
     for i in range(min(12, len(references))):
         cells = [references[i], greedy[i], beam[i]]
@@ -143,3 +158,34 @@ def _report(config, info, references, greedy, beam) -> str:
             "| " + " | ".join(c.replace("|", "\\|") or "(empty)" for c in cells) + f" | {mark} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _data_notes(config, info: SpeechToTextInfo) -> list[str]:
+    """Paragraphs on the audio, the metrics and the held-out voices or speakers."""
+    left_out = ", ".join(f"{part} {count}" for part, count in info.over_length.items())
+    lines = [
+        f"Audio at {info.sample_rate} Hz. Utterances over max_seconds={config.max_seconds} "
+        f"(or with an empty transcript), left out: {left_out}.",
+        f"`test` is CTC beam search (width {config.beam_width}, `keras.ops.ctc_decode`), the "
+        "decoder inside the export; `greedy_decoding` is the same model decoded greedily; "
+        "`empty_transcript` outputs nothing (WER and CER 1.0 by definition); "
+        "`most_frequent_transcript` outputs the commonest training transcript. WER and CER "
+        "are jiwer corpus rates on normalised text (a-z, space, apostrophe).",
+    ]
+    voices = info.voices
+    if voices:
+        lines.append(
+            f"Test voices (espeak-ng variants, never heard in training): "
+            f"{', '.join(voices['test'])}; as spoken with accents: "
+            f"{', '.join(info.test_voices_used[:24])}. Validation voices: "
+            f"{', '.join(voices['validation'])}. Training voices: {', '.join(voices['train'])}."
+        )
+    speakers = info.speakers
+    if speakers:
+        lines.append(
+            f"FSDD: the utterances are concatenations of single-digit clips of one speaker "
+            f"with 50-200 ms gaps (not natural continuous speech). Test speaker(s) "
+            f"{', '.join(speakers['test'])}, held out whole; training speakers "
+            f"{', '.join(speakers['train'])}."
+        )
+    return lines

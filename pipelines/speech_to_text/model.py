@@ -13,17 +13,19 @@ greedily or by beam search with ``keras.ops.ctc_decode``, inside a ``tf.function
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 import tensorflow as tf
 
-from layers import recurrent_layers
-from pipelines.speech_to_text.config import SAMPLE_RATE, SpeechToTextConfig
-from pipelines.training import compile_model
+from pipelines.speech_to_text.config import (
+    FRAME_STEP,
+    SAMPLE_RATE,
+    TIME_STRIDE,
+    SpeechToTextConfig,
+)
+from pipelines.speech_to_text.data import SpeechToTextInfo
+from pipelines.training import compile_model, recurrent_stack_from
 
-FRAME_LENGTH, FRAME_STEP, FFT_LENGTH = 400, 160, 512  # 25 ms, 10 ms at 16 kHz
-TIME_STRIDE = 3  # the first convolution thins the frames to 33 per second
+FRAME_LENGTH, FFT_LENGTH = 400, 512  # 25 ms windows, FRAME_STEP (10 ms) apart at 16 kHz
 MIN_SAMPLES = FRAME_LENGTH  # the shortest audio the export accepts
 # Batches are padded to one of these lengths (and max_seconds), so that the compiled
 # recurrent kernels see few distinct shapes.
@@ -158,6 +160,15 @@ class ZeroPadding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
+class MaskedPadding(ZeroPadding):
+    """``ZeroPadding`` that also hands ``valid`` on as the Keras mask, so that the recurrent
+    stack after it skips the padding steps."""
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return inputs[1]
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
 class BlankPadding(keras.layers.Layer):
     """(log-probabilities, valid) -> the padding steps certain to be the blank (id 0), so that
     CTC over every step equals CTC over the steps that hold audio. The Keras mask stops here."""
@@ -192,18 +203,36 @@ def ctc_loss(y_true, y_pred):
 # === Functional model ===
 
 
-def build_model(config: SpeechToTextConfig, info: dict[str, Any]) -> keras.Model:
-    """The compiled model: ``audio`` -> log-probabilities over ``info["vocabulary"]``."""
+def build_model(config: SpeechToTextConfig, info: SpeechToTextInfo) -> keras.Model:
+    """The compiled model: ``audio`` -> log-probabilities over ``info.vocabulary``."""
     audio = keras.Input(shape=(None,), dtype="float32", name="audio")
-    x = LogMelFeatures(config.n_mels, info["sample_rate"], name="features")(audio)
-    if config.spec_augment:
-        x = SpecAugment(
-            config.time_masks,
-            config.time_mask_frames,
-            config.freq_masks,
-            config.freq_mask_bands,
-            name="spec_augment",
-        )(x)
+    x, valid = _convolutions(_features(audio, config, info.sample_rate), audio, config)
+    x = recurrent_stack_from(config, x, return_sequences=True, name="rnn")
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    logits = keras.layers.Dense(len(info.vocabulary), name="characters")(x)
+    log_probs = keras.layers.Activation("log_softmax", name="character_softmax")(logits)
+    log_probs = BlankPadding(name="log_probs")([log_probs, valid])
+    model = keras.Model(audio, log_probs, name="speech_to_text")
+    compile_model(model, config, loss=ctc_loss)
+    return model
+
+
+def _features(audio, config: SpeechToTextConfig, sample_rate: int):
+    """Log-mel features, with SpecAugment's masks while training when ``spec_augment``."""
+    x = LogMelFeatures(config.n_mels, sample_rate, name="features")(audio)
+    if not config.spec_augment:
+        return x
+    return SpecAugment(
+        config.time_masks,
+        config.time_mask_frames,
+        config.freq_masks,
+        config.freq_mask_bands,
+        name="spec_augment",
+    )(x)
+
+
+def _convolutions(x, audio, config: SpeechToTextConfig):
+    """The two convolutions: ``(features, valid steps)``, the features masked by those steps."""
     # The padding is explicit so that frames line up the same way whatever the audio length.
     x = keras.layers.ZeroPadding1D(2, name="conv_1_pad")(x)
     x = keras.layers.Conv1D(
@@ -216,25 +245,7 @@ def build_model(config: SpeechToTextConfig, info: dict[str, Any]) -> keras.Model
     x = keras.layers.Conv1D(
         config.conv_filters, 3, padding="same", activation="relu", name="conv_2"
     )(x)
-    x = ZeroPadding(name="conv_2_zero_padding")([x, valid])
-    for layer in recurrent_layers(
-        cell=config.cell,
-        units=config.units,
-        depth=config.depth,
-        bidirectional=config.bidirectional,
-        dropout=config.dropout,
-        recurrent_dropout=config.recurrent_dropout,
-        return_sequences=True,
-        name="rnn",
-    ):
-        x = layer(x, mask=valid)
-    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
-    logits = keras.layers.Dense(len(info["vocabulary"]), name="characters")(x)
-    log_probs = keras.layers.Activation("log_softmax", name="character_softmax")(logits)
-    log_probs = BlankPadding(name="log_probs")([log_probs, valid])
-    model = keras.Model(audio, log_probs, name="speech_to_text")
-    compile_model(model, config, loss=ctc_loss)
-    return model
+    return MaskedPadding(name="conv_2_zero_padding")([x, valid]), valid
 
 
 # === Decoding ===
@@ -286,10 +297,10 @@ def input_checks(audio, max_samples: int):
     ]
 
 
-def make_transcribe(model: keras.Model, info: dict[str, Any], beam_width: int):
+def make_transcribe(model: keras.Model, info: SpeechToTextInfo, beam_width: int):
     """A ``tf.function`` ``audio [batch, samples] -> transcript strings [batch]``, bounded."""
-    vocabulary = tf.constant(info["vocabulary"])
-    max_samples = int(info["max_samples"])
+    vocabulary = tf.constant(info.vocabulary)
+    max_samples = info.max_samples
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
     def transcribe(audio):

@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from pipelines.base import Pipeline
+from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
 from pipelines.export import write_export
 from pipelines.speech_to_text import data, evaluate, model
-from pipelines.speech_to_text.config import SAMPLE_RATE, SpeechToTextConfig
-from tuning.space import SearchSpace
+from pipelines.speech_to_text.config import (
+    SAMPLE_RATE,
+    SpeechToTextConfig,
+)
+from pipelines.speech_to_text.data import SpeechToTextInfo
 
 
 class SpeechToTextPipeline(Pipeline):
     """Audio to characters (many-to-many, unaligned) with CTC over a bidirectional RNN."""
 
     name = "speech-to-text"
-    config_class = SpeechToTextConfig
-    search_space = SearchSpace(
-        units=(64, 96, 128, 192),
-        batch_sizes=(16, 32, 64),
-        cells=("gru", "lstm"),
-        depths=(1, 2, 3),
-        bidirectional=(True,),
-    )
-    data = data
-    model = model
-    evaluation = evaluate
+    info_class = SpeechToTextInfo
+
+    def epoch_callbacks(self, splits: Splits, config: SpeechToTextConfig) -> list:
+        """``val_cer``: the greedy character error rate on the validation split, each epoch."""
+        return [evaluate.ValidationCER(splits)]
 
     def make_dataset(self, split, batch_size: int, shuffle: bool = False, seed: int = 0):
         """(audio [batch, samples], character ids [batch, longest]) batches of similar length,
@@ -54,10 +50,10 @@ class SpeechToTextPipeline(Pipeline):
         )
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+    def export(self, keras_model, info: SpeechToTextInfo, path: Path) -> None:
         """``serving_default``: ``audio`` float32 [batch, samples] at 16000 Hz (zero-padded at
         the end) -> ``transcript`` string [batch], features and beam search inside."""
-        transcribe = model.make_transcribe(keras_model, info, info["beam_width"])
+        transcribe = model.make_transcribe(keras_model, info, info.beam_width)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
         def serve(audio):
@@ -65,18 +61,18 @@ class SpeechToTextPipeline(Pipeline):
 
         write_export(keras_model, {"serving_default": serve}, path)
 
-    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+    def predict(self, keras_model, inputs: list[str], info: SpeechToTextInfo) -> list[str]:
         """``transcript<TAB>file`` per audio file (any rate: resampled to 16000 Hz)."""
-        audio = [data.read_audio(Path(p), info["sample_rate"]) for p in inputs]
+        audio = [data.read_audio(Path(p), info.sample_rate) for p in inputs]
         for path, samples in zip(inputs, audio, strict=True):
-            if len(samples) > info["max_samples"]:
+            if len(samples) > info.max_samples:
                 raise UserError(
                     f"{path}: {len(samples) / SAMPLE_RATE:.1f} s of audio is longer than "
-                    f"max_seconds={info['max_seconds']}"
+                    f"max_seconds={info.max_seconds}"
                 )
             if len(samples) < model.MIN_SAMPLES:
                 raise UserError(f"{path}: shorter than {model.MIN_SAMPLES} samples")
-        texts = evaluate.transcribe_all(keras_model, info, audio, info["beam_width"])
+        texts = evaluate.transcribe_all(keras_model, info, audio, info.beam_width)
         return [f"{t}\t{p}" for t, p in zip(texts, inputs, strict=True)]
 
 

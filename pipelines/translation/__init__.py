@@ -1,1 +1,1 @@
-"""Machine translation: many-to-many sequence-to-sequence with attention (issue 6)."""
+"""Machine translation: many-to-many sequence-to-sequence with attention and beam search."""

@@ -1,67 +1,65 @@
-"""Settings of the translation pipeline. Imports no TensorFlow."""
+"""Settings and data sources of the translation pipeline. Imports no TensorFlow."""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
-from pipelines.config_base import BaseConfig, check_split_fractions
-from pipelines.errors import UserError
+from pydantic import Field, model_validator
+
+from pipelines.config_base import (
+    BYTES_PER_FLOAT,
+    MAX_EXAMPLES,
+    MAX_UNITS,
+    MAX_VOCABULARY,
+    BaseConfig,
+    count_field,
+)
+from pipelines.sources import DataSource, DataSources
+from tuning.space import space
 
 SUMMARY = "machine translation: sentence -> sentence, with attention (built-in: numbers en -> fr)"
 
-DATA_HELP = """\
-data (--data SPEC):
-  builtin           English number phrases -> French number phrases (0..builtin_max_number),
-                    generated exactly by num2words 0.5.14 (real language: reordering,
-                    agreement, "quatre-vingt-dix-sept"); test numbers are disjoint from
-                    training numbers; deterministic under the seed.
-  tatoeba:PATH      sentence pairs, english<TAB>french[<TAB>attribution] (manythings format,
-                    e.g. ../shared/data/tatoeba/fra.txt); a truncated last line is counted
-                    and skipped; seeded train/validation/test split.
-  scan:DIR          SCAN (Lake & Baroni 2018) with its official split: DIR/simple_split/
-                    tasks_{train,test}_simple.txt, lines "IN: ... OUT: ..."; --set
-                    scan_split=length_split reads DIR/length_split/tasks_*_length.txt.
-  tsv:PATH          your own pairs, source<TAB>target, one pair per line, no header.
-  tfds:NAME/CONFIG  TensorFlow Datasets translation set (needs internet), its supervised keys
-                    as (source, target), its own splits, e.g. tfds:ted_hrlr_translate/pt_to_en.
-  Text is lower-cased and punctuation split off; sequences longer than max_source_length /
-  max_target_length tokens are counted and reported, and left out of training and test."""
+# The longest sentence, in tokens, either side may be set to: the encoded targets take
+# rows x (max_target_length + 2) int32s and beam search runs max_target_length steps.
+MAX_SENTENCE_TOKENS = 1_000
+# num2words spells every number up to this; the built-in data holds 0..builtin_max_number.
+MAX_BUILTIN_NUMBER = 9_999_999
+MAX_BEAM_WIDTH = 64
 
 
-@dataclasses.dataclass(frozen=True)
 class TranslationConfig(BaseConfig):
     """Every setting of the translation pipeline."""
 
-    embedding_dim: int = 64
-    attention: str = "luong"  # luong: multiplicative (keras Attention); bahdanau: additive
-    max_source_length: int = 24  # tokens
-    max_target_length: int = 24  # tokens, without the start and end tokens
-    max_vocabulary: int = 20000  # per side, most frequent training tokens
-    beam_width: int = 4
-    length_penalty: float = 0.6  # GNMT alpha: score / ((5 + length) / 6) ** alpha
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    max_examples: int = 0  # 0 keeps all
-    builtin_max_number: int = 9999  # built-in numbers are 0..this
-    scan_split: str = "simple_split"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.attention not in ("luong", "bahdanau"):
-            raise UserError(
-                f"setting 'attention' must be luong or bahdanau, got {self.attention!r}"
-            )
-        for key in ("embedding_dim", "max_source_length", "max_target_length", "beam_width"):
-            if getattr(self, key) < 1:
-                raise UserError(f"setting {key!r} must be at least 1, got {getattr(self, key)}")
-        if self.max_vocabulary < 8 or self.builtin_max_number < 100:
-            raise UserError("settings 'max_vocabulary' >= 8 and 'builtin_max_number' >= 100")
-        if self.length_penalty < 0:
-            raise UserError(f"setting 'length_penalty' must be >= 0, got {self.length_penalty}")
-        if self.scan_split not in ("simple_split", "length_split"):
-            raise UserError("setting 'scan_split' must be simple_split or length_split")
-        check_split_fractions(self.validation_fraction, self.test_fraction)
+    embedding_dim: int = count_field(64, "width of the source and target embeddings", high=4096)
+    attention: Literal["luong", "bahdanau"] = Field(
+        "luong", description="luong: multiplicative (keras Attention); bahdanau: additive"
+    )
+    max_source_length: int = count_field(
+        24, "most source tokens; longer pairs are counted and left out", high=MAX_SENTENCE_TOKENS
+    )
+    max_target_length: int = count_field(
+        24,
+        "most target tokens (without start and end); longer pairs are left out",
+        high=MAX_SENTENCE_TOKENS,
+    )
+    max_vocabulary: int = count_field(
+        20000, "tokens per side (most frequent in training)", low=8, high=MAX_VOCABULARY
+    )
+    beam_width: int = count_field(
+        4, "beams of the beam search; 1 decodes greedily", high=MAX_BEAM_WIDTH
+    )
+    length_penalty: float = Field(
+        0.6, ge=0.0, le=10.0, description="GNMT alpha: score / ((5 + length) / 6) ** alpha"
+    )
+    max_examples: int = count_field(
+        0, "keep a seeded sample of this many pairs; 0 keeps all", low=0, high=MAX_EXAMPLES
+    )
+    builtin_max_number: int = count_field(
+        9999, "builtin: the numbers are 0..this", low=100, high=MAX_BUILTIN_NUMBER
+    )
+    scan_split: Literal["simple_split", "length_split"] = Field(
+        "simple_split", description="scan: which of SCAN's official splits to read"
+    )
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
@@ -71,7 +69,6 @@ class TranslationConfig(BaseConfig):
             "embedding_dim": 8,
             "beam_width": 3,
             "tune_epochs": 1,
-            "max_trials": 2,
         },
         "default": {
             "cell": "gru",
@@ -90,9 +87,102 @@ class TranslationConfig(BaseConfig):
             "dropout": 0.2,
             "epochs": 40,
             "patience": 5,
-            "max_trials": 12,
         },
     }
 
+    @model_validator(mode="after")
+    def _decoder_fits(self) -> Self:
+        """The decoder is as wide as the encoder's output: both directions when bidirectional."""
+        if self.bidirectional and 2 * self.units > MAX_UNITS:
+            raise ValueError(
+                f"settings 'units' = {self.units} and 'bidirectional' = true: the decoder would "
+                f"have {2 * self.units} units, more than {MAX_UNITS}; lower units"
+            )
+        return self
+
+    def sequence_steps(self) -> int:
+        """Encoder steps plus decoder steps (the target one step behind, end token included)."""
+        return self.max_source_length + self.max_target_length + 1
+
+    def estimated_memory_bytes(self, parameters: int | None = None) -> int:
+        """The recurrent estimate plus the output layer's logits, softmax and their gradient,
+        one vocabulary-wide row per target step."""
+        outputs = self.batch_size * (self.max_target_length + 1) * self.max_vocabulary
+        return super().estimated_memory_bytes(parameters) + BYTES_PER_FLOAT * 3 * outputs
+
+
+SOURCES_NOTE = (
+    "Text is lower-cased and punctuation split off; pairs longer than max_source_length / "
+    "max_target_length tokens are counted and reported, and left out of training and test."
+)
+
+
+PAIR_SETTINGS = ("max_source_length", "max_target_length", "max_examples")
+SPLIT_SETTINGS = ("validation_fraction", "test_fraction")
+
+
+def _pairs_file(kind: str, description: str) -> DataSource:
+    """A file of tab-separated pairs, read by ``load_KIND`` (``load_test_KIND`` for evaluate)."""
+    return DataSource(
+        kind,
+        f"load_{kind}",
+        description,
+        argument="file",
+        settings=(*PAIR_SETTINGS, *SPLIT_SETTINGS),
+        test_loader=f"load_test_{kind}",
+    )
+
+
+DATA_SOURCES = DataSources(
+    "translation",
+    DataSource(
+        "builtin",
+        "load_builtin",
+        "English number phrases -> French number phrases (0..builtin_max_number), generated "
+        "exactly by num2words 0.5.14 (real language: reordering, agreement, "
+        '"quatre-vingt-dix-sept"); test numbers are disjoint from training numbers; '
+        "deterministic under the seed. evaluate --data builtin: every number.",
+        settings=("builtin_max_number", *PAIR_SETTINGS, *SPLIT_SETTINGS),
+        test_loader="load_test_builtin",
+    ),
+    _pairs_file(
+        "tatoeba",
+        "sentence pairs, english<TAB>french[<TAB>attribution] (manythings format, e.g. "
+        "../shared/data/tatoeba/fra.txt); a truncated last line is counted and skipped; "
+        "seeded train/validation/test split.",
+    ),
+    DataSource(
+        "scan",
+        "load_scan",
+        "SCAN (Lake & Baroni 2018) with its official split: DIR/simple_split/"
+        'tasks_{train,test}_simple.txt, lines "IN: ... OUT: ..."; --set scan_split='
+        "length_split reads DIR/length_split/tasks_*_length.txt; validation carved from train.",
+        argument="folder",
+        settings=("scan_split", *PAIR_SETTINGS, "validation_fraction"),
+        test_loader="load_test_scan",
+    ),
+    _pairs_file(
+        "tsv",
+        "your own pairs, source<TAB>target, one pair per line, no header; seeded "
+        "train/validation/test split.",
+    ),
+    DataSource(
+        "tfds",
+        "load_tfds",
+        "a TensorFlow Datasets translation set (needs internet), NAME/CONFIG such as "
+        "ted_hrlr_translate/pt_to_en; its supervised keys as (source, target), its own "
+        "splits (validation carved from train when it has none).",
+        argument="name",
+        settings=(*PAIR_SETTINGS, "validation_fraction"),
+    ),
+    note=SOURCES_NOTE,
+)
+
+SEARCH_SPACE = space(
+    units={"choices": [64, 96, 128, 256]},
+    batch_size={"choices": [32, 64, 128]},
+    embedding_dim={"choices": [32, 64, 128]},
+    attention={"choices": ["luong", "bahdanau"]},
+)
 
 CONFIG_CLASS = TranslationConfig

@@ -9,9 +9,9 @@ A split is ``({"source": str array, "target": normalised str array}, ids [n, T +
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +19,8 @@ import tensorflow as tf
 from pipelines.base import Splits
 from pipelines.errors import UserError
 from pipelines.progress import log
+from pipelines.records import DataInfo
+from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.translation.config import TranslationConfig
 
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"
@@ -27,9 +29,34 @@ PUNCTUATION = r"""([.,!?;:«»"()¿¡-])"""
 # The longest source text, in UTF-8 bytes, that `predict` and the serving export take (the
 # export also refuses more than max_source_length tokens); a longer one is a clear error.
 MAX_TEXT_BYTES = 10_000
-# The largest max_source_length / max_target_length: the encoded targets take
-# rows x (max_target_length + 2) int32s and beam search runs max_target_length steps.
-MAX_LENGTH_SETTING = 1_000
+BUILTIN_SOURCE = "num2words 0.5.14: English -> French number phrases, 0..{}"
+
+Pair = tuple[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationInfo(DataInfo):
+    """What the translation model is built from and decodes with.
+
+    Attributes:
+        source_vocabulary: the training sources' tokens, most frequent first (no specials).
+        target_vocabulary: ``RESERVED`` then the training targets' tokens, most frequent first.
+        over_length: pairs of each split left out for being over the length limits.
+        max_source_length: most source tokens the model reads (the export refuses more).
+        max_target_length: most target tokens it writes (without start and end).
+        beam_width: beams of the export's beam search.
+        length_penalty: the export's GNMT length penalty alpha.
+        test_numbers: built-in data only: the first test numbers, for the record.
+    """
+
+    source_vocabulary: list[str]
+    target_vocabulary: list[str]
+    over_length: dict[str, int]
+    max_source_length: int
+    max_target_length: int
+    beam_width: int
+    length_penalty: float
+    test_numbers: list[int] = dataclasses.field(default_factory=list)
 
 
 # === Normalisation (the same rules in the graph and in Python) ===
@@ -60,59 +87,105 @@ def source_tokens(texts) -> list[list[str]]:
     return [t.decode("utf-8").split() for t in normalised]
 
 
-# === Loading ===
+def input_problem(text: str, max_source_length: int) -> str | None:
+    """Why ``text`` cannot be translated (too many bytes, no words, too many tokens), or None."""
+    size = len(text.encode("utf-8", errors="surrogateescape"))
+    if size > MAX_TEXT_BYTES:
+        return f"is {size:,} bytes long, more than the {MAX_TEXT_BYTES:,} a text may have"
+    words = source_tokens([text])[0]
+    if not words:
+        return "is empty"
+    if len(words) > max_source_length:
+        return f"has {len(words)} tokens, more than max_source_length={max_source_length}"
+    return None
 
 
-def load_data(config: TranslationConfig, spec: str, seed: int) -> Splits:
-    """``spec`` split into train/validation/test, vocabularies built on train."""
-    check_length_settings(config)
-    kind, _, arg = spec.partition(":")
-    if kind == "builtin" and not arg:
-        return _builtin(config, seed)
-    if kind == "scan" and arg:
-        train, test = read_scan(Path(arg), config.scan_split)
-        train = _sample(train, config.max_examples, seed)
-        test = _sample(test, config.max_examples and max(50, config.max_examples // 5), seed)
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(train))
-        n_val = max(1, int(len(train) * config.validation_fraction))
-        validation = [train[i] for i in order[:n_val]]
-        train = [train[i] for i in order[n_val:]]
-        return _splits(train, validation, test, config, "scan", f"SCAN {arg} ({config.scan_split})")
-    if kind in ("tatoeba", "tsv") and arg:
-        pairs = read_pairs(Path(arg), allow_truncated_last=kind == "tatoeba")
-        pairs = _sample(pairs, config.max_examples, seed)
-        train, validation, test = _split(pairs, config, seed)
-        return _splits(train, validation, test, config, kind, f"{kind}:{arg}")
-    if kind == "tfds" and arg:
-        return _load_tfds(arg, config, seed)
-    raise UserError(
-        f"unknown data spec {spec!r}; use builtin, tatoeba:PATH, scan:DIR, tsv:PATH or tfds:NAME "
-        "(see python -m pipelines run translation --help)"
-    )
+# === Loaders, one per data source ===
 
 
-def load_test_data(config: TranslationConfig, spec: str, info: dict[str, Any]):
-    """Every pair of ``spec`` as a test split, tokenised with the run's vocabularies."""
-    check_length_settings(config)
-    kind, _, arg = spec.partition(":")
-    if kind in ("tatoeba", "tsv") and arg:
-        pairs = read_pairs(Path(arg), allow_truncated_last=kind == "tatoeba")
-    elif kind == "scan" and arg:
-        pairs = read_scan(Path(arg), config.scan_split)[1]
-    elif kind == "builtin" and not arg:
-        pairs = builtin_pairs(range(config.builtin_max_number + 1))
-    else:
-        raise UserError(f"unknown data spec {spec!r} for evaluate; use tatoeba:, scan:, tsv:")
-    kept, over = _within_limits(pairs, config)
-    if over:
-        log(f"{over} of {len(pairs)} pairs are over the length limits and left out")
-    if not kept:
-        raise UserError(f"{spec}: no pair within the length limits")
-    return _encode(kept, info["target_vocabulary"], config)
+def load_builtin(config: TranslationConfig, argument: str, seed: int) -> Splits:
+    """The built-in number phrases, split by number with ``seed`` (disjoint splits)."""
+    numbers = builtin_numbers(config, seed)
+    parts = {part: builtin_pairs(numbers[part]) for part in SPLIT_NAMES}
+    source = BUILTIN_SOURCE.format(config.builtin_max_number)
+    test_numbers = [int(n) for n in numbers["test"][:20]]
+    return _splits(parts, config, "numbers_en_fr", source, test_numbers=test_numbers)
 
 
-def builtin_pairs(numbers) -> list[tuple[str, str]]:
+def load_tatoeba(config: TranslationConfig, path: str, seed: int) -> Splits:
+    """A Tatoeba (manythings) file of pairs, sampled and split with ``seed``."""
+    pairs = read_pairs(Path(path), allow_truncated_last=True)
+    return _random_splits(pairs, config, seed, "tatoeba", f"tatoeba:{path}")
+
+
+def load_tsv(config: TranslationConfig, path: str, seed: int) -> Splits:
+    """A TSV of ``source<TAB>target`` pairs, sampled and split with ``seed``."""
+    pairs = read_pairs(Path(path))
+    return _random_splits(pairs, config, seed, "tsv", f"tsv:{path}")
+
+
+def load_scan(config: TranslationConfig, directory: str, seed: int) -> Splits:
+    """SCAN's official train and test files of ``scan_split``; validation carved from train."""
+    train, test = read_scan(Path(directory), config.scan_split)
+    train = _sample(train, config.max_examples, seed)
+    test = _sample(test, config.max_examples and max(50, config.max_examples // 5), seed)
+    train, validation = _hold_out(train, config.validation_fraction, seed)
+    parts = {"train": train, "validation": validation, "test": test}
+    return _splits(parts, config, "scan", f"SCAN {directory} ({config.scan_split})")
+
+
+def load_tfds(config: TranslationConfig, name: str, seed: int) -> Splits:
+    """A TensorFlow Datasets translation set (needs internet), its own splits where it has them."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name)
+    except Exception as err:  # unknown name or config
+        raise UserError(f"tfds:{name}: {str(err).splitlines()[0]}") from None
+    keys = builder.info.supervised_keys
+    if not keys:
+        raise UserError(f"tfds:{name} has no (source, target) supervised keys")
+    available = set(builder.info.splits.keys()) or set(SPLIT_NAMES)
+    if not {"train", "test"} <= available:
+        raise UserError(f"tfds:{name} needs train and test splits; it has {sorted(available)}")
+    parts = {
+        part: _sample(_tfds_pairs(tfds, name, part), config.max_examples, seed)
+        for part in SPLIT_NAMES
+        if part in available
+    }
+    if "validation" not in parts:
+        parts["train"], parts["validation"] = _hold_out(
+            parts["train"], config.validation_fraction, seed
+        )
+    return _splits(parts, config, name, f"tfds:{name} {keys}")
+
+
+def load_test_builtin(config: TranslationConfig, argument: str, info: TranslationInfo):
+    """Every built-in number (0..builtin_max_number) as test data."""
+    pairs = builtin_pairs(range(config.builtin_max_number + 1))
+    return _test_split(pairs, info, BUILTIN_SOURCE.format(config.builtin_max_number))
+
+
+def load_test_tatoeba(config: TranslationConfig, path: str, info: TranslationInfo):
+    """Every pair of a Tatoeba file as test data, encoded with the run's target vocabulary."""
+    return _test_split(read_pairs(Path(path), allow_truncated_last=True), info, f"tatoeba:{path}")
+
+
+def load_test_tsv(config: TranslationConfig, path: str, info: TranslationInfo):
+    """Every pair of a TSV as test data, encoded with the run's target vocabulary."""
+    return _test_split(read_pairs(Path(path)), info, f"tsv:{path}")
+
+
+def load_test_scan(config: TranslationConfig, directory: str, info: TranslationInfo):
+    """SCAN's official test file of ``scan_split`` as test data."""
+    pairs = read_scan(Path(directory), config.scan_split)[1]
+    return _test_split(pairs, info, f"SCAN {directory} ({config.scan_split})")
+
+
+# === Reading ===
+
+
+def builtin_pairs(numbers) -> list[Pair]:
     """(English, French) number phrases from num2words."""
     from num2words import num2words
 
@@ -121,33 +194,20 @@ def builtin_pairs(numbers) -> list[tuple[str, str]]:
 
 def builtin_numbers(config: TranslationConfig, seed: int) -> dict[str, np.ndarray]:
     """The seeded, disjoint train/validation/test numbers of the built-in data."""
-    numbers = np.random.default_rng(seed).permutation(config.builtin_max_number + 1)
-    if config.max_examples:
-        numbers = numbers[: config.max_examples]
-    n_test = max(1, int(len(numbers) * config.test_fraction))
-    n_val = max(1, int(len(numbers) * config.validation_fraction))
-    return {
-        "test": numbers[:n_test],
-        "validation": numbers[n_test : n_test + n_val],
-        "train": numbers[n_test + n_val :],
-    }
-
-
-def _builtin(config: TranslationConfig, seed: int) -> Splits:
-    numbers = builtin_numbers(config, seed)
-    splits = _splits(
-        builtin_pairs(numbers["train"]),
-        builtin_pairs(numbers["validation"]),
-        builtin_pairs(numbers["test"]),
-        config,
-        "numbers_en_fr",
-        f"num2words 0.5.14: English -> French number phrases, 0..{config.builtin_max_number}",
+    count = config.builtin_max_number + 1
+    numbers = sample_indices(count, config.max_examples, seed)
+    parts = split_indices(
+        len(numbers),
+        config.validation_fraction,
+        config.test_fraction,
+        seed,
+        what="numbers",
+        source="the built-in numbers",
     )
-    splits.info["test_numbers"] = [int(n) for n in numbers["test"][:20]]
-    return splits
+    return {part: numbers[indices] for part, indices in parts.items()}
 
 
-def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[tuple[str, str]]:
+def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[Pair]:
     """``source<TAB>target[<TAB>...]`` lines; UserError naming the line for a bad one."""
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
@@ -173,6 +233,32 @@ def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[tuple[str
     return pairs
 
 
+def read_scan(directory: Path, split: str = "simple_split") -> tuple[list[Pair], list[Pair]]:
+    """SCAN's official train and test pairs of ``split``."""
+    suffix = "simple" if split == "simple_split" else "length"
+    train, test = (
+        _read_scan_file(directory / split / f"tasks_{part}_{suffix}.txt")
+        for part in ("train", "test")
+    )
+    return train, test
+
+
+def _read_scan_file(path: Path) -> list[Pair]:
+    if not path.is_file():
+        raise UserError(f"SCAN file not found: {path}")
+    pairs = []
+    for number, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        match = re.fullmatch(r"IN:\s*(.*?)\s*OUT:\s*(.*?)\s*", line)
+        if not match:
+            raise UserError(f"{path}, line {number}: expected 'IN: ... OUT: ...'")
+        pairs.append((match.group(1), match.group(2)))
+    if not pairs:
+        raise UserError(f"{path}: no 'IN: ... OUT: ...' lines (the file is empty)")
+    return pairs
+
+
 def _read_lines(path: Path) -> list[str]:
     """The lines of a UTF-8 text file; UserError naming the line of a byte that is not UTF-8."""
     raw = path.read_bytes()
@@ -187,68 +273,49 @@ def _read_lines(path: Path) -> list[str]:
     return text.splitlines()
 
 
-def check_length_settings(config: TranslationConfig) -> None:
-    """UserError for a length limit too large to encode or decode."""
-    for key in ("max_source_length", "max_target_length"):
-        if getattr(config, key) > MAX_LENGTH_SETTING:
-            raise UserError(
-                f"setting {key!r} must be at most {MAX_LENGTH_SETTING}, got {getattr(config, key)}"
-            )
-
-
-def read_scan(directory: Path, split: str = "simple_split"):
-    """SCAN's official train and test pairs of ``split``."""
-    suffix = "simple" if split == "simple_split" else "length"
-    result = []
-    for part in ("train", "test"):
-        path = directory / split / f"tasks_{part}_{suffix}.txt"
-        if not path.is_file():
-            raise UserError(f"SCAN file not found: {path}")
-        pairs = []
-        for number, line in enumerate(_read_lines(path), start=1):
-            if not line.strip():
-                continue
-            match = re.fullmatch(r"IN:\s*(.*?)\s*OUT:\s*(.*?)\s*", line)
-            if not match:
-                raise UserError(f"{path}, line {number}: expected 'IN: ... OUT: ...'")
-            pairs.append((match.group(1), match.group(2)))
-        if not pairs:
-            raise UserError(f"{path}: no 'IN: ... OUT: ...' lines (the file is empty)")
-        result.append(pairs)
-    return result[0], result[1]
+def _tfds_pairs(tfds, name: str, part: str) -> list[Pair]:
+    try:
+        dataset = tfds.load(name, split=part, as_supervised=True)
+    except Exception as err:  # no internet, download or preparation failure
+        raise UserError(f"tfds:{name}: could not load ({str(err).splitlines()[0]})") from None
+    return [(s.decode("utf-8"), t.decode("utf-8")) for s, t in tfds.as_numpy(dataset)]
 
 
 # === Splitting and encoding ===
 
 
-def _sample(pairs, max_examples: int, seed: int):
-    if not max_examples or len(pairs) <= max_examples:
-        return pairs
-    order = np.random.default_rng(seed).permutation(len(pairs))[:max_examples]
-    return [pairs[i] for i in sorted(order)]
+def _sample(pairs: list[Pair], max_examples: int, seed: int) -> list[Pair]:
+    return [pairs[i] for i in sample_indices(len(pairs), max_examples, seed)]
 
 
-def _split(pairs, config: TranslationConfig, seed: int):
+def _hold_out(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """``pairs`` less a seeded ``fraction`` of them, and that fraction (validation)."""
     order = np.random.default_rng(seed).permutation(len(pairs))
-    n_test = max(1, int(len(pairs) * config.test_fraction))
-    n_val = max(1, int(len(pairs) * config.validation_fraction))
-    if len(pairs) < n_test + n_val + 2:
-        raise UserError(f"too few pairs ({len(pairs)}) to split into train/validation/test")
-    pick = lambda idx: [pairs[i] for i in idx]  # noqa: E731
-    return pick(order[n_test + n_val :]), pick(order[n_test : n_test + n_val]), pick(order[:n_test])
+    count = max(1, int(len(pairs) * fraction))
+    return [pairs[i] for i in order[count:]], [pairs[i] for i in order[:count]]
 
 
-def _within_limits(pairs, config: TranslationConfig):
+def _random_splits(pairs, config: TranslationConfig, seed: int, name: str, source: str) -> Splits:
+    pairs = _sample(pairs, config.max_examples, seed)
+    fractions = (config.validation_fraction, config.test_fraction)
+    parts = split_indices(len(pairs), *fractions, seed, what="pairs", source=source)
+    return _splits(
+        {part: [pairs[i] for i in indices] for part, indices in parts.items()},
+        config,
+        name,
+        source,
+    )
+
+
+def _within_limits(pairs: list[Pair], max_source: int, max_target: int) -> list[Pair]:
     if not pairs:
-        return [], 0
+        return []
     sources = source_tokens([s for s, _ in pairs])
-    kept = [
+    return [
         pair
         for pair, tokens in zip(pairs, sources, strict=True)
-        if 0 < len(tokens) <= config.max_source_length
-        and 0 < len(normalize_text(pair[1]).split()) <= config.max_target_length
+        if 0 < len(tokens) <= max_source and 0 < len(normalize_text(pair[1]).split()) <= max_target
     ]
-    return kept, len(pairs) - len(kept)
 
 
 def _vocabulary(token_lists, limit: int) -> list[str]:
@@ -256,10 +323,10 @@ def _vocabulary(token_lists, limit: int) -> list[str]:
     return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
 
 
-def _encode(pairs, target_vocabulary: list[str], config: TranslationConfig):
+def _encode(pairs: list[Pair], target_vocabulary: list[str], max_target_length: int):
     index = {t: i for i, t in enumerate(target_vocabulary)}
     targets = [normalize_text(t) for _, t in pairs]
-    ids = np.zeros((len(pairs), config.max_target_length + 2), np.int32)
+    ids = np.zeros((len(pairs), max_target_length + 2), np.int32)
     for row, target in enumerate(targets):
         tokens = [START, *target.split(), END]
         ids[row, : len(tokens)] = [index.get(t, 1) for t in tokens]
@@ -270,68 +337,55 @@ def _encode(pairs, target_vocabulary: list[str], config: TranslationConfig):
     return inputs, ids
 
 
-def _splits(train, validation, test, config: TranslationConfig, name: str, source: str) -> Splits:
-    over = {}
-    parts = {"train": train, "validation": validation, "test": test}
-    for part, pairs in parts.items():
-        parts[part], over[part] = _within_limits(pairs, config)
+def _test_split(pairs: list[Pair], info: TranslationInfo, source: str):
+    """Pairs within the run's length limits, encoded with its target vocabulary."""
+    kept = _within_limits(pairs, info.max_source_length, info.max_target_length)
+    if len(kept) < len(pairs):
+        log(f"{len(pairs) - len(kept)} of {len(pairs)} pairs are over the length limits; left out")
+    if not kept:
+        raise UserError(f"{source}: no pair within the length limits")
+    return _encode(kept, info.target_vocabulary, info.max_target_length)
+
+
+def _splits(
+    parts: dict[str, list[Pair]], config: TranslationConfig, name: str, source: str, **extra
+) -> Splits:
+    """Over-long pairs counted and left out, vocabularies built on train, every split encoded."""
+    kept, over = _drop_over_long(parts, config, source)
+    train = kept["train"]
+    info = TranslationInfo(
+        name=name,
+        source=source,
+        source_vocabulary=_vocabulary(source_tokens([s for s, _ in train]), config.max_vocabulary),
+        target_vocabulary=RESERVED
+        + _vocabulary([normalize_text(t).split() for _, t in train], config.max_vocabulary),
+        over_length=over,
+        max_source_length=config.max_source_length,
+        max_target_length=config.max_target_length,
+        beam_width=config.beam_width,
+        length_penalty=config.length_penalty,
+        **extra,
+    )
+    encoded = {
+        part: _encode(kept[part], info.target_vocabulary, config.max_target_length)
+        for part in SPLIT_NAMES
+    }
+    return Splits(**encoded, info=info)
+
+
+def _drop_over_long(parts: dict[str, list[Pair]], config: TranslationConfig, source: str):
+    """Each split's pairs within the length limits, and how many were left out (logged)."""
+    kept, over = {}, {}
+    for part in SPLIT_NAMES:
+        pairs = parts[part]
+        kept[part] = _within_limits(pairs, config.max_source_length, config.max_target_length)
+        over[part] = len(pairs) - len(kept[part])
         if over[part]:
             log(
                 f"{part}: {over[part]} of {len(pairs)} pairs are longer than "
                 f"max_source_length={config.max_source_length} / "
                 f"max_target_length={config.max_target_length} tokens; left out"
             )
-        if not parts[part]:
+        if not kept[part]:
             raise UserError(f"{source}: no {part} pair within the length limits")
-    source_vocab = _vocabulary(source_tokens([s for s, _ in parts["train"]]), config.max_vocabulary)
-    target_vocab = RESERVED + _vocabulary(
-        [normalize_text(t).split() for _, t in parts["train"]], config.max_vocabulary
-    )
-    info = {
-        "name": name,
-        "source": source,
-        "source_vocabulary": source_vocab,
-        "target_vocabulary": target_vocab,
-        "over_length": over,
-        "max_source_length": config.max_source_length,
-        "max_target_length": config.max_target_length,
-        "beam_width": config.beam_width,
-        "length_penalty": config.length_penalty,
-    }
-    encoded = {part: _encode(pairs, target_vocab, config) for part, pairs in parts.items()}
-    return Splits(encoded["train"], encoded["validation"], encoded["test"], info)
-
-
-def _load_tfds(name: str, config: TranslationConfig, seed: int) -> Splits:
-    """A TensorFlow Datasets translation set (needs internet), its own splits where it has them."""
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name)
-    except Exception as err:  # unknown name or config
-        raise UserError(f"tfds:{name}: {str(err).splitlines()[0]}") from None
-    keys = builder.info.supervised_keys
-    if not keys:
-        raise UserError(f"tfds:{name} has no (source, target) supervised keys")
-    available = set(builder.info.splits.keys()) or {"train", "validation", "test"}
-    if not {"train", "test"} <= available:
-        raise UserError(f"tfds:{name} needs train and test splits; it has {sorted(available)}")
-    parts = {}
-    for part in ("train", "validation", "test"):
-        if part not in available:
-            continue
-        try:
-            dataset = tfds.load(name, split=part, as_supervised=True)
-        except Exception as err:  # no internet, download or preparation failure
-            raise UserError(f"tfds:{name}: could not load ({str(err).splitlines()[0]})") from None
-        pairs = [(s.decode("utf-8"), t.decode("utf-8")) for s, t in tfds.as_numpy(dataset)]
-        parts[part] = _sample(pairs, config.max_examples, seed)
-    if "validation" not in parts:
-        train = parts["train"]
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_val = max(1, int(len(train) * config.validation_fraction))
-        parts["validation"] = [train[i] for i in order[:n_val]]
-        parts["train"] = [train[i] for i in order[n_val:]]
-    return _splits(
-        parts["train"], parts["validation"], parts["test"], config, name, f"tfds:{name} {keys}"
-    )
+    return kept, over

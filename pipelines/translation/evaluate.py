@@ -14,6 +14,7 @@ from pipelines.base import Evaluation, Splits
 from pipelines.progress import log
 from pipelines.translation import data
 from pipelines.translation.config import TranslationConfig
+from pipelines.translation.data import TranslationInfo
 from pipelines.translation.model import END_ID, Decoder, make_translate
 
 SCAN_ANCHOR = 0.997  # best LSTM seq2seq, simple split (Lake & Baroni 2018)
@@ -34,7 +35,9 @@ def references_of(split) -> list[str]:
     return [data.detokenize_text(t) for t in split[0]["target"]]
 
 
-def translate_all(model, info, sources, beam_width: int, alpha: float, batch: int = 256):
+def translate_all(
+    model, info: TranslationInfo, sources, beam_width: int, alpha: float, batch: int = 256
+):
     """Decode every source string in batches with the in-graph decoder."""
     translate = make_translate(model, info, beam_width, alpha)
     out = []
@@ -56,6 +59,7 @@ def most_frequent_baseline(train_split, count: int) -> list[str]:
 
 
 def evaluate(model, splits: Splits, config: TranslationConfig, out_dir: Path) -> Evaluation:
+    """Beam search and the baselines on ``splits.test``; writes ``attention.png``."""
     info = splits.info
     sources = list(splits.test[0]["source"])
     references = references_of(splits.test)
@@ -85,14 +89,14 @@ def evaluate(model, splits: Splits, config: TranslationConfig, out_dir: Path) ->
     )
 
 
-def attention_weights(model, info, source: str):
+def attention_weights(model, info: TranslationInfo, source: str):
     """Greedy decoding of one sentence, eagerly: (output tokens, weights [out, source])."""
     decoder = Decoder(model, info)
     text = tf.constant([source])
     ids = decoder.decode(text, tf.constant(1), tf.constant(0.0))[0].numpy()
     encoded, mask, states = decoder.encode(text)
     token, rows, words = tf.constant([data.RESERVED.index(data.START)]), [], []
-    vocabulary = info["target_vocabulary"]
+    vocabulary = info.target_vocabulary
     for i in ids:
         _, states, scores = decoder.step(token, states, encoded, mask)
         rows.append(scores.numpy()[0])
@@ -103,7 +107,8 @@ def attention_weights(model, info, source: str):
     return words, np.array(rows)
 
 
-def plot_attention(model, info, sources, path: Path) -> bool:
+def plot_attention(model, info: TranslationInfo, sources, path: Path) -> bool:
+    """Greedy decoding's attention over each of ``sources``, one panel each; False if none."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,7 +131,7 @@ def plot_attention(model, info, sources, path: Path) -> bool:
 
 def _report(config, info, sources, references, greedy, beam, test) -> str:
     lines = ["## Translation", ""]
-    over = info.get("over_length", {})
+    over = info.over_length
     lines.append(
         f"Pairs over the length limits (max_source_length={config.max_source_length}, "
         f"max_target_length={config.max_target_length} tokens), left out: "
@@ -141,7 +146,7 @@ def _report(config, info, sources, references, greedy, beam, test) -> str:
         "BLEU counts 4-grams, so it is 0 on references shorter than four tokens whatever the "
         "output: read chrF and exact match there."
     )
-    if info.get("name") == "scan":
+    if info.name == "scan":
         lines.append(
             f"SCAN sequence-level exact match: {test['exact_match']:.3f}; published anchor "
             f"about {SCAN_ANCHOR} for the best LSTM seq2seq (Lake & Baroni 2018, simple split)."

@@ -1,14 +1,14 @@
 """Video data: the generated built-in clips, a UCF101-style folder of videos, and TFDS UCF101.
 
 Every source returns clips as uint8 ``[clips, frames, frame_size, frame_size, 3]``:
-frames sampled uniformly over the clip (``sample_indices``), then resized with
+frames sampled uniformly over the clip (``frame_indices``), then resized with
 ``resize_frames``, the same two steps the serving export runs inside its graph.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -17,6 +17,8 @@ from sklearn.model_selection import train_test_split
 from pipelines.base import Splits
 from pipelines.errors import UserError
 from pipelines.progress import log
+from pipelines.records import DataInfo
+from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.video_activity.config import VideoConfig
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
@@ -33,97 +35,151 @@ CLASS_NAMES = [
     "shrink",
 ]
 PAIRS = [[0, 1], [2, 3], [4, 5], [6, 7]]
+BUILTIN_NAME = "builtin_digit_motion"
 BUILTIN_SOURCE = (
     "GENERATED clips (not recorded video): real handwritten digits from scikit-learn's "
     "load_digits perform 8 activities that differ only in motion over time, in pairs that "
     "are each other's reverse in time; noise, background clutter, camera jitter, varying speed"
 )
 _RESIZE_CHUNK = 64  # frames resized at once while decoding
+# The most frames a video may have, in a data folder, `predict` or the serving export: an
+# activity clip is seconds long; a longer video is an error naming it, not a slow decode.
+MAX_CLIP_FRAMES = 10_000
 
 
-# === Loading ===
+@dataclasses.dataclass(frozen=True)
+class VideoInfo(DataInfo):
+    """What the video model is built from and what its evaluation reports.
+
+    Attributes:
+        generated: whether the clips are generated (the built-in data), not recorded.
+        class_names: the activity of each output class, in output order.
+        pairs: class indices of the pairs that are each other's reverse in time
+            (built-in data; empty otherwise).
+        frames: frames sampled from each clip, the model's time steps.
+        frame_size: the side in pixels each frame is resized to.
+        skipped_files: one reason per video skipped under ``skip_bad_files``.
+    """
+
+    generated: bool
+    class_names: list[str]
+    pairs: list[list[int]]
+    frames: int
+    frame_size: int
+    skipped_files: list[str] = dataclasses.field(default_factory=list)
 
 
-def load_data(config: VideoConfig, spec: str, seed: int) -> Splits:
-    """Load the source named by ``spec`` and split it with ``seed``."""
-    kind, sep, rest = spec.partition(":")
-    if spec == "builtin":
-        clips, targets = generate_clips(config, seed)
-        info = _info("builtin_digit_motion", BUILTIN_SOURCE, CLASS_NAMES, config, PAIRS)
-        return _split(clips, targets, config, seed, info)
-    if kind == "folder" and sep and rest:
-        clips, targets, class_names, skipped = read_folder(Path(rest), config)
-        clips, targets = _sample(clips, targets, config.max_examples, seed)
-        info = _info(Path(rest).name, f"video folder {rest}", class_names, config, [], skipped)
-        return _split(clips, targets, config, seed, info)
-    if kind == "tfds" and sep and rest:
-        return _load_tfds(rest, config, seed)
-    raise UserError(
-        f"unknown data spec {spec!r} for video-activity; use builtin, folder:DIR or tfds:ucf101"
+# === Loaders (named by config.DATA_SOURCES) ===
+
+
+def load_builtin(config: VideoConfig, argument: str, seed: int) -> Splits:
+    """The generated digit-motion clips, drawn and split with ``seed``."""
+    check_clip_memory(config.clips_per_class * len(CLASS_NAMES), config, "builtin")
+    clips, targets = generate_clips(config, seed)
+    info = _info(BUILTIN_NAME, BUILTIN_SOURCE, CLASS_NAMES, config, generated=True, pairs=PAIRS)
+    return _split(clips, targets, config, seed, info)
+
+
+def load_folder(config: VideoConfig, path: str, seed: int) -> Splits:
+    """A UCF101-style folder of videos, sampled (``max_examples``) and split with ``seed``."""
+    clips, targets, class_names, skipped = read_folder(
+        Path(path), config, max_examples=config.max_examples, seed=seed
     )
+    info = _info(Path(path).name, f"video folder {path}", class_names, config, skipped=skipped)
+    return _split(clips, targets, config, seed, info)
 
 
-def load_test_data(config: VideoConfig, spec: str, info: dict[str, Any]):
-    """Every clip of ``spec`` as test data, labels mapped onto the trained model's classes."""
-    config = config.with_settings({"frames": info["frames"], "frame_size": info["frame_size"]})
-    kind, sep, rest = spec.partition(":")
-    if kind != "folder" or not sep or not rest:
-        raise UserError(f"evaluate --data supports folder:DIR for video-activity, got {spec!r}")
-    clips, targets, class_names, _ = read_folder(Path(rest), config, min_classes=1)
-    unknown = sorted(set(class_names) - set(info["class_names"]))
+def load_test_folder(config: VideoConfig, path: str, info: VideoInfo):
+    """Every clip of a folder as test data, at the trained model's frames and frame size,
+    labels mapped onto its classes."""
+    config = config.with_settings({"frames": info.frames, "frame_size": info.frame_size})
+    clips, targets, class_names, _ = read_folder(Path(path), config, min_classes=1)
+    unknown = sorted(set(class_names) - set(info.class_names))
     if unknown:
-        raise UserError(f"{rest}: classes {unknown[:5]} are not among the model's classes")
-    index = {name: i for i, name in enumerate(info["class_names"])}
+        raise UserError(f"{path}: classes {unknown[:5]} are not among the model's classes")
+    index = {name: i for i, name in enumerate(info.class_names)}
     return clips, np.array([index[class_names[t]] for t in targets], dtype=np.int32)
 
 
-def _info(name, source, class_names, config, pairs, skipped=()) -> dict[str, Any]:
-    return {
-        "name": name,
-        "source": source,
-        "generated": name == "builtin_digit_motion",
-        "class_names": list(class_names),
-        "pairs": pairs,
-        "frames": config.frames,
-        "frame_size": config.frame_size,
-        "skipped_files": list(skipped),
-    }
+def load_tfds(config: VideoConfig, name: str, seed: int) -> Splits:
+    """A TensorFlow Datasets video set (needs internet): its own train/test split, each
+    sampled to ``max_examples``; validation carved from train with ``seed``."""
+    import tensorflow_datasets as tfds
 
-
-def _sample(clips, targets, max_examples: int, seed: int):
-    if not max_examples or len(targets) <= max_examples:
-        return clips, targets
-    keep = np.sort(np.random.default_rng(seed).choice(len(targets), max_examples, replace=False))
-    return clips[keep], targets[keep]
-
-
-def _split(clips, targets, config: VideoConfig, seed: int, info: dict[str, Any]) -> Splits:
-    held_out = config.validation_fraction + config.test_fraction
-    if len(targets) < 10 or np.bincount(targets).min() < 3:
+    try:
+        train, test = tfds.load(name, split=["train", "test"])
+        class_names = list(tfds.builder(name).info.features["label"].names)
+    except Exception as err:  # TFDS raises many types for a bad name or no network
         raise UserError(
-            f"{info['source']}: too few clips to split ({len(targets)}; each class needs "
-            "at least 3)"
-        )
-    indices = np.arange(len(targets))
-    train, rest = train_test_split(indices, test_size=held_out, random_state=seed, stratify=targets)
-    validation, test = train_test_split(
-        rest,
-        test_size=config.test_fraction / held_out,
+            f"tfds:{name}: could not load ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+        ) from None
+    train_x, train_y = _tfds_arrays(train, config, seed, f"tfds:{name}")
+    test_x, test_y = _tfds_arrays(test, config, seed, f"tfds:{name}")
+    counts = np.bincount(train_y)
+    train_x, val_x, train_y, val_y = train_test_split(
+        train_x,
+        train_y,
+        test_size=config.validation_fraction,
         random_state=seed,
-        stratify=targets[rest],
+        stratify=train_y if counts[counts > 0].min() >= 2 else None,
     )
+    source = f"TensorFlow Datasets {name} (train/test as published; validation carved from train)"
     return Splits(
-        train=(clips[train], targets[train]),
-        validation=(clips[validation], targets[validation]),
-        test=(clips[test], targets[test]),
-        info=info,
+        train=(train_x, train_y),
+        validation=(val_x, val_y),
+        test=(test_x, test_y),
+        info=_info(name, source, class_names, config),
     )
+
+
+def check_clip_memory(count: int, config: VideoConfig, source: str) -> None:
+    """UserError when ``count`` decoded clips would not fit in ``memory_limit_gb``."""
+    needed = count * config.clip_bytes() / 2**30
+    if needed > config.memory_limit_gb:
+        raise UserError(
+            f"{source}: {count:,} clips of {config.frames} frames of {config.frame_size}x"
+            f"{config.frame_size} pixels need about {needed:,.1f} GiB of memory, more than "
+            f"setting 'memory_limit_gb' ({config.memory_limit_gb:g}); lower clips_per_class "
+            "or max_examples, frames or frame_size, or raise memory_limit_gb"
+        )
+
+
+def _info(
+    name: str,
+    source: str,
+    class_names: list[str],
+    config: VideoConfig,
+    *,
+    generated: bool = False,
+    pairs: list[list[int]] | None = None,
+    skipped: list[str] | None = None,
+) -> VideoInfo:
+    return VideoInfo(
+        name=name,
+        source=source,
+        generated=generated,
+        class_names=list(class_names),
+        pairs=[list(pair) for pair in pairs or []],
+        frames=config.frames,
+        frame_size=config.frame_size,
+        skipped_files=list(skipped or []),
+    )
+
+
+def _split(clips, targets, config: VideoConfig, seed: int, info: VideoInfo) -> Splits:
+    """A seeded stratified train/validation/test split of the clips."""
+    fractions = (config.validation_fraction, config.test_fraction)
+    parts = split_indices(
+        len(targets), *fractions, seed, stratify=targets, what="clips", source=info.source
+    )
+    train, validation, test = ((clips[parts[k]], targets[parts[k]]) for k in SPLIT_NAMES)
+    return Splits(train=train, validation=validation, test=test, info=info)
 
 
 # === Frames: sampling and resizing (the export does the same in its graph) ===
 
 
-def sample_indices(count: int, frames: int) -> np.ndarray:
+def frame_indices(count: int, frames: int) -> np.ndarray:
     """``frames`` indices spread uniformly over ``count`` frames (repeats if fewer)."""
     return np.round(np.linspace(0.0, count - 1.0, frames)).astype(np.int64)
 
@@ -138,33 +194,51 @@ def resize_frames(frames, size: int):
 
 def read_clip(path: Path, frames: int, size: int) -> np.ndarray:
     """Decode a video file to uint8 ``[frames, size, size, 3]``; UserError naming the file."""
+    reader = _open_video(path)
+    try:
+        clip = _resized_frames(reader, path, size)
+    finally:
+        reader.close()
+    return clip[frame_indices(len(clip), frames)]
+
+
+def _open_video(path: Path):
+    """imageio's ffmpeg reader of ``path``; UserError for an empty or unreadable file."""
     import imageio.v2 as imageio
 
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"{path}: the video file is empty (0 bytes)")
     try:
-        reader = imageio.get_reader(str(path), format="ffmpeg")
+        return imageio.get_reader(str(path), format="ffmpeg")
     except Exception as err:  # imageio raises OSError, RuntimeError, ... for a bad file
         if "does not contain any stream" in str(err):
             raise UserError(f"{path}: the video has no frames (no video stream)") from None
         raise UserError(f"{path}: not a readable video ({_reason(err)})") from None
+
+
+def _resized_frames(reader, path: Path, size: int) -> np.ndarray:
+    """Every frame of ``reader``, resized in chunks so that memory follows the resized size."""
     resized, chunk = [], []
     try:
-        for frame in reader:
+        for count, frame in enumerate(reader, 1):
+            if count > MAX_CLIP_FRAMES:
+                raise UserError(
+                    f"{path}: the video has more than {MAX_CLIP_FRAMES:,} frames, longer than "
+                    "an activity clip may be; cut it into clips"
+                )
             chunk.append(_rgb(frame))
             if len(chunk) == _RESIZE_CHUNK:
                 resized.append(resize_frames(np.stack(chunk), size).numpy())
                 chunk = []
+    except UserError:
+        raise
     except Exception as err:
         raise UserError(f"{path}: cannot decode the video ({_reason(err)})") from None
-    finally:
-        reader.close()
     if chunk:
         resized.append(resize_frames(np.stack(chunk), size).numpy())
     if not resized:
         raise UserError(f"{path}: the video has no frames")
-    clip = np.concatenate(resized)
-    return clip[sample_indices(len(clip), frames)]
+    return np.concatenate(resized)
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:
@@ -185,27 +259,32 @@ def _reason(err: Exception) -> str:
 # === folder:DIR (the UCF101 layout) ===
 
 
-def read_folder(root: Path, config: VideoConfig, min_classes: int = 2):
-    """Clips, targets, class names and skipped files of ``root/class_name/*.mp4|avi|...``."""
+def read_folder(
+    root: Path, config: VideoConfig, min_classes: int = 2, max_examples: int = 0, seed: int = 0
+):
+    """Clips, targets, class names and skipped files of ``root/class_name/*.mp4|avi|...``.
+
+    With ``max_examples``, a seeded sample of that many videos is decoded, not all.
+    """
     files = _video_files(root, min_classes)
+    listed = [(label, path) for label, paths in enumerate(files.values()) for path in paths]
+    listed = [listed[i] for i in sample_indices(len(listed), max_examples, seed)]
+    check_clip_memory(len(listed), config, str(root))
     clips, targets, skipped = [], [], []
-    log(f"decoding {sum(len(f) for f in files.values())} videos from {root}")
-    for label, (_, paths) in enumerate(files.items()):
-        for path in paths:
-            try:
-                clips.append(read_clip(path, config.frames, config.frame_size))
-                targets.append(label)
-            except UserError as err:
-                if not config.skip_bad_files:
-                    raise
-                skipped.append(str(err))
+    log(f"decoding {len(listed)} videos from {root}")
+    for label, path in listed:
+        try:
+            clips.append(read_clip(path, config.frames, config.frame_size))
+            targets.append(label)
+        except UserError as err:
+            if not config.skip_bad_files:
+                raise
+            skipped.append(str(err))
     if skipped:
         log(f"skipped {len(skipped)} unreadable or empty videos (skip_bad_files)")
-    targets = np.array(targets, dtype=np.int32)
-    present = sorted(set(targets.tolist()))
-    if len(present) < min_classes:
+    if len(set(targets)) < min_classes:
         raise UserError(f"{root}: fewer than {min_classes} classes have a readable video")
-    return np.stack(clips), targets, list(files), skipped
+    return np.stack(clips), np.array(targets, dtype=np.int32), list(files), skipped
 
 
 def _video_files(root: Path, min_classes: int) -> dict[str, list[Path]]:
@@ -226,48 +305,32 @@ def _video_files(root: Path, min_classes: int) -> dict[str, list[Path]]:
     return files
 
 
-# === tfds:ucf101 ===
+# === tfds: (UCF101) ===
 
 
-def _load_tfds(name: str, config: VideoConfig, seed: int) -> Splits:
-    import tensorflow_datasets as tfds
-
-    try:
-        train, test = tfds.load(name, split=["train", "test"])
-        class_names = list(tfds.builder(name).info.features["label"].names)
-    except Exception as err:  # TFDS raises many types for a bad name or no network
-        raise UserError(
-            f"tfds:{name}: could not load ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
-        ) from None
-    train_x, train_y = _sample(*_tfds_arrays(train, config), config.max_examples, seed)
-    test_x, test_y = _sample(*_tfds_arrays(test, config), config.max_examples, seed)
-    counts = np.bincount(train_y)
-    train_x, val_x, train_y, val_y = train_test_split(
-        train_x,
-        train_y,
-        test_size=config.validation_fraction,
-        random_state=seed,
-        stratify=train_y if counts[counts > 0].min() >= 2 else None,
-    )
-    source = f"TensorFlow Datasets {name} (train/test as published; validation carved from train)"
-    return Splits(
-        train=(train_x, train_y),
-        validation=(val_x, val_y),
-        test=(test_x, test_y),
-        info=_info(name, source, class_names, config, []),
-    )
-
-
-def _tfds_arrays(dataset, config: VideoConfig):
+def _tfds_arrays(dataset, config: VideoConfig, seed: int, source: str):
+    """Clips and labels of one TFDS split: a seeded sample of ``max_examples``, chosen before
+    decoding where the split's size is known; clips without frames are left out."""
+    count = int(dataset.cardinality())
+    wanted = None
+    if count >= 0:
+        wanted = set(sample_indices(count, config.max_examples, seed).tolist())
+        check_clip_memory(len(wanted), config, source)
     clips, labels = [], []
-    for example in dataset.as_numpy_iterator():
-        video, label = example["video"], example["label"]
-        if len(video) == 0:
+    for i, example in enumerate(dataset.as_numpy_iterator()):
+        video = example["video"]
+        if (wanted is not None and i not in wanted) or len(video) == 0:
             continue
-        picked = video[sample_indices(len(video), config.frames)]
+        picked = video[frame_indices(len(video), config.frames)]
         clips.append(resize_frames(_rgb_video(picked), config.frame_size).numpy())
-        labels.append(int(label))
-    return np.stack(clips), np.array(labels, dtype=np.int32)
+        labels.append(int(example["label"]))
+    if not clips:
+        raise UserError(f"{source}: the split has no clip with frames")
+    clips, labels = np.stack(clips), np.array(labels, dtype=np.int32)
+    if wanted is None:  # the size was unknown beforehand: sample what was decoded
+        keep = sample_indices(len(labels), config.max_examples, seed)
+        clips, labels = clips[keep], labels[keep]
+    return clips, labels
 
 
 def _rgb_video(video: np.ndarray) -> np.ndarray:

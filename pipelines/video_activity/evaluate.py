@@ -19,6 +19,7 @@ from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plot_confusion_matrix, plt
 from pipelines.progress import log
 from pipelines.video_activity.config import VideoConfig
+from pipelines.video_activity.data import VideoInfo
 from pipelines.video_activity.model import build_frame_average_baseline
 
 
@@ -105,43 +106,47 @@ def evaluate(model, splits: Splits, config: VideoConfig, out_dir: Path) -> Evalu
     """Model and baselines on ``splits.test``; writes the plots and ``pair_confusion.json``."""
     clips, targets = splits.test
     info = splits.info
-    names, pairs = info["class_names"], info.get("pairs", [])
     probabilities = model.predict(clips, verbose=0, batch_size=64)
     baseline = frame_average_baseline(splits, config).predict(clips, verbose=0, batch_size=64)
-    majority = majority_probabilities(splits.train[1], len(targets), len(names))
-    plot_confusion_matrix(
-        targets, probabilities.argmax(-1), names, out_dir / "confusion_matrix.png"
+    majority = majority_probabilities(splits.train[1], len(targets), len(info.class_names))
+    plots = _write_plots(splits, probabilities.argmax(-1), baseline.argmax(-1), out_dir)
+    pair_rows = {
+        "model": pair_confusion(targets, probabilities.argmax(-1), info.pairs, info.class_names),
+        "frame_average": pair_confusion(targets, baseline.argmax(-1), info.pairs, info.class_names),
+    }
+    if info.pairs:
+        (out_dir / "pair_confusion.json").write_text(json.dumps(pair_rows, indent=2) + "\n")
+
+    def scores(p: np.ndarray) -> dict[str, float]:
+        return classification_metrics(targets, p, config.top_k, info.pairs)
+
+    return Evaluation(
+        test=scores(probabilities),
+        baselines={"majority": scores(majority), "frame_average": scores(baseline)},
+        plots=plots,
+        report=_report(info, pair_rows),
     )
+
+
+def _write_plots(splits: Splits, predicted, baseline_predicted, out_dir: Path) -> dict[str, str]:
+    """The sample frames and both confusion matrices; returns title -> file name."""
+    targets, names = splits.test[1], splits.info.class_names
+    plot_confusion_matrix(targets, predicted, names, out_dir / "confusion_matrix.png")
     plot_confusion_matrix(
         targets,
-        baseline.argmax(-1),
+        baseline_predicted,
         names,
         out_dir / "baseline_confusion_matrix.png",
         title="Frame-averaging baseline, test split",
     )
     plot_sample_frames(splits.train, names, out_dir / "sample_frames.png")
-    plots = {
+    return {
         "Sample frames (one training clip per class, time left to right)": "sample_frames.png",
         "Confusion matrix (test split)": "confusion_matrix.png",
         "Confusion matrix of the frame-averaging baseline (test split)": (
             "baseline_confusion_matrix.png"
         ),
     }
-    pair_rows = {
-        "model": pair_confusion(targets, probabilities.argmax(-1), pairs, names),
-        "frame_average": pair_confusion(targets, baseline.argmax(-1), pairs, names),
-    }
-    if pairs:
-        (out_dir / "pair_confusion.json").write_text(json.dumps(pair_rows, indent=2) + "\n")
-    return Evaluation(
-        test=classification_metrics(targets, probabilities, config.top_k, pairs),
-        baselines={
-            "majority": classification_metrics(targets, majority, config.top_k, pairs),
-            "frame_average": classification_metrics(targets, baseline, config.top_k, pairs),
-        },
-        plots=plots,
-        report=_report(info, pair_rows),
-    )
 
 
 def plot_sample_frames(split, class_names: list[str], path: Path) -> None:
@@ -164,35 +169,38 @@ def plot_sample_frames(split, class_names: list[str], path: Path) -> None:
     plt.close(figure)
 
 
-def _report(info: dict[str, Any], pair_rows: dict[str, list[dict[str, Any]]]) -> str:
-    lines = []
-    if info.get("generated"):
-        lines += [
-            "## About the data",
-            "",
-            "The built-in clips are **generated**, not recorded: no labelled human-activity "
-            "video reaches this machine. Real handwritten digits (scikit-learn's `load_digits`) "
-            "move, rotate, grow or shrink over cluttered, noisy, jittering backgrounds; the two "
-            "classes of each pair are each other's reverse in time, so only frame order tells "
-            "them apart. `within_pair_accuracy` is about 0.5 for a model blind to order.",
-            "",
-        ]
+ABOUT_GENERATED = (
+    "The built-in clips are **generated**, not recorded: no labelled human-activity "
+    "video reaches this machine. Real handwritten digits (scikit-learn's `load_digits`) "
+    "move, rotate, grow or shrink over cluttered, noisy, jittering backgrounds; the two "
+    "classes of each pair are each other's reverse in time, so only frame order tells "
+    "them apart. `within_pair_accuracy` is about 0.5 for a model blind to order."
+)
+
+
+def _report(info: VideoInfo, pair_rows: dict[str, list[dict[str, Any]]]) -> str:
+    """The report's extra sections: about generated data, the per-pair table, skipped files."""
+    lines = ["## About the data", "", ABOUT_GENERATED, ""] if info.generated else []
     if pair_rows["model"]:
-        lines += [
-            "## Per pair (test split): right class, and swapped for the pair's other class",
-            "",
-            "| pair | clips | model right | model swapped | frame-average right "
-            "| frame-average swapped |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        for mine, base in zip(pair_rows["model"], pair_rows["frame_average"], strict=True):
-            lines.append(
-                f"| {mine['pair']} | {mine['clips']} | {mine['right']:.3f} | "
-                f"{mine['swapped']:.3f} | {base['right']:.3f} | {base['swapped']:.3f} |"
-            )
-        lines.append("")
-    skipped = info.get("skipped_files", [])
-    if skipped:
-        lines += [f"## Skipped files: {len(skipped)} (skip_bad_files)", ""]
-        lines += [f"- {reason}" for reason in skipped[:50]]
+        lines += _pair_table(pair_rows) + [""]
+    if info.skipped_files:
+        lines += [f"## Skipped files: {len(info.skipped_files)} (skip_bad_files)", ""]
+        lines += [f"- {reason}" for reason in info.skipped_files[:50]]
     return "\n".join(lines)
+
+
+def _pair_table(pair_rows: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per pair, the model's and the frame-averaging baseline's right and swapped shares."""
+    lines = [
+        "## Per pair (test split): right class, and swapped for the pair's other class",
+        "",
+        "| pair | clips | model right | model swapped | frame-average right "
+        "| frame-average swapped |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for mine, base in zip(pair_rows["model"], pair_rows["frame_average"], strict=True):
+        lines.append(
+            f"| {mine['pair']} | {mine['clips']} | {mine['right']:.3f} | "
+            f"{mine['swapped']:.3f} | {base['right']:.3f} | {base['swapped']:.3f} |"
+        )
+    return lines

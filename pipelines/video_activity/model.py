@@ -8,17 +8,15 @@ recurrence replaced by an average over frames: it cannot see frame order.
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
 
-from layers import recurrent_stack
 from layers.conv_lstm_cell import ConvLSTM, ConvLSTMCell
-from pipelines.training import compile_model
+from pipelines.training import compile_model, recurrent_stack_from
 from pipelines.video_activity.config import VideoConfig
+from pipelines.video_activity.data import VideoInfo
 
 
-def build_model(config: VideoConfig, info: dict[str, Any]) -> keras.Model:
+def build_model(config: VideoConfig, info: VideoInfo) -> keras.Model:
     """A compiled classifier of uint8 clips ``[batch, frames, size, size, 3]`` (``frames``)."""
     clips, frames = _inputs(info)
     if config.recurrence == "conv_lstm":
@@ -30,19 +28,11 @@ def build_model(config: VideoConfig, info: dict[str, Any]) -> keras.Model:
         features = keras.layers.GlobalMaxPooling2D(name="max_pool")(features)
     else:
         per_frame = keras.layers.TimeDistributed(frame_cnn(config), name="frame_cnn")(frames)
-        features = recurrent_stack(
-            per_frame,
-            cell=config.cell,
-            units=config.units,
-            depth=config.depth,
-            bidirectional=config.bidirectional,
-            dropout=config.dropout,
-            recurrent_dropout=config.recurrent_dropout,
-        )
+        features = recurrent_stack_from(config, per_frame)
     return _classifier(clips, features, config, info, "video_activity")
 
 
-def build_frame_average_baseline(config: VideoConfig, info: dict[str, Any]) -> keras.Model:
+def build_frame_average_baseline(config: VideoConfig, info: VideoInfo) -> keras.Model:
     """The same per-frame CNN, features averaged over frames (no recurrence), then softmax."""
     clips, frames = _inputs(info)
     per_frame = keras.layers.TimeDistributed(frame_cnn(config), name="frame_cnn")(frames)
@@ -72,19 +62,19 @@ def frame_cnn(config: VideoConfig, flatten: bool = True) -> keras.Sequential:
     return keras.Sequential(stack, name="frame_cnn")
 
 
-def _inputs(info: dict[str, Any]):
-    shape = (info["frames"], info["frame_size"], info["frame_size"], 3)
+def _inputs(info: VideoInfo):
+    shape = (info.frames, info.frame_size, info.frame_size, 3)
     clips = keras.Input(shape=shape, dtype="uint8", name="frames")
     return clips, keras.layers.Rescaling(1.0 / 255.0, name="scale")(clips)
 
 
-def _classifier(clips, features, config: VideoConfig, info, name: str) -> keras.Model:
+def _classifier(clips, features, config: VideoConfig, info: VideoInfo, name: str) -> keras.Model:
     features = keras.layers.Dropout(config.dropout, name="head_dropout")(features)
     probabilities = keras.layers.Dense(
-        len(info["class_names"]), activation="softmax", name="probabilities"
+        len(info.class_names), activation="softmax", name="probabilities"
     )(features)
     model = keras.Model(clips, probabilities, name=name)
-    k = min(config.top_k, len(info["class_names"]))
+    k = min(config.top_k, len(info.class_names))
     compile_model(
         model,
         config,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -11,14 +10,13 @@ import tensorflow as tf
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
 from pipelines.export import write_export
-from pipelines.video_activity import data, evaluate, model
-from pipelines.video_activity.config import VideoConfig
-from tuning.space import SearchSpace
+from pipelines.video_activity import data
+from pipelines.video_activity.data import VideoInfo
 
 # Bounds on what serving_default accepts, checked inside the graph before any allocation
 # that grows with the input: a larger request fails with one of these messages.
 MAX_SERVING_BATCH = 256
-MAX_SERVING_FRAMES = 10_000
+MAX_SERVING_FRAMES = data.MAX_CLIP_FRAMES
 MAX_SERVING_SIDE = 4096
 MAX_SERVING_PIXELS = 2**26  # batch x sampled frames x height x width, resized at once
 
@@ -27,17 +25,13 @@ class VideoActivityPipeline(Pipeline):
     """Clip classification (many-to-one): a per-frame CNN, then recurrence over the frames."""
 
     name = "video-activity"
-    config_class = VideoConfig
-    search_space = SearchSpace(units=(32, 64, 128), batch_sizes=(16, 32, 64))
-    data = data
-    model = model
-    evaluation = evaluate
+    info_class = VideoInfo
 
-    def export(self, keras_model, info: dict[str, Any], path: Path) -> None:
+    def export(self, keras_model, info: VideoInfo, path: Path) -> None:
         """``serving_default``: ``frames`` uint8 [batch, frames, height, width, 3] ->
         ``probabilities``, ``label``; frame sampling, resizing and scaling in the graph."""
-        class_names = tf.constant(info["class_names"])
-        frames, size = info["frames"], info["frame_size"]
+        class_names = tf.constant(info.class_names)
+        frames, size = info.frames, info.frame_size
         spec = tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames")
 
         @tf.function(input_signature=[spec])
@@ -49,15 +43,15 @@ class VideoActivityPipeline(Pipeline):
 
         write_export(keras_model, {"serving_default": serve}, path)
 
-    def predict(self, keras_model, inputs: list[str], info: dict[str, Any]) -> list[str]:
+    def predict(self, keras_model, inputs: list[str], info: VideoInfo) -> list[str]:
         """``label<TAB>probability<TAB>file`` for each video file."""
         clips = []
         for name in inputs:
             if not Path(name).is_file():
                 raise UserError(f"video file not found: {name}")
-            clips.append(data.read_clip(Path(name), info["frames"], info["frame_size"]))
+            clips.append(data.read_clip(Path(name), info.frames, info.frame_size))
         probabilities = keras_model.predict(np.stack(clips), verbose=0)
-        names = info["class_names"]
+        names = info.class_names
         return [
             f"{names[p.argmax()]}\t{p.max():.3f}\t{name}"
             for name, p in zip(inputs, probabilities, strict=True)
@@ -67,8 +61,21 @@ class VideoActivityPipeline(Pipeline):
 def serving_clips(clips: tf.Tensor, frames: int, size: int) -> tf.Tensor:
     """Check bounds, sample ``frames`` uniformly and resize to ``size``: uint8 in and out."""
     shape = tf.shape(clips, out_type=tf.int64)
+    checks = _serving_checks(shape, frames)
+    with tf.control_dependencies(checks):
+        last = tf.cast(shape[1] - 1, tf.float64)
+        indices = tf.cast(
+            tf.round(tf.linspace(tf.constant(0.0, tf.float64), last, frames)), tf.int64
+        )
+        picked = tf.gather(clips, indices, axis=1)
+    flat = tf.reshape(picked, tf.stack([-1, shape[2], shape[3], 3]))
+    return tf.reshape(data.resize_frames(flat, size), [-1, frames, size, size, 3])
+
+
+def _serving_checks(shape: tf.Tensor, frames: int) -> list:
+    """Assertions that a request's ``shape`` is within the serving bounds."""
     pixels = shape[0] * frames * shape[2] * shape[3]
-    checks = [
+    return [
         tf.debugging.assert_positive(
             shape[1:4], message="frames: need at least one frame of at least 1x1 pixels"
         ),
@@ -92,14 +99,6 @@ def serving_clips(clips: tf.Tensor, frames: int, size: int) -> tf.Tensor:
             f"{MAX_SERVING_PIXELS} pixels; send fewer or smaller clips per request",
         ),
     ]
-    with tf.control_dependencies(checks):
-        last = tf.cast(shape[1] - 1, tf.float64)
-        indices = tf.cast(
-            tf.round(tf.linspace(tf.constant(0.0, tf.float64), last, frames)), tf.int64
-        )
-        picked = tf.gather(clips, indices, axis=1)
-    flat = tf.reshape(picked, tf.stack([-1, shape[2], shape[3], 3]))
-    return tf.reshape(data.resize_frames(flat, size), [-1, frames, size, size, 3])
 
 
 PIPELINE = VideoActivityPipeline()

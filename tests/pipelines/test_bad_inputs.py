@@ -578,21 +578,21 @@ SET_CASES = [
     for pipeline, key in (
         ("sentiment", "units"),
         ("forecasting", "window"),
-        ("music", "sequence_steps"),
+        ("music", "window_steps"),
         ("translation", "beam_width"),
     )
     for name, error_class, pair, expected in (
         ("unknown_key", "unknown --set key", "no_such_key=1", "unknown setting 'no_such_key'"),
-        ("not_an_int", "ill-typed --set value", f"{key}=1.5", "setting '{key}' expects int"),
+        ("not_an_int", "ill-typed --set value", f"{key}=1.5", "setting '{key}' = 1.5: input"),
         (
             "int_overflow",
             "ill-typed --set value",
             f"{key}=99999999999",
-            "setting '{key}' is out of range",
+            "setting '{key}' = 99999999999: input should be less than",
         ),
-        ("nan", "ill-typed --set value", "learning_rate=nan", "'learning_rate' expects a finite"),
-        ("inf", "ill-typed --set value", "dropout=-inf", "'dropout' expects a finite float"),
-        ("bool", "ill-typed --set value", "bidirectional=maybe", "'bidirectional' expects bool"),
+        ("nan", "ill-typed --set value", "learning_rate=nan", "'learning_rate' = nan: input"),
+        ("inf", "ill-typed --set value", "dropout=-inf", "'dropout' = -inf: input should be"),
+        ("bool", "ill-typed --set value", "bidirectional=maybe", "'bidirectional' = maybe: in"),
         ("no_equals", "ill-typed --set value", key, "--set expects KEY=VALUE"),
     )
 ] + [
@@ -609,7 +609,7 @@ SET_CASES = [
         "set_huge_max_target_length",
         "ill-typed --set value",
         _key_not_file(_file("p.tsv", PAIRS, "tsv")),
-        "setting 'max_target_length' must be at most 1000",
+        "setting 'max_target_length' = 2000000000: input should be less than or equal to 1000",
         ("max_target_length=2000000000",),
     ),
     Case(
@@ -617,7 +617,7 @@ SET_CASES = [
         "set_huge_steps_per_quarter",
         "ill-typed --set value",
         _key_not_file(_folder_with("ok.mid", _midi_bytes(), "midi")),
-        "steps_per_quarter=2000000000, more than the 100,000 a piece may have",
+        "setting 'steps_per_quarter' = 2000000000: input should be less than or equal to 24",
         ("steps_per_quarter=2000000000",),
     ),
 ]
@@ -625,8 +625,127 @@ SET_CASES = [
 # === Extension point: the speech-to-text and video-activity pipelines add their cases ===
 # (wrong sample rates, non-audio files named .wav, unreadable video, over-long clips) here,
 # as Case(...) entries with their own error classes; the tests below pick them up.
-SPEECH_TO_TEXT_CASES: list[Case] = []
-VIDEO_ACTIVITY_CASES: list[Case] = []
+
+
+def _audio_manifest(bad: str, write: Callable[[Path], None], header: str = "", row: str = ""):
+    """A manifest of four good clips with ``bad`` (written by ``write``) on line 3; the error
+    names ``bad``, or the manifest itself when ``header`` or ``row`` is what is wrong."""
+
+    def make(folder: Path):
+        from tests.pipelines.test_speech_to_text import _tone_words, _write_wav
+
+        rows = [header or "path,transcript"]
+        for i in range(4):
+            _write_wav(folder / f"good_{i}.wav", _tone_words(0.5, seed=i))
+            rows.append(f"good_{i}.wav,one {i}")
+        write(folder / bad)
+        rows.insert(2, row or f"{bad},two")
+        manifest = folder / "manifest.csv"
+        manifest.write_text("\n".join(rows) + "\n")
+        return f"manifest:{manifest}", manifest if header or row else folder / bad
+
+    return make
+
+
+def _wav(seconds: float = 0.5, rate: int = 16000, silent: bool = False, cut: bool = False):
+    def write(path: Path):
+        from tests.pipelines.test_speech_to_text import _tone_words, _write_wav
+
+        audio = np.zeros(int(seconds * rate), np.float32) if silent else _tone_words(seconds, rate)
+        _write_wav(path, audio, rate)
+        if cut:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    return write
+
+
+SPEECH_TO_TEXT_CASES: list[Case] = [
+    Case("speech-to-text", name, error_class, _audio_manifest(file, write), expected)
+    for name, error_class, file, write, expected in (
+        ("truncated_wav", "truncated file", "cut.wav", _wav(cut=True), "truncated WAV file"),
+        ("empty_wav", "empty file", "empty.wav", lambda p: p.write_bytes(b""), "is empty"),
+        (
+            "text_named_wav",
+            "not audio",
+            "notes.wav",
+            lambda p: p.write_text("not audio\n" * 20),
+            "cannot decode audio",
+        ),
+        (
+            "low_rate",
+            "wrong sample rate",
+            "low.wav",
+            _wav(rate=4000),
+            "sample rate 4000 Hz is below 8000 Hz",
+        ),
+        ("silent", "silent audio", "silent.wav", _wav(silent=True), "the audio is silent"),
+        ("missing_audio", "missing file", "gone.wav", lambda p: None, "audio file not found"),
+    )
+] + [
+    Case(
+        "speech-to-text",
+        "no_transcript_column",
+        "missing column",
+        _audio_manifest("x.wav", _wav(), header="path,text"),
+        "no column 'transcript'",
+    ),
+    Case(
+        "speech-to-text",
+        "extra_field",
+        "extra columns",
+        _audio_manifest("x.wav", _wav(), row="x.wav,two,three"),
+        "3 field(s) where the header has 2",
+    ),
+    Case(
+        "speech-to-text",
+        "set_snr_range_reversed",
+        "ill-typed --set value",
+        _no_file(),
+        "setting 'builtin_snr_db' must be LOW,HIGH",
+        ("builtin_snr_db=30,8",),
+    ),
+]
+
+
+def _video_folder_with(case: str):
+    """test_video_activity.py's folder of tiny real videos with one bad file (``case``)."""
+
+    def make(folder: Path):
+        from tests.pipelines.test_video_activity import bad_video_folder
+
+        root, named = bad_video_folder(folder / "videos", case)
+        return f"folder:{root}", named
+
+    return make
+
+
+VIDEO_ACTIVITY_CASES: list[Case] = [
+    Case("video-activity", name, error_class, _video_folder_with(name), expected)
+    for name, error_class, expected in (
+        ("empty", "empty file", "the video file is empty (0 bytes)"),
+        ("not_a_video", "unreadable video", "not a readable video"),
+        ("truncated", "truncated file", "not a readable video"),
+        ("no_frames", "empty file", "the video has no frames"),
+        ("one_class", "single class", "found videos of one class ('left')"),
+    )
+] + [
+    Case(
+        "video-activity",
+        "set_huge_frames",
+        "ill-typed --set value",
+        _no_file(),
+        "setting 'frames' = 2000000000: input should be less than or equal to 1000",
+        ("frames=2000000000",),
+    ),
+    Case(
+        "video-activity",
+        "set_too_many_conv_layers",
+        "ill-typed --set value",
+        _no_file(),
+        "setting 'frame_size' (16) is too small for the 5 layers of 'conv_filters'",
+        ("conv_filters=4,4,4,4,4",),
+    ),
+]
 
 CORPUS = (
     SENTIMENT_CASES
@@ -650,7 +769,14 @@ CHILD_CASES = [
     "forecasting-non_numeric_target",  # ill-typed value in a file
 ]
 SENTIMENT_BAD_FILES = "test_sentiment.py::test_bad_files_end_in_one_error_line_and_no_run_directory"
+SPEECH_BAD_AUDIO = (
+    "test_speech_to_text.py::"
+    "test_bad_input_on_the_command_line_is_one_error_line_and_no_run_directory"
+)
 CHILD_ELSEWHERE = {
+    "not audio": SPEECH_BAD_AUDIO,
+    "wrong sample rate": SPEECH_BAD_AUDIO,
+    "silent audio": SPEECH_BAD_AUDIO,
     "empty file": SENTIMENT_BAD_FILES,
     "missing column": SENTIMENT_BAD_FILES,
     "single class": SENTIMENT_BAD_FILES,
@@ -660,6 +786,9 @@ CHILD_ELSEWHERE = {
     "missing file": "test_sentiment.py::test_missing_file_is_an_error",
     "unknown --set key": "test_cli.py::test_user_mistakes_end_in_one_error_line",
     "ill-typed --set value": "test_cli.py::test_user_mistakes_end_in_one_error_line",
+    "unreadable video": (
+        "test_video_activity.py::test_bad_videos_end_in_one_error_line_and_no_run_directory"
+    ),
 }
 
 
@@ -738,11 +867,11 @@ def test_extra_header_columns_are_ignored(tmp_path):
     from pipelines.forecasting.config import ForecastingConfig
     from pipelines.forecasting.data import read_csv
     from pipelines.sentiment.config import SentimentConfig
-    from pipelines.sentiment.data import _load_labelled_text
+    from pipelines.sentiment.data import _read_table
 
     path = tmp_path / "extra.csv"
     path.write_text("id,text,label,notes\n1,good,1,x\n2,bad,0,\n\n3,fine,1,y\n")
-    texts, labels, _, _ = _load_labelled_text(f"csv:{path}", SentimentConfig())
+    texts, labels, _ = _read_table(str(path), ",", SentimentConfig())
     assert list(texts) == ["good", "bad", "fine"] and list(labels) == ["1", "0", "1"]
     series = read_csv(tmp_path / "extra.csv", ForecastingConfig(time_column="id"))
     assert list(series.labels) == ["line 2", "line 3", "line 5"]  # blank line 4 skipped
@@ -751,12 +880,12 @@ def test_extra_header_columns_are_ignored(tmp_path):
 def test_empty_text_errors_name_the_exact_line_after_blank_lines(tmp_path):
     from pipelines.errors import UserError
     from pipelines.sentiment.config import SentimentConfig
-    from pipelines.sentiment.data import _load_labelled_text
+    from pipelines.sentiment.data import _read_table
 
     path = tmp_path / "blank.csv"
     path.write_text('text,label\n\n"two\nlines",1\n ,0\n')
     with pytest.raises(UserError, match=r"empty text or label at line\(s\) 5$"):
-        _load_labelled_text(f"csv:{path}", SentimentConfig())
+        _read_table(str(path), ",", SentimentConfig())
 
 
 # === Serving bounds inside each export ===
@@ -764,7 +893,7 @@ def test_empty_text_errors_name_the_exact_line_after_blank_lines(tmp_path):
 # same export code a smoke run calls), then loaded with tf.saved_model.load.
 
 
-def _export(pipeline_name: str, config, info: dict, path: Path):
+def _export(pipeline_name: str, config, info, path: Path):
     import tensorflow as tf
 
     from pipelines import registry
@@ -787,9 +916,9 @@ def test_sentiment_export_bounds_the_text_length(tmp_path):
     import tensorflow as tf
 
     from pipelines.sentiment.config import SentimentConfig
-    from pipelines.sentiment.data import MAX_TEXT_BYTES
+    from pipelines.sentiment.data import MAX_TEXT_BYTES, SentimentInfo
 
-    info = {"class_names": ["neg", "pos"], "vocabulary": ["good", "bad", "film"]}
+    info = SentimentInfo("toy", "test", ["neg", "pos"], ["good", "bad", "film"])
     export, model = _export("sentiment", SentimentConfig.from_preset("smoke"), info, tmp_path)
     serve = export.signatures["serving_default"]
     texts = ["a good film", "w" * MAX_TEXT_BYTES]
@@ -803,22 +932,30 @@ def test_forecasting_export_checks_the_window_shape_and_values(tmp_path):
     import tensorflow as tf
 
     from pipelines.forecasting.config import ForecastingConfig
+    from pipelines.forecasting.data import ForecastingInfo
 
     config = ForecastingConfig.from_preset("smoke").with_settings({"window": 8})
-    info = {
-        "window": 8,
-        "horizon": 1,
-        "feature_columns": ["temp", "wind"],
-        "target_columns": ["temp"],
-        "target_indices": [0],
-        "transform": "none",
-        "feature_mean": [10.0, 2.0],
-        "feature_variance": [4.0, 1.0],
-        "target_mean": [10.0],
-        "target_std": [2.0],
-        "mase_scale": [1.0],
-        "seasonal_period": 7,
-    }
+    info = ForecastingInfo(
+        name="series",
+        source="test",
+        time_column="date",
+        time_format="",
+        frequency="D",
+        seasonal_period=7,
+        feature_columns=["temp", "wind"],
+        target_columns=["temp"],
+        target_indices=[0],
+        transform="none",
+        window=8,
+        horizon=1,
+        feature_mean=[10.0, 2.0],
+        feature_variance=[4.0, 1.0],
+        target_mean=[10.0],
+        target_std=[2.0],
+        mase_scale=[1.0],
+        split_periods={},
+        notes=[],
+    )
     export, model = _export("forecasting", config, info, tmp_path)
     serve = export.signatures["serving_default"]
     window = np.random.default_rng(0).normal(10, 2, (3, 8, 2)).astype(np.float32)
@@ -836,9 +973,21 @@ def test_music_export_bounds_the_primer_and_the_continuation(tmp_path):
     import tensorflow as tf
 
     from pipelines.music import data
-    from pipelines.music.config import MusicConfig
+    from pipelines.music.config import MAX_GENERATE_STEPS, MAX_PRIMER_STEPS, MusicConfig
 
-    info = {"kind": "token", "vocab_size": data.VOCAB, "voices": data.VOICES}
+    info = data.MusicInfo(
+        name="bounds",
+        source="no data",
+        kind="token",
+        vocab_size=data.VOCAB,
+        voices=data.VOICES,
+        keys=data.KEYS,
+        lowest_pitch=data.LOWEST,
+        steps_per_quarter=2,
+        transpose=0,
+        pieces={},
+        test_pieces=[],
+    )
     export, model = _export("music", MusicConfig.from_preset("smoke"), info, tmp_path)
     serve, generate = export.signatures["serving_default"], export.signatures["generate"]
     primer = np.tile(np.array([[50, 45, 38, 27]], np.int32), (2, 3))
@@ -847,16 +996,16 @@ def test_music_export_bounds_the_primer_and_the_continuation(tmp_path):
     kwargs = {"temperature": tf.constant(1.0), "top_k": tf.constant(0), "seed": tf.constant([0, 1])}
     tokens = generate(primer=tf.constant(primer), steps=tf.constant(3), **kwargs)["tokens"]
     assert tokens.shape == (2, 3 * data.VOICES)
-    too_long = np.ones((1, data.MAX_PRIMER_STEPS * data.VOICES + 1), np.int32)
-    limit = data.MAX_PRIMER_STEPS * data.VOICES
+    too_long = np.ones((1, MAX_PRIMER_STEPS * data.VOICES + 1), np.int32)
+    limit = MAX_PRIMER_STEPS * data.VOICES
     assert f"primer is longer than {limit} tokens" in _error(
         lambda: serve(primer=tf.constant(too_long))
     )
     assert "primer is longer than" in _error(
         lambda: generate(primer=tf.constant(too_long), steps=tf.constant(3), **kwargs)
     )
-    steps = tf.constant(data.MAX_GENERATE_STEPS + 1)
-    assert f"steps is more than {data.MAX_GENERATE_STEPS}" in _error(
+    steps = tf.constant(MAX_GENERATE_STEPS + 1)
+    assert f"steps is more than {MAX_GENERATE_STEPS}" in _error(
         lambda: generate(primer=tf.constant(primer), steps=steps, **kwargs)
     )
     assert "vocabulary size" in _error(lambda: serve(primer=tf.constant([[500]], tf.int32)))
@@ -871,14 +1020,17 @@ def test_translation_export_bounds_the_text_length(tmp_path):
     from pipelines.translation.config import TranslationConfig
 
     config = TranslationConfig.from_preset("smoke")
-    info = {
-        "source_vocabulary": ["one", "two", "three"],
-        "target_vocabulary": [*data.RESERVED, "un", "deux", "trois"],
-        "max_source_length": config.max_source_length,
-        "max_target_length": 4,
-        "beam_width": 2,
-        "length_penalty": 0.6,
-    }
+    info = data.TranslationInfo(
+        name="bounds",
+        source="no data",
+        source_vocabulary=["one", "two", "three"],
+        target_vocabulary=[*data.RESERVED, "un", "deux", "trois"],
+        over_length={},
+        max_source_length=config.max_source_length,
+        max_target_length=4,
+        beam_width=2,
+        length_penalty=0.6,
+    )
     export, model = _export("translation", config, info, tmp_path)
     serve = export.signatures["serving_default"]
     translate = translation_model.make_translate(model, info, 2, 0.6)

@@ -21,8 +21,6 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipelines.config_base import setting_types
-
 # What a command line can carry: no NUL, no lone surrogates.
 ARGV_TEXT = st.text(
     alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
@@ -245,7 +243,8 @@ def set_pairs(draw) -> tuple[str, list[str]]:
     from pipelines import registry
 
     pipeline = draw(st.sampled_from(["sentiment", "forecasting", "music", "translation"]))
-    types = setting_types(registry.config_module(pipeline).CONFIG_CLASS)
+    fields = registry.config_module(pipeline).CONFIG_CLASS.model_fields
+    types = {key: info.annotation for key, info in fields.items()}
     pairs = []
     for _ in range(draw(st.integers(1, 3))):
         if draw(st.integers(0, 9)) == 0:

@@ -17,7 +17,8 @@ from pipelines import registry
 from pipelines.cli import main
 from tests.helpers import run_python_without_project, smoke_run_dir
 
-SMOKE_ARGS = {"forecasting": ()}  # every other pipeline's own tests run the smoke preset with seed 1
+# Each pipeline's own tests run the smoke preset with seed 1, forecasting with the defaults.
+SMOKE_ARGS = {"forecasting": ()}
 
 
 def _smoke(tmp_path_factory, name: str):

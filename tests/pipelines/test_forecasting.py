@@ -89,9 +89,9 @@ def test_saved_model_matches_the_keras_model_in_a_fresh_process(smoke_run, tmp_p
     import keras
 
     import pipelines.forecasting.model  # noqa: F401  (registers the custom layers)
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_builtin
 
-    windows = load_data(smoke_config(), "builtin", seed=0).test[0][:16]
+    windows = load_builtin(smoke_config(), "", seed=0).test[0][:16]
     expected = keras.models.load_model(smoke_run / "model.keras").predict(windows, verbose=0)
     np.save(tmp_path / "windows.npy", windows)
     # The child blocks the project's packages: the export must need none of our code.
@@ -116,12 +116,12 @@ def test_saved_model_matches_the_keras_model_in_a_fresh_process(smoke_run, tmp_p
 
 
 def test_stock_targets_are_log_returns_of_the_input_prices():
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_builtin
 
-    splits = load_data(smoke_config(), "builtin:stock", seed=0)
+    splits = load_builtin(smoke_config(), "stock", seed=0)
     info = splits.info
-    assert info["target_columns"] == ["AAPL", "IBM", "MSFT", "GOOG"]
-    assert info["transform"] == "log_return" and info["frequency"] == "trading day"
+    assert info.target_columns == ["AAPL", "IBM", "MSFT", "GOOG"]
+    assert info.transform == "log_return" and info.frequency == "trading day"
     inputs, targets = splits.test
     assert inputs.shape[1:] == (28, 4) and targets.shape[1:] == (1, 4)
     assert inputs.min() > 0  # prices in, as the export takes them
@@ -134,11 +134,11 @@ def test_stock_targets_are_log_returns_of_the_input_prices():
 def test_stock_model_saves_loads_and_forecasts_returns(tmp_path):
     import keras
 
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_builtin
     from pipelines.forecasting.evaluate import forecast_metrics
     from pipelines.forecasting.model import build_model
 
-    splits = load_data(smoke_config(), "builtin:stock", seed=0)
+    splits = load_builtin(smoke_config(), "stock", seed=0)
     model = build_model(smoke_config(), splits.info)
     windows = splits.test[0][:8]
     predicted = model.predict(windows, verbose=0)
@@ -154,7 +154,7 @@ def test_stock_model_saves_loads_and_forecasts_returns(tmp_path):
 def test_jena_through_get_file_offline(tmp_path, monkeypatch):
     import keras
 
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_jena
 
     times = pd.date_range("2009-01-01 00:10", periods=10 * 144, freq="10min")
     rng = np.random.default_rng(0)
@@ -178,12 +178,12 @@ def test_jena_through_get_file_offline(tmp_path, monkeypatch):
         return str(archive)
 
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
-    splits = load_data(smoke_config(), "jena", seed=0)
+    splits = load_jena(smoke_config(), "", seed=0)
     assert calls and calls[0].endswith("jena_climate_2009_2016.csv.zip")
-    assert splits.info["frequency"] == "h" and splits.info["seasonal_period"] == 24
-    assert splits.info["target_columns"] == ["T (degC)"]
-    assert splits.info["feature_columns"] == ["T (degC)", "p (mbar)", "wv (m/s)"]
-    assert sum(p["rows"] for p in splits.info["split_periods"].values()) == 10 * 24
+    assert splits.info.frequency == "h" and splits.info.seasonal_period == 24
+    assert splits.info.target_columns == ["T (degC)"]
+    assert splits.info.feature_columns == ["T (degC)", "p (mbar)", "wv (m/s)"]
+    assert sum(p.rows for p in splits.info.split_periods.values()) == 10 * 24
     assert splits.train[0].min() > -100  # the -9999 placeholder is gone
 
 
@@ -191,7 +191,7 @@ def test_jena_through_get_file_offline(tmp_path, monkeypatch):
 
 
 def test_chronological_splits_do_not_overlap_and_normalise_with_training_rows(tmp_path):
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_csv
     from pipelines.forecasting.model import build_model
 
     rows = 200
@@ -203,7 +203,7 @@ def test_chronological_splits_do_not_overlap_and_normalise_with_training_rows(tm
         }
     ).to_csv(path, index=False)
     config = smoke_config("target_columns=row", "horizon=2")
-    splits = load_data(config, f"csv:{path}", seed=0)
+    splits = load_csv(config, str(path), seed=0)
     seen = {}
     for name in ("train", "validation", "test"):
         inputs, targets = getattr(splits, name)
@@ -212,16 +212,59 @@ def test_chronological_splits_do_not_overlap_and_normalise_with_training_rows(tm
         # In time order, consecutive, never shuffled.
         np.testing.assert_array_equal(inputs[:, 0, 0], inputs[0, 0, 0] + np.arange(len(inputs)))
     assert seen["train"][1] < seen["validation"][0] <= seen["validation"][1] < seen["test"][0]
-    periods = splits.info["split_periods"]
-    assert periods["train"]["last"] < periods["validation"]["first"] < periods["test"]["first"]
-    train_rows = periods["train"]["rows"]
+    periods = splits.info.split_periods
+    assert periods["train"].last < periods["validation"].first < periods["test"].first
+    train_rows = periods["train"].rows
     assert seen["train"] == (0, train_rows - 1)
     # Statistics of the training rows alone, not of the whole series.
-    assert splits.info["feature_mean"] == pytest.approx([(train_rows - 1) / 2])
-    assert splits.info["feature_variance"] == pytest.approx([np.var(np.arange(train_rows))])
-    assert splits.info["feature_mean"][0] < (rows - 1) / 2 - 10
+    assert splits.info.feature_mean == pytest.approx([(train_rows - 1) / 2])
+    assert splits.info.feature_variance == pytest.approx([np.var(np.arange(train_rows))])
+    assert splits.info.feature_mean[0] < (rows - 1) / 2 - 10
     normalize = build_model(config, splits.info).get_layer("normalize")
     np.testing.assert_allclose(np.ravel(normalize.mean), [(train_rows - 1) / 2])
+
+
+# === Settings, sources and the data record ===
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        (["seasonal_period=40"], "setting 'seasonal_period' (40) must be at most setting 'window'"),
+        (["target_columns=a,a"], "column 'a' is named twice"),
+        (["window=1"], "setting 'window' = 1: input should be greater than or equal to 2"),
+        (["missing=skip"], "setting 'missing' = skip: input should be 'error'"),
+        (["horizon=20000"], "setting 'horizon' = 20000: input should be less than or equal"),
+    ],
+)
+def test_bad_settings_are_one_error_naming_the_setting(pairs, expected):
+    from pipelines.errors import UserError
+
+    with pytest.raises(UserError) as caught:
+        smoke_config(*pairs)
+    assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_data_sources_parse_the_builtin_choices_and_name_a_wrong_one():
+    from pipelines.errors import UserError
+    from pipelines.forecasting.config import DATA_SOURCES
+
+    assert DATA_SOURCES.parse("builtin").argument == ""
+    assert DATA_SOURCES.parse("builtin:stock").source.loader == "load_builtin"
+    with pytest.raises(UserError, match="'rain' is not one of weather, weather-hourly, stock"):
+        DATA_SOURCES.parse("builtin:rain")
+    assert all(source.test_loader for source in DATA_SOURCES)
+
+
+def test_data_record_round_trips_through_json(tmp_path):
+    from pipelines.forecasting.data import ForecastingInfo, load_csv
+
+    path = write_daily_csv(tmp_path / "series.csv")
+    config = smoke_config("time_column=day", "target_columns=level")
+    info = load_csv(config, str(path), seed=0).info
+    record = json.loads(json.dumps(info.to_json()))
+    assert record["schema"] == "ForecastingInfo"
+    assert ForecastingInfo.from_json(record) == info
 
 
 # === The user's CSV ===
@@ -229,19 +272,17 @@ def test_chronological_splits_do_not_overlap_and_normalise_with_training_rows(tm
 
 def test_user_csv_with_two_targets_and_a_horizon_of_three(tmp_path):
     from pipelines import runner
-    from pipelines.runner import RunRequest, run
+    from pipelines.api import run
 
     path = write_daily_csv(tmp_path / "series.csv")
+    settings = {"time_column": "day", "target_columns": ["level", "cycle"], "horizon": 3}
     final = run(
-        RunRequest(
-            name="forecasting",
-            preset="smoke",
-            data=f"csv:{path}",
-            settings=["time_column=day", "target_columns=level,cycle", "horizon=3"],
-            out=str(tmp_path / "run"),
-        )
-    )
-    info = json.loads((final / "data_info.json").read_text())
+        {"pipeline": "forecasting", "preset": "smoke", "data": f"csv:{path}", "settings": settings},
+        out=str(tmp_path / "run"),
+    ).run_dir
+    record = json.loads((final / "data_info.json").read_text())
+    assert record["schema"] == "ForecastingInfo"
+    info = record["fields"]
     assert info["target_columns"] == ["level", "cycle"]
     assert info["feature_columns"] == ["level", "cycle", "noise"]  # the text column is skipped
     assert info["frequency"] == "D" and info["seasonal_period"] == 7
@@ -251,7 +292,7 @@ def test_user_csv_with_two_targets_and_a_horizon_of_three(tmp_path):
     assert all(set(b) == set(metrics["test"]) for b in metrics["baselines"].values())
     assert "MAE per target" in (final / "report.md").read_text()
 
-    pipeline, _, _, info, model = runner.load_run(str(final))
+    pipeline, _, info, model = runner.load_run(str(final))
     lines = pipeline.predict(model, [str(path)], info)
     assert lines[0].startswith(f"{path}\tafter 2021-12-25")
     assert "level: " in lines[0] and lines[0].split("cycle: ")[1].count(",") == 2
@@ -263,24 +304,23 @@ def test_user_csv_with_two_targets_and_a_horizon_of_three(tmp_path):
 
 
 def test_missing_values_interpolated_or_their_windows_dropped(tmp_path):
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_csv
 
     path = write_daily_csv(tmp_path / "gappy.csv")
     lines = path.read_text().splitlines()
     cells = lines[10].split(",")
     lines[10] = ",".join([cells[0], "", *cells[2:]])  # an empty cell at line 11 (row 9)
     path.write_text("\n".join(lines) + "\n")
-    spec = f"csv:{path}"
     base = ("time_column=day", "target_columns=level")
-    complete = load_data(smoke_config(*base, "missing=interpolate"), spec, seed=0)
+    complete = load_csv(smoke_config(*base, "missing=interpolate"), str(path), seed=0)
     assert not np.isnan(complete.train[0]).any()
-    dropped = load_data(smoke_config(*base, "missing=drop"), spec, seed=0)
+    dropped = load_csv(smoke_config(*base, "missing=drop"), str(path), seed=0)
     assert len(dropped.train[1]) == len(complete.train[1]) - 10  # windows starting at rows 0-9
-    assert "dropped" in " ".join(dropped.info["notes"])
+    assert "dropped" in " ".join(dropped.info.notes)
 
 
 def test_irregular_timestamps_filled_when_asked(tmp_path):
-    from pipelines.forecasting.data import load_data
+    from pipelines.forecasting.data import load_csv
 
     path = write_daily_csv(tmp_path / "irregular.csv")
     lines = path.read_text().splitlines()
@@ -288,14 +328,14 @@ def test_irregular_timestamps_filled_when_asked(tmp_path):
     config = smoke_config(
         "time_column=day", "target_columns=level", "gaps=fill", "missing=interpolate"
     )
-    splits = load_data(config, f"csv:{path}", seed=0)
-    assert sum(p["rows"] for p in splits.info["split_periods"].values()) == 300
-    ignored = load_data(
+    splits = load_csv(config, str(path), seed=0)
+    assert sum(p.rows for p in splits.info.split_periods.values()) == 300
+    ignored = load_csv(
         smoke_config("time_column=day", "target_columns=level", "gaps=ignore"),
-        f"csv:{path}",
+        str(path),
         seed=0,
     )
-    assert "irregular" in ignored.info["frequency"]
+    assert "irregular" in ignored.info.frequency
 
 
 # === Bad CSVs: one error line naming the file, column and rows; exit status 2 ===
@@ -385,7 +425,9 @@ def test_bad_csv_exit_status_and_stderr_of_the_real_command(tmp_path):
 def test_run_help_lists_the_forecasting_settings_and_data_kinds():
     result = run_cli("run", "forecasting", "--help")
     assert result.returncode == 0
-    for text in ("builtin:stock", "csv:PATH", "jena", "target_columns", "horizon", "missing"):
+    for text in ("builtin[:weather|weather-hourly|stock]", "csv:PATH", "jena", "target_columns"):
+        assert text in result.stdout
+    for text in ("horizon", "1..10000", "error|interpolate|drop", "search space", "residual"):
         assert text in result.stdout
 
 

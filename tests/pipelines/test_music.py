@@ -128,17 +128,53 @@ def test_evaluate_on_midi_folder_and_predict(smoke_run, tmp_path):
 
 def test_midi_folder_loads_and_splits_by_piece(tmp_path):
     from pipelines.music.config import MusicConfig
-    from pipelines.music.data import VOCAB, load_data
+    from pipelines.music.data import VOCAB, MusicInfo, load_midi
 
-    _midi_files(tmp_path / "midi", count=6)
-    config = MusicConfig.from_preset("smoke").with_overrides(["transpose=1"])
-    splits = load_data(config, f"midi:{tmp_path / 'midi'}", seed=0)
-    assert splits.info["pieces"] == {"test": 1, "validation": 1, "train": 4}
+    paths = _midi_files(tmp_path / "midi", count=6)
+    config = MusicConfig.from_preset("smoke").with_settings({"transpose": 1})
+    splits = load_midi(config, str(tmp_path / "midi"), seed=0)
+    info = splits.info
+    assert isinstance(info, MusicInfo) and info.kind == "token"
+    assert info.pieces == {"train": 4, "validation": 1, "test": 1}
+    assert info.test_pieces[0] in {p.name for p in paths}
     inputs, targets = splits.train
-    assert inputs.shape[1] == config.sequence_steps * 4
+    assert inputs.shape[1] == config.window_steps * 4
     np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])  # targets one event ahead
     assert inputs.max() < VOCAB and inputs.min() >= 0
     assert len(splits.test[1]) == 1
+    # The record survives data_info.json, and the split is the seed's.
+    assert MusicInfo.from_json(info.to_json()) == info
+    again = load_midi(config, str(tmp_path / "midi"), seed=0)
+    assert again.info.test_pieces == info.test_pieces
+
+
+def test_every_declared_source_has_its_loaders():
+    from pipelines.music import data
+    from pipelines.music.config import DATA_SOURCES
+
+    kinds = {source.kind for source in DATA_SOURCES}
+    assert kinds == {"builtin", "midi", "musicxml", "jsb"}
+    for source in DATA_SOURCES:
+        assert callable(getattr(data, source.loader)), source.loader
+        assert callable(getattr(data, source.test_loader)), source.test_loader
+    assert "jsb:PATH" in DATA_SOURCES.help_text()
+
+
+def test_a_token_run_refuses_jsb_test_data_and_a_frame_run_midi(tmp_path):
+    from pipelines.errors import UserError
+    from pipelines.music.config import MusicConfig
+    from pipelines.music.data import load_midi, load_test_jsb, load_test_midi
+
+    folder = str(tmp_path / "midi")
+    _midi_files(tmp_path / "midi", count=3)
+    config = MusicConfig.from_preset("smoke")
+    info = load_midi(config, folder, seed=0).info
+    test, targets = load_test_midi(config, folder, info)
+    assert len(test) == len(targets) == 3 and test[0].ndim == 1  # flat token streams
+    with pytest.raises(UserError, match="token model evaluates builtin, midi:DIR or musicxml"):
+        load_test_jsb(config, str(tmp_path / "none.json"), info)
+    with pytest.raises(UserError, match="frame model evaluates jsb:PATH"):
+        load_test_midi(config, folder, info.replace(kind="frame"))
 
 
 def test_events_round_trip_through_midi(tmp_path):
@@ -172,13 +208,14 @@ def _tiny_jsb(tmp_path: Path) -> Path:
 
 def test_jsb_loader_and_frame_level_nll(tmp_path):
     from pipelines.music.config import MusicConfig
-    from pipelines.music.data import KEYS, load_data, shifted_frames
+    from pipelines.music.data import KEYS, load_jsb, shifted_frames
     from pipelines.music.evaluate import frame_scores, key_unigram
 
     path = _tiny_jsb(tmp_path)
-    config = MusicConfig.from_preset("smoke").with_overrides(["sequence_steps=12"])
-    splits = load_data(config, f"jsb:{path}", seed=0)
-    assert splits.info["kind"] == "frame" and splits.info["pieces"]["test"] == 4
+    config = MusicConfig.from_preset("smoke").with_settings({"window_steps": 12})
+    splits = load_jsb(config, str(path), seed=0)
+    assert splits.info.kind == "frame" and splits.info.pieces["test"] == 4
+    assert splits.info.steps_per_quarter == 1  # the quarter-note file
     inputs, targets = splits.train
     assert inputs.shape[1:] == (12, KEYS) and set(np.unique(targets)) <= {0.0, 1.0}
     first = json.loads(path.read_text())["test"][0]
@@ -196,19 +233,19 @@ def test_jsb_loader_and_frame_level_nll(tmp_path):
 
 
 def test_jsb_frame_model_runs_end_to_end_and_exports(tmp_path):
-    from pipelines.runner import RunRequest, run
+    from pipelines import run
 
     path = _tiny_jsb(tmp_path)
-    final = run(
-        RunRequest(
-            name="music",
-            preset="smoke",
-            data=f"jsb:{path}",
-            settings=["sequence_steps=12", "primer_steps=4", "generate_steps=4"],
-            out=str(tmp_path / "run"),
-        )
+    result = run(
+        {
+            "pipeline": "music",
+            "preset": "smoke",
+            "data": f"jsb:{path}",
+            "settings": {"window_steps": 12, "primer_steps": 4, "generate_steps": 4},
+            "out": str(tmp_path / "run"),
+        }
     )
-    metrics = json.loads((final / "metrics.json").read_text())
+    final, metrics = result.run_dir, result.metrics
     keys = {"nll_per_step", "frame_accuracy", "steps"}
     assert set(metrics["test"]) == keys
     assert all(set(b) == keys for b in metrics["baselines"].values())
@@ -272,9 +309,20 @@ def test_midi_without_notes_and_empty_folder_are_errors(tmp_path):
     _assert_one_error_line(result, empty, "no MIDI files", tmp_path)
 
 
-def test_config_refuses_a_bidirectional_generator():
+def test_config_refuses_a_bidirectional_generator_and_sizes_past_the_caps():
     from pipelines.errors import UserError
-    from pipelines.music.config import MusicConfig
+    from pipelines.music.config import MAX_PRIMER_STEPS, MusicConfig
 
-    with pytest.raises(UserError, match="bidirectional"):
-        MusicConfig.from_preset("smoke").with_overrides(["bidirectional=true"])
+    smoke = MusicConfig.from_preset("smoke")
+    with pytest.raises(UserError, match="setting 'bidirectional': a generative model"):
+        smoke.with_overrides(["bidirectional=true"])
+    for key, value in (
+        ("steps_per_quarter", 25),
+        ("transpose", 13),
+        ("primer_steps", MAX_PRIMER_STEPS + 1),
+        ("sample_seed", 2**31),
+        ("window_steps", 0),
+    ):
+        with pytest.raises(UserError, match=f"setting '{key}' = "):
+            smoke.with_settings({key: value})
+    assert smoke.sequence_steps() == smoke.window_steps * 4  # tokens of a training window

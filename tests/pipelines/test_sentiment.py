@@ -177,7 +177,7 @@ def test_bad_files_end_in_one_error_line_and_no_run_directory(tmp_path, case):
 def test_missing_file_is_an_error(tmp_path):
     result = run_cli("run", "sentiment", "--data", "csv:nowhere.csv", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: data file not found: nowhere.csv"
+    assert result.stderr.strip() == "error: --data 'csv:nowhere.csv': nowhere.csv does not exist"
 
 
 def test_sst2_tsv_loads_with_its_columns():

@@ -33,6 +33,33 @@ def _write_wav(path: Path, audio: np.ndarray, rate: int = RATE) -> Path:
     return path
 
 
+def _info(max_seconds: float = 3.0):
+    """A data record for models built without loading data."""
+    from pipelines.speech_to_text import data
+
+    return data.SpeechToTextInfo(
+        name="tones",
+        source="test tones",
+        sample_rate=RATE,
+        vocabulary=data.VOCABULARY,
+        max_seconds=max_seconds,
+        max_samples=int(max_seconds * RATE),
+        beam_width=4,
+        n_mels=16,
+    )
+
+
+def _manifest(directory: Path, count: int = 12) -> Path:
+    """A manifest CSV of ``count`` short recordings with digit transcripts."""
+    rows = ["path,transcript"]
+    for i in range(count):
+        _write_wav(directory / f"clip_{i}.wav", _tone_words(0.4 + 0.05 * (i % 4), seed=i))
+        rows.append(f"clip_{i}.wav,{i}")
+    manifest = directory / "manifest.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    return manifest
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke run of the built-in data through the command line."""
@@ -63,6 +90,8 @@ def test_run_directory_and_metrics_beside_baselines(smoke_run):
         assert set(baseline) == METRIC_KEYS
     assert metrics["baselines"]["empty_transcript"]["cer"] == 1.0
     assert metrics["baselines"]["empty_transcript"]["wer"] == 1.0
+    header = (smoke_run / "history.csv").read_text().splitlines()[0].split(",")
+    assert "val_cer" in header  # the epoch callback's value, beside val_loss
     report = (smoke_run / "report.md").read_text()
     assert "| reference | greedy | beam |" in report
     assert "never heard in training" in report
@@ -74,15 +103,16 @@ def test_saved_model_equals_the_python_decoder_in_a_fresh_process(smoke_run, tmp
 
     import layers  # noqa: F401  (registers the cells)
     from pipelines.speech_to_text import evaluate, model
+    from pipelines.speech_to_text.data import SpeechToTextInfo
 
-    info = json.loads((smoke_run / "data_info.json").read_text())
-    assert info["sample_rate"] == RATE
+    info = SpeechToTextInfo.from_json(json.loads((smoke_run / "data_info.json").read_text()))
+    assert info.sample_rate == RATE
     keras_model = keras.models.load_model(smoke_run / "model.keras")
     audio = evaluate.pad_batch([_tone_words(1.0), _tone_words(0.6, seed=1)])
-    transcribe = model.make_transcribe(keras_model, info, info["beam_width"])
+    transcribe = model.make_transcribe(keras_model, info, info.beam_width)
     expected = [t.decode() for t in transcribe(tf.constant(audio)).numpy()]
     np.save(tmp_path / "audio.npy", audio)
-    too_long = info["max_samples"] + 1
+    too_long = info.max_samples + 1
     # The child blocks the project's packages: the export must need none of our code.
     child = textwrap.dedent(f"""
         import sys, json
@@ -161,8 +191,8 @@ def test_bad_audio_in_a_manifest_names_the_row_and_the_file(tmp_path, kind):
     rows = ["path,transcript", *(f"good.wav,one two {i}" for i in range(6))]
     rows.insert(2, f"{bad.name},three four")  # row 3 of the file
     manifest.write_text("\n".join(rows) + "\n")
-    with pytest.raises(UserError, match=rf"manifest.csv, row 3: .*{bad.name}.*{message}"):
-        data.load_data(SpeechToTextConfig(), f"manifest:{manifest}", seed=0)
+    with pytest.raises(UserError, match=rf"manifest.csv, line 3: .*{bad.name}.*{message}"):
+        data.load_manifest(SpeechToTextConfig(), str(manifest), seed=0)
 
 
 def test_manifest_with_missing_or_extra_columns(tmp_path):
@@ -177,15 +207,19 @@ def test_manifest_with_missing_or_extra_columns(tmp_path):
         data.read_manifest(no_transcript, config)
     extra = tmp_path / "extra.csv"
     extra.write_text("path,transcript\ngood.wav,one\ngood.wav,two,three\n")
-    with pytest.raises(UserError, match=r"extra.csv, row 3: 3 columns where the header has 2"):
+    with pytest.raises(UserError, match=r"extra.csv, line 3: 3 field\(s\) where the header has 2"):
         data.read_manifest(extra, config)
     short = tmp_path / "short.csv"
     short.write_text("path,transcript\ngood.wav\n")
-    with pytest.raises(UserError, match=r"short.csv, row 2: 1 columns"):
+    with pytest.raises(UserError, match=r"short.csv, line 2: 1 field\(s\)"):
         data.read_manifest(short, config)
+    no_rows = tmp_path / "no_rows.csv"
+    no_rows.write_text("path,transcript\n")
+    with pytest.raises(UserError, match=r"no_rows.csv: the manifest has a header but no rows"):
+        data.read_manifest(no_rows, config)
 
 
-@pytest.mark.parametrize("kind", ["truncated", "missing"])
+@pytest.mark.parametrize("kind", ["truncated", "missing", "not_audio", "low_rate", "silent"])
 def test_bad_input_on_the_command_line_is_one_error_line_and_no_run_directory(tmp_path, kind):
     bad, message = _bad_files(tmp_path)[kind]
     manifest = tmp_path / "manifest.csv"
@@ -196,7 +230,7 @@ def test_bad_input_on_the_command_line_is_one_error_line_and_no_run_directory(tm
     )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "row 8" in last and bad.name in last and message in last
+    assert last.startswith("error: ") and "line 8" in last and bad.name in last and message in last
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
 
@@ -237,13 +271,13 @@ def test_fsdd_holds_out_whole_speakers():
 
     directory = shared_data("fsdd/recordings")
     config = SpeechToTextConfig.from_preset("smoke")
-    splits = data.load_data(config, f"fsdd:{directory}", seed=0)
-    assert splits.info["speakers"]["test"] == ["theo"]
-    assert "theo" not in splits.info["speakers"]["train"]
+    splits = data.load_fsdd(config, str(directory), seed=0)
+    assert splits.info.speakers["test"] == ["theo"]
+    assert "theo" not in splits.info.speakers["train"]
     words = {w for t in splits.test[0]["transcript"] for w in t.split()}
     assert words <= set(data.DIGITS)
     assert all(a.dtype == np.float32 for a in splits.train[0]["audio"])
-    assert "concatenating" in splits.info["source"]
+    assert "concatenating" in splits.info.source
 
 
 def test_ljspeech_layout_is_read_and_resampled(tmp_path):
@@ -256,13 +290,13 @@ def test_ljspeech_layout_is_read_and_resampled(tmp_path):
         _write_wav(tmp_path / "wavs" / f"LJ001-{i:04d}.wav", _tone_words(0.4, 22050, i), 22050)
         lines.append(f"LJ001-{i:04d}|Chapter {i + 1}.|Chapter {['one', 'two'][i % 2]}.")
     (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n")
-    splits = data.load_data(SpeechToTextConfig(), f"ljspeech:{tmp_path}", seed=0)
+    splits = data.load_ljspeech(SpeechToTextConfig(), str(tmp_path), seed=0)
     assert sum(splits.sizes().values()) == 8
     assert set(splits.train[0]["transcript"]) <= {"chapter one", "chapter two"}
     assert abs(len(splits.train[0]["audio"][0]) - int(0.4 * RATE)) <= 1
     (tmp_path / "metadata.csv").write_text("LJ001-0000 only one field\n")
     with pytest.raises(UserError, match=r"metadata.csv, line 1: expected id\|text"):
-        data.load_data(SpeechToTextConfig(), f"ljspeech:{tmp_path}", seed=0)
+        data.load_ljspeech(SpeechToTextConfig(), str(tmp_path), seed=0)
 
 
 @pytest.mark.parametrize("name", ["speech_commands", "librispeech"])
@@ -273,9 +307,9 @@ def test_tfds_loaders_offline_with_mock_data(name):
 
     config = SpeechToTextConfig(max_seconds=60.0)
     with tfds.testing.mock_data(num_examples=6):
-        splits = data.load_data(config, f"tfds:{name}", seed=0)
+        splits = data.load_tfds(config, name, seed=0)
     assert sum(splits.sizes().values()) > 0
-    assert splits.info["source"].startswith(f"tfds:{name}")
+    assert splits.info.source.startswith(f"tfds:{name}")
 
 
 # === Model ===
@@ -284,11 +318,11 @@ def test_tfds_loaders_offline_with_mock_data(name):
 def test_untrained_model_decodes_in_graph_and_ignores_trailing_padding():
     import tensorflow as tf
 
-    from pipelines.speech_to_text import data, evaluate, model
+    from pipelines.speech_to_text import evaluate, model
     from pipelines.speech_to_text.config import SpeechToTextConfig
 
     config = SpeechToTextConfig.from_preset("smoke").with_settings({"cell": "lstm", "depth": 2})
-    info = {"sample_rate": RATE, "vocabulary": data.VOCABULARY, "max_samples": 3 * RATE}
+    info = _info(max_seconds=3.0)
     keras_model = model.build_model(config, info)
     short, long = _tone_words(0.5), _tone_words(1.2, seed=2)
     for width in (1, 3):
@@ -322,3 +356,126 @@ def test_ctc_decoding_of_known_log_probabilities():
     for width in (1, 4):
         text = model.decode(tf.constant(log_probs), tf.constant([len(path)]), vocabulary, width)
         assert text.numpy()[0].decode() == "ab b"
+
+
+# === The declared contract: settings, sources, record, val_cer ===
+
+
+def test_presets_validate_and_cross_field_rules_name_the_settings():
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    for preset in ("smoke", "default", "full"):
+        config = SpeechToTextConfig.from_preset(preset)
+        assert config.sequence_steps() == int(np.ceil(config.max_seconds * 100 / 3))
+    smoke = SpeechToTextConfig.from_preset("smoke")
+    for pairs, message in (
+        (["builtin_snr_db=30,8"], "'builtin_snr_db' must be LOW,HIGH"),
+        (["builtin_validation_voices=m3"], "'builtin_test_voices' and 'builtin_validation"),
+        (["n_mels=4"], "'freq_mask_bands' \\(6\\) must be below setting 'n_mels'"),
+        (["fsdd_test_speakers="], "setting 'fsdd_test_speakers'"),
+        (["max_seconds=600"], "setting 'max_seconds'"),
+        (["max_trials=3"], "unknown setting 'max_trials'"),
+    ):
+        with pytest.raises(UserError, match=message):
+            smoke.with_overrides(pairs)
+    assert smoke.with_overrides(["n_mels=4", "spec_augment=false"]).n_mels == 4
+
+
+def test_data_sources_parse_and_refuse_with_one_line():
+    from pipelines.speech_to_text.config import DATA_SOURCES
+
+    assert {s.kind for s in DATA_SOURCES} == {"builtin", "fsdd", "manifest", "ljspeech", "tfds"}
+    assert DATA_SOURCES.parse("tfds:librispeech").argument == "librispeech"
+    for spec, message in (
+        ("tfds:imagenet", "'imagenet' is not one of librispeech, speech_commands"),
+        ("builtin:extra", "write it as builtin"),
+        ("fsdd", "needs its argument"),
+        ("wav:x", "unknown kind 'wav'"),
+    ):
+        with pytest.raises(UserError, match=message):
+            DATA_SOURCES.parse(spec)
+
+
+def test_evaluate_data_reads_a_manifest_and_refuses_builtin(tmp_path):
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+    from pipelines.speech_to_text.pipeline import PIPELINE
+
+    manifest = _manifest(tmp_path, count=4)
+    config, info = SpeechToTextConfig(), _info(max_seconds=0.5)
+    inputs, ids = PIPELINE.load_test_data(config, f"manifest:{manifest}", info)
+    assert len(ids) == 3  # the clip of 0.55 s is over max_seconds
+    assert list(inputs["transcript"]) == ["zero", "one", "two"]
+    with pytest.raises(UserError, match="cannot evaluate on builtin data"):
+        PIPELINE.load_test_data(config, "builtin", info)
+
+
+def test_record_round_trips_through_json(tmp_path):
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    splits = data.load_manifest(SpeechToTextConfig(), str(_manifest(tmp_path)), seed=0)
+    info = splits.info
+    assert (info.sample_rate, info.max_samples, info.vocabulary) == (
+        RATE,
+        6 * RATE,
+        data.VOCABULARY,
+    )
+    assert sum(splits.sizes().values()) == 12 and info.over_length == dict.fromkeys(
+        ("train", "validation", "test"), 0
+    )
+    assert data.SpeechToTextInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
+
+
+def test_validation_cer_is_written_to_the_epoch_logs(tmp_path):
+    from pipelines.speech_to_text import data, evaluate
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+    from pipelines.speech_to_text.pipeline import PIPELINE
+
+    config = SpeechToTextConfig.from_preset("smoke")
+    splits = data.load_manifest(config, str(_manifest(tmp_path)), seed=0)
+    keras_model = PIPELINE.build_model(config, splits.info)
+    (callback,) = PIPELINE.epoch_callbacks(splits, config)
+    assert isinstance(callback, evaluate.ValidationCER)
+    history = keras_model.fit(
+        PIPELINE.make_dataset(splits.train, 4, shuffle=True),
+        validation_data=PIPELINE.make_dataset(splits.validation, 4),
+        epochs=2,
+        callbacks=[callback],
+        shuffle=False,
+        verbose=0,
+    )
+    assert len(history.history["val_cer"]) == 2
+    assert all(value >= 0.0 for value in history.history["val_cer"])
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    texts = evaluate.transcribe_all(keras_model, splits.info, callback.audio, 1)
+    assert logs["val_cer"] == pytest.approx(
+        evaluate.speech_metrics(texts, callback.references)["cer"], abs=1e-4
+    )
+
+
+def test_a_search_can_minimise_val_cer(tmp_path):
+    import pandas as pd
+
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+    from pipelines.speech_to_text.pipeline import PIPELINE
+    from tuning.hypermodel import PipelineHyperModel
+    from tuning.search import run_search
+    from tuning.space import Dimension, Objective
+
+    config = SpeechToTextConfig.from_preset("smoke").with_settings({"batch_size": 4})
+    splits = data.load_manifest(config, str(_manifest(tmp_path)), seed=0)
+    hypermodel = PipelineHyperModel(PIPELINE, config, splits, {"units": Dimension(choices=[4, 8])})
+    best = run_search(
+        hypermodel,
+        tuner_name="random",
+        max_trials=2,
+        epochs=1,
+        objective=Objective(name="val_cer", direction="min"),
+        directory=tmp_path / "tuning",
+        seed=0,
+    )
+    assert best["units"] in (4, 8)
+    trials = pd.read_csv(tmp_path / "tuning" / "trials.csv")
+    assert trials["score"].between(0, 10).all() and trials["score"].is_monotonic_increasing

@@ -50,14 +50,15 @@ def test_saved_model_equals_the_python_beam_decoder_in_a_fresh_process(smoke_run
 
     import layers  # noqa: F401  (registers the cells)
     from pipelines.translation import model as translation_model
+    from pipelines.translation.data import TranslationInfo
 
-    info = json.loads((smoke_run / "data_info.json").read_text())
+    info = TranslationInfo.from_json(json.loads((smoke_run / "data_info.json").read_text()))
     keras_model = keras.models.load_model(smoke_run / "model.keras")
     translate = translation_model.make_translate(
-        keras_model, info, info["beam_width"], info["length_penalty"]
+        keras_model, info, info.beam_width, info.length_penalty
     )
     expected = [t.decode() for t in translate(tf.constant(TEXTS)).numpy()]
-    long_text = " ".join(["one"] * (info["max_source_length"] + 1))
+    long_text = " ".join(["one"] * (info.max_source_length + 1))
     # The child blocks the project's packages: the export must need none of our code.
     child = textwrap.dedent(f"""
         import sys, json
@@ -141,9 +142,9 @@ def test_over_long_pairs_are_counted_not_silently_dropped(tmp_path):
     path = tmp_path / "pairs.tsv"
     rows = [f"word {i}\tmot {i}" for i in range(40)] + ["a b c d e f g h\tx"] * 3
     path.write_text("\n".join(rows) + "\n")
-    config = TranslationConfig(max_source_length=5)
-    splits = data.load_data(config, f"tsv:{path}", seed=0)
-    assert sum(splits.info["over_length"].values()) == 3
+    config = TranslationConfig().with_settings({"max_source_length": 5})
+    splits = data.load_tsv(config, str(path), seed=0)
+    assert sum(splits.info.over_length.values()) == 3
     assert sum(splits.sizes().values()) == 40
 
 
@@ -168,7 +169,7 @@ def test_untrained_variants_decode_in_graph(attention, cell, depth, bidirectiona
     config = TranslationConfig.from_preset("smoke").with_settings(
         {"attention": attention, "cell": cell, "depth": depth, "bidirectional": bidirectional}
     )
-    splits = data.load_data(config, "builtin", seed=0)
+    splits = data.load_builtin(config, "", seed=0)
     keras_model = model.build_model(config, splits.info)
     decoder = model.Decoder(keras_model, splits.info)
     source = tf.constant(TEXTS)
@@ -185,10 +186,108 @@ def test_tfds_loader_offline_with_mock_data():
     from pipelines.translation.config import TranslationConfig
 
     with tfds.testing.mock_data(num_examples=30):
-        splits = data.load_data(TranslationConfig(), "tfds:ted_hrlr_translate/pt_to_en", 0)
-    over = splits.info["over_length"]
+        splits = data.load_tfds(TranslationConfig(), "ted_hrlr_translate/pt_to_en", 0)
+    over = splits.info.over_length
     assert splits.sizes() == {part: 30 - over[part] for part in ("train", "validation", "test")}
-    assert splits.info["source"].startswith("tfds:ted_hrlr_translate/pt_to_en")
+    assert splits.info.source.startswith("tfds:ted_hrlr_translate/pt_to_en")
     assert splits.train[1][:, 0].tolist() == [data.RESERVED.index(data.START)] * len(
         splits.train[1]
     )
+
+
+def test_evaluate_on_other_data_uses_the_runs_vocabulary(smoke_run, tmp_path):
+    path = tmp_path / "numbers.tsv"
+    path.write_text("twenty-one\tvingt et un\nseven\tsept\n" + "one " * 30 + "\tun\n")
+    result = run_cli("evaluate", str(smoke_run), "--data", f"tsv:{path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((smoke_run / "evaluations" / "numbers.tsv" / "metrics.json").read_text())
+    assert metrics["dataset"]["splits"]["test"] == 2  # the over-long third pair left out
+    assert set(metrics["test"]) == METRIC_KEYS
+    result = run_cli("evaluate", str(smoke_run), "--data", "tfds:ted_hrlr_translate/pt_to_en")
+    assert result.returncode == 2
+    assert "cannot evaluate on tfds data" in result.stderr.strip().splitlines()[-1]
+
+
+def test_settings_are_bounded_and_checked_together():
+    from pipelines.translation.config import TranslationConfig
+
+    for preset in ("smoke", "default", "full"):
+        config = TranslationConfig.from_preset(preset)
+        assert config.sequence_steps() == config.max_source_length + config.max_target_length + 1
+    base = TranslationConfig.from_preset("default")
+    for key, value in (
+        ("max_target_length", 2_000_000_000),
+        ("max_source_length", 0),
+        ("attention", "dot"),
+        ("builtin_max_number", 10),
+        ("beam_width", 0),
+        ("length_penalty", -1.0),
+        ("max_vocabulary", 4),
+        ("scan_split", "random"),
+    ):
+        with pytest.raises(UserError, match=f"setting '{key}' = "):
+            base.with_settings({key: value})
+    with pytest.raises(UserError, match="'units' = 4096 and 'bidirectional' = true"):
+        base.with_settings({"units": 4096})
+    assert base.with_settings({"units": 4096, "bidirectional": False}).units == 4096
+    with pytest.raises(UserError, match="unknown setting 'max_trials'"):
+        base.with_settings({"max_trials": 3})
+
+
+def test_declared_sources_name_real_loaders_and_check_their_argument(tmp_path):
+    from pipelines.translation import data
+    from pipelines.translation.config import DATA_SOURCES, SEARCH_SPACE, TranslationConfig
+
+    assert [source.form for source in DATA_SOURCES] == [
+        "builtin",
+        "tatoeba:PATH",
+        "scan:DIR",
+        "tsv:PATH",
+        "tfds:NAME",
+    ]
+    for source in DATA_SOURCES:
+        assert callable(getattr(data, source.loader)), source.loader
+        assert source.test_loader is None or callable(getattr(data, source.test_loader))
+        assert set(source.settings) <= set(TranslationConfig.model_fields), source.kind
+    assert set(SEARCH_SPACE) <= set(TranslationConfig.model_fields)
+    path = tmp_path / "pairs.tsv"
+    path.write_text("hello\tbonjour\n")
+    assert DATA_SOURCES.parse(f"tsv:{path}").argument == str(path)
+    with pytest.raises(UserError, match="unknown kind 'csv'"):
+        DATA_SOURCES.parse(f"csv:{path}")
+    with pytest.raises(UserError, match="is not a folder"):
+        DATA_SOURCES.parse(f"scan:{path}")
+    with pytest.raises(UserError, match="does not exist"):
+        DATA_SOURCES.parse(f"tatoeba:{tmp_path / 'missing.txt'}")
+    with pytest.raises(UserError, match="write it as builtin"):
+        DATA_SOURCES.parse("builtin:fr")
+
+
+def test_run_help_shows_sources_settings_and_search_space():
+    result = run_cli("run", "translation", "--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for text in (
+        "tatoeba:PATH",
+        "scan:DIR",
+        "tfds:NAME",
+        "left out of training and test",
+        "beam_width",
+        "luong|bahdanau",
+        "simple_split|length_split",
+        "search space",
+        "attention              luong|bahdanau",
+    ):
+        assert text in result.stdout, text
+
+
+def test_the_data_record_round_trips_through_json(tmp_path):
+    from pipelines.translation import data
+    from pipelines.translation.config import TranslationConfig
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"word {i}\tmot {i}\n" for i in range(40)))
+    splits = data.load_tsv(TranslationConfig.from_preset("smoke"), str(path), seed=0)
+    info = splits.info
+    assert isinstance(info, data.TranslationInfo)
+    assert info.target_vocabulary[: len(data.RESERVED)] == data.RESERVED
+    assert data.TranslationInfo.from_json(json.loads(json.dumps(info.to_json()))) == info

@@ -51,6 +51,13 @@ def smoke_run(tmp_path_factory) -> Path:
     return smoke_run_dir(tmp_path_factory, "video-activity", "--seed", "1")
 
 
+def _data_info(run: Path) -> dict:
+    """The fields of a run's ``data_info.json`` (the ``VideoInfo`` record)."""
+    record = json.loads((run / "data_info.json").read_text())
+    assert record["schema"] == "VideoInfo" and record["version"] == 1
+    return record["fields"]
+
+
 def test_run_directory_holds_every_artifact(smoke_run):
     for name in (
         "config.json",
@@ -94,10 +101,10 @@ def test_saved_model_serves_raw_frames_in_a_fresh_process(smoke_run, tmp_path):
     import keras
 
     import layers  # noqa: F401  (registers the cells)
-    from pipelines.video_activity.data import resize_frames, sample_indices
+    from pipelines.video_activity.data import frame_indices, resize_frames
 
     clips = _serving_inputs()
-    picked = clips[:, sample_indices(clips.shape[1], SMOKE_FRAMES)]
+    picked = clips[:, frame_indices(clips.shape[1], SMOKE_FRAMES)]
     resized = resize_frames(picked.reshape(-1, 40, 40, 3), SMOKE_SIZE).numpy()
     model = keras.models.load_model(smoke_run / "model.keras")
     expected = model.predict(resized.reshape(3, SMOKE_FRAMES, SMOKE_SIZE, SMOKE_SIZE, 3), verbose=0)
@@ -127,7 +134,7 @@ def test_saved_model_serves_raw_frames_in_a_fresh_process(smoke_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     probabilities = np.load(tmp_path / "probabilities.npy")
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-    class_names = json.loads((smoke_run / "data_info.json").read_text())["class_names"]
+    class_names = _data_info(smoke_run)["class_names"]
     labels = json.loads((tmp_path / "labels.json").read_text())
     assert labels == [class_names[i] for i in expected.argmax(axis=-1)]
     errors = json.loads((tmp_path / "errors.json").read_text())
@@ -152,7 +159,7 @@ def test_predict_prints_label_and_probability_per_file(smoke_run, tmp_path):
     result = run_cli("predict", str(smoke_run), *map(str, paths))
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()[-2:]
-    names = json.loads((smoke_run / "data_info.json").read_text())["class_names"]
+    names = _data_info(smoke_run)["class_names"]
     for line, path in zip(lines, paths, strict=True):
         label, probability, file_name = line.split("\t")
         assert label in names and 0 < float(probability) <= 1 and file_name == str(path)
@@ -176,7 +183,7 @@ def test_builtin_clips_are_seeded_balanced_and_paired_in_reverse():
 
 def test_folder_loader_reads_real_videos_written_with_imageio(tmp_path):
     from pipelines.video_activity.config import VideoConfig
-    from pipelines.video_activity.data import load_data
+    from pipelines.video_activity.data import load_folder
 
     root = video_folder(tmp_path / "videos")
     config = VideoConfig.from_preset("smoke").with_settings(
@@ -187,7 +194,7 @@ def test_folder_loader_reads_real_videos_written_with_imageio(tmp_path):
     from pipelines.errors import UserError
 
     with pytest.raises(UserError, match="too few clips"):
-        load_data(config, f"folder:{root}", seed=0)
+        load_folder(config, str(root), seed=0)
     from pipelines.video_activity.data import read_folder
 
     clips, targets, class_names, skipped = read_folder(root, config)
@@ -201,21 +208,22 @@ def test_folder_loader_reads_real_videos_written_with_imageio(tmp_path):
 
 
 def test_folder_run_end_to_end_and_evaluate_again(tmp_path):
-    from pipelines.runner import RunRequest, evaluate_run, run
+    from pipelines.api import run
+    from pipelines.runner import evaluate_run
 
     root = video_folder(tmp_path / "videos", clips_per_class=6)
-    final = run(
-        RunRequest(
-            name="video-activity",
-            preset="smoke",
-            data=f"folder:{root}",
-            settings=["validation_fraction=0.25", "test_fraction=0.25"],
-            out=str(tmp_path / "run"),
-            seed=1,
-        )
-    )
-    info = json.loads((final / "data_info.json").read_text())
+    experiment = {
+        "pipeline": "video-activity",
+        "preset": "smoke",
+        "data": f"folder:{root}",
+        "settings": {"validation_fraction": 0.25, "test_fraction": 0.25},
+        "out": str(tmp_path / "run"),
+        "seed": 1,
+    }
+    final = run(experiment).run_dir
+    info = _data_info(final)
     assert info["class_names"] == ["left", "right"] and info["pairs"] == []
+    assert info["generated"] is False and info["frames"] == SMOKE_FRAMES
     metrics = json.loads((final / "metrics.json").read_text())
     assert set(metrics["test"]) == {"accuracy", "top_2_accuracy"}
     assert sum(metrics["dataset"]["splits"].values()) == 12
@@ -249,16 +257,16 @@ def test_tfds_ucf101_offline_with_mock_data():
     import tensorflow_datasets as tfds
 
     from pipelines.video_activity.config import VideoConfig
-    from pipelines.video_activity.data import load_data
+    from pipelines.video_activity.data import load_tfds
 
     with tfds.testing.mock_data(num_examples=6):
-        splits = load_data(VideoConfig.from_preset("smoke"), "tfds:ucf101", seed=0)
-    assert len(splits.info["class_names"]) == 101
+        splits = load_tfds(VideoConfig.from_preset("smoke"), "ucf101", seed=0)
+    assert len(splits.info.class_names) == 101
     assert sum(splits.sizes().values()) == 12
     assert splits.train[0].shape[1:] == (SMOKE_FRAMES, SMOKE_SIZE, SMOKE_SIZE, 3)
 
 
-def _bad_folder(root: Path, case: str) -> tuple[Path, Path]:
+def bad_video_folder(root: Path, case: str) -> tuple[Path, Path]:
     """A two-class folder with one bad file (or one class only); returns (folder, named path)."""
     video_folder(root, clips_per_class=3)
     if case == "one_class":
@@ -267,7 +275,9 @@ def _bad_folder(root: Path, case: str) -> tuple[Path, Path]:
         (root / "right").rmdir()
         return root, root
     bad = root / "right" / "bad.mp4"
-    if case == "not_a_video":
+    if case == "empty":
+        bad.write_bytes(b"")
+    elif case == "not_a_video":
         bad.write_text("this is a text file, not a video\n")
     elif case == "truncated":
         good = (root / "left" / "clip0.mp4").read_bytes()
@@ -282,6 +292,7 @@ def _bad_folder(root: Path, case: str) -> tuple[Path, Path]:
 
 
 BAD_CASES = {
+    "empty": "the video file is empty (0 bytes)",
     "not_a_video": "not a readable video",
     "truncated": "not a readable video",
     "no_frames": "the video has no frames",
@@ -291,7 +302,7 @@ BAD_CASES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_videos_end_in_one_error_line_and_no_run_directory(tmp_path, case):
-    root, named = _bad_folder(tmp_path / "videos", case)
+    root, named = bad_video_folder(tmp_path / "videos", case)
     result = run_cli(
         "run", "video-activity", "--preset", "smoke", "--data", f"folder:{root}", cwd=tmp_path
     )
@@ -306,7 +317,7 @@ def test_bad_files_are_skipped_and_counted_when_asked(tmp_path):
     from pipelines.video_activity.config import VideoConfig
     from pipelines.video_activity.data import read_folder
 
-    root, bad = _bad_folder(tmp_path / "videos", "not_a_video")
+    root, bad = bad_video_folder(tmp_path / "videos", "not_a_video")
     (root / "left" / "empty.avi").write_bytes(b"")
     config = VideoConfig.from_preset("smoke").with_overrides(["skip_bad_files=true"])
     clips, targets, _, skipped = read_folder(root, config)
@@ -316,10 +327,21 @@ def test_bad_files_are_skipped_and_counted_when_asked(tmp_path):
     assert any(empty in reason and "the video file is empty" in reason for reason in skipped)
 
 
+def test_over_long_videos_are_refused_naming_the_file(tmp_path, monkeypatch):
+    from pipelines.errors import UserError
+    from pipelines.video_activity import data
+
+    path = write_video(tmp_path / "long.mp4", moving_square(1, steps=8))
+    assert data.read_clip(path, frames=4, size=8).shape == (4, 8, 8, 3)
+    monkeypatch.setattr(data, "MAX_CLIP_FRAMES", 5)
+    with pytest.raises(UserError, match=f"{path}: the video has more than 5 frames"):
+        data.read_clip(path, frames=4, size=8)
+
+
 def test_missing_folder_and_unknown_spec_are_errors(tmp_path):
     result = run_cli("run", "video-activity", "--data", "folder:nowhere", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: data folder not found: nowhere"
+    assert result.stderr.strip() == "error: --data 'folder:nowhere': nowhere does not exist"
     result = run_cli("run", "video-activity", "--set", "recurrence=gru", cwd=tmp_path)
     assert result.returncode == 2 and "'recurrence'" in result.stderr
     assert not (tmp_path / "runs").exists()
@@ -327,11 +349,19 @@ def test_missing_folder_and_unknown_spec_are_errors(tmp_path):
 
 def test_conv_lstm_model_trains_one_step():
     from pipelines.video_activity.config import VideoConfig
-    from pipelines.video_activity.data import CLASS_NAMES, generate_clips
+    from pipelines.video_activity.data import CLASS_NAMES, VideoInfo, generate_clips
     from pipelines.video_activity.model import build_model
 
     config = VideoConfig.from_preset("smoke").with_overrides(["recurrence=conv_lstm"])
-    info = {"class_names": CLASS_NAMES, "frames": SMOKE_FRAMES, "frame_size": SMOKE_SIZE}
+    info = VideoInfo(
+        name="test",
+        source="generated in the test",
+        generated=True,
+        class_names=CLASS_NAMES,
+        pairs=[],
+        frames=SMOKE_FRAMES,
+        frame_size=SMOKE_SIZE,
+    )
     clips, targets = generate_clips(config, seed=0)
     model = build_model(config, info)
     assert any(layer.name == "conv_lstm" for layer in model.layers)
@@ -342,3 +372,86 @@ def test_conv_lstm_model_trains_one_step():
         for b, w in zip(before, model.trainable_weights, strict=True)
     ]
     assert all(changed)
+
+
+def test_declared_sources_name_loaders_of_the_data_module_and_show_in_help():
+    from pipelines.cli import pipeline_help
+    from pipelines.video_activity import data
+    from pipelines.video_activity.config import DATA_SOURCES, SEARCH_SPACE, VideoConfig
+
+    for source in DATA_SOURCES:
+        assert callable(getattr(data, source.loader)), source.kind
+        assert source.test_loader is None or callable(getattr(data, source.test_loader))
+        assert set(source.settings) <= set(VideoConfig.model_fields), source.kind
+    assert [source.form for source in DATA_SOURCES] == ["builtin", "folder:DIR", "tfds:NAME"]
+    assert [s.kind for s in DATA_SOURCES if s.test_loader] == ["folder"]
+    text = pipeline_help("video-activity")
+    for expected in ("GENERATED", "folder:DIR", "tfds:NAME", "skip_bad_files", "conv_filters"):
+        assert expected in text, expected
+    assert "frame_features" in SEARCH_SPACE and "frame_features " in text.split("search space")[1]
+
+
+def test_settings_refuse_what_the_model_cannot_build():
+    from pipelines.errors import UserError
+    from pipelines.video_activity.config import VideoConfig
+
+    smoke = VideoConfig.from_preset("smoke")
+    with pytest.raises(UserError, match="'frame_size' .*'conv_filters'"):
+        smoke.with_overrides(["conv_filters=4,4,4,4,4"])
+    with pytest.raises(
+        UserError, match="setting 'conv_filters' = 4,0: each conv layer needs 1..4096"
+    ):
+        smoke.with_overrides(["conv_filters=4,0"])
+    with pytest.raises(UserError, match="setting 'frames'"):
+        smoke.with_overrides(["frames=100000"])
+    with pytest.raises(UserError, match="unknown setting 'max_trials'"):
+        smoke.with_overrides(["max_trials=3"])
+    assert smoke.with_overrides(["conv_filters=4,8,8"]).conv_filters == (4, 8, 8)
+    assert smoke.sequence_steps() == SMOKE_FRAMES
+    conv = smoke.with_settings({"recurrence": "conv_lstm"})
+    assert conv.estimated_memory_bytes() > smoke.estimated_memory_bytes()
+
+
+def test_clips_that_cannot_fit_in_memory_are_refused_before_decoding(tmp_path):
+    from pipelines.errors import UserError
+    from pipelines.video_activity.config import VideoConfig
+    from pipelines.video_activity.data import load_builtin, read_folder
+
+    config = VideoConfig.from_preset("default").with_settings(
+        {"clips_per_class": 100_000, "frame_size": 256, "memory_limit_gb": 1}
+    )
+    with pytest.raises(UserError, match="builtin: 800,000 clips .*'memory_limit_gb'"):
+        load_builtin(config, "", seed=0)
+    root = video_folder(tmp_path / "videos", clips_per_class=2)
+    tiny = config.with_settings({"memory_limit_gb": 1e-6})
+    with pytest.raises(UserError, match=f"{root}: 4 clips"):
+        read_folder(root, tiny)
+
+
+def test_max_examples_decodes_a_seeded_sample_of_the_folder(tmp_path):
+    from pipelines.video_activity.config import VideoConfig
+    from pipelines.video_activity.data import read_folder
+
+    root = video_folder(tmp_path / "videos", clips_per_class=3)
+    config = VideoConfig.from_preset("smoke")
+    clips, targets, names, _ = read_folder(root, config, max_examples=4, seed=2)
+    again, _, _, _ = read_folder(root, config, max_examples=4, seed=2)
+    assert len(clips) == 4 and names == ["left", "right"]
+    np.testing.assert_array_equal(clips, again)
+
+
+def test_data_record_round_trips_through_json():
+    from pipelines.video_activity.data import CLASS_NAMES, PAIRS, VideoInfo
+
+    info = VideoInfo(
+        name="builtin_digit_motion",
+        source="generated",
+        generated=True,
+        class_names=CLASS_NAMES,
+        pairs=PAIRS,
+        frames=SMOKE_FRAMES,
+        frame_size=SMOKE_SIZE,
+        skipped_files=["a.mp4: not a readable video"],
+    )
+    payload = json.loads(json.dumps(info.to_json()))
+    assert VideoInfo.from_json(payload) == info

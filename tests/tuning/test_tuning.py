@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from pipelines.base import Splits
-from pipelines.sentiment.config import SentimentConfig
-from pipelines.sentiment.pipeline import PIPELINE
 from pipelines.errors import UserError
+from pipelines.sentiment.config import SentimentConfig
 from pipelines.sentiment.data import SentimentInfo
+from pipelines.sentiment.pipeline import PIPELINE
 from tuning.hypermodel import PipelineHyperModel
 from tuning.search import run_search
 from tuning.space import Dimension, Objective, space
