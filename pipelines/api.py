@@ -21,35 +21,34 @@ from pipelines import experiment as experiments
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
-    """A finished run: its folder and its metrics.
+    """A finished run: its folder, its metrics and the files a user reads next.
 
     Attributes:
         run_dir: the finished run directory.
         metrics: ``metrics.json``: the test metrics, the baselines', the data set.
+        config_file: ``config.json``, the experiment file that reruns this run.
+        report: ``report.md``: metrics beside baselines, plots.
+        model: ``model.keras``: the trained Keras model.
+        saved_model: ``saved_model/``: the serving export.
     """
 
     run_dir: Path
     metrics: dict[str, Any]
+    config_file: Path
+    report: Path
+    model: Path
+    saved_model: Path
 
-    @property
-    def config_file(self) -> Path:
-        """``config.json``: the experiment file that reruns this run."""
-        return self.run_dir / "config.json"
-
-    @property
-    def report(self) -> Path:
-        """``report.md``: metrics beside baselines, plots."""
-        return self.run_dir / "report.md"
-
-    @property
-    def model(self) -> Path:
-        """``model.keras``: the trained Keras model."""
-        return self.run_dir / "model.keras"
-
-    @property
-    def saved_model(self) -> Path:
-        """``saved_model/``: the serving export."""
-        return self.run_dir / "saved_model"
+    @classmethod
+    def of(cls, run_dir: Path) -> RunResult:
+        """The result of the finished run in ``run_dir``."""
+        names = {"config_file": "config.json", "report": "report.md", "model": "model.keras"}
+        return cls(
+            run_dir=run_dir,
+            metrics=json.loads((run_dir / "metrics.json").read_text()),
+            saved_model=run_dir / "saved_model",
+            **{field: run_dir / name for field, name in names.items()},
+        )
 
 
 def run(
@@ -82,6 +81,4 @@ def run(
 
     from pipelines import runner
 
-    run_dir = runner.run(runner.RunRequest(resolved, callbacks=tuple(callbacks)))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return RunResult(run_dir=run_dir, metrics=metrics)
+    return RunResult.of(runner.run(runner.RunRequest(resolved, callbacks=tuple(callbacks))))

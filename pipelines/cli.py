@@ -47,6 +47,44 @@ label_column=stars
 """
 
 RUN_FLAGS = ("preset", "data", "seed", "out", "deterministic", "checkpoint_steps")
+FLAG_OF_KEY = {key: "--" + key.replace("_", "-") for key in RUN_FLAGS} | {
+    "tuning.tuner": "--tuner",
+    "tuning.max_trials": "--max-trials",
+    "tuning.workers": "--tune-workers",
+}
+
+
+PIPELINE_ARGUMENT = {"metavar": "NAME", "help": f"one of: {', '.join(registry.PIPELINES)}"}
+# The commands besides `list` and `run`: one-line summary, description, arguments.
+COMMANDS = {
+    "validate": (
+        "check an experiment file without running it",
+        "Check FILE (YAML or JSON) against its pipeline's settings, data sources and search "
+        "space; prints what it would run, or one error line.",
+        [(("file",), {"metavar": "FILE"})],
+    ),
+    "schema": (
+        "print the JSON Schema of NAME's experiment files (settings included)",
+        "The JSON Schema of an experiment file for NAME, for editors and CI.",
+        [(("name",), PIPELINE_ARGUMENT)],
+    ),
+    "evaluate": (
+        "evaluate a finished run again, optionally on other test data",
+        "Re-evaluate RUN_DIR's model.keras on its test split, or on all rows of --data, "
+        "beside baselines fitted again on the run's own training split.",
+        [
+            (("run_dir",), {"metavar": "RUN_DIR"}),
+            (("--data",), {"metavar": "SPEC", "help": "test data to evaluate on instead"}),
+            (("--set",), {"help": "settings for reading --data, e.g. text_column=content"}),
+        ],
+    ),
+    "predict": (
+        "predict with a finished run's model",
+        "Predict with RUN_DIR's model; what INPUT is depends on the pipeline (sentiment: a "
+        "text; forecasting: a CSV path, forecast after its last window).",
+        [(("run_dir",), {"metavar": "RUN_DIR"}), (("inputs",), {"metavar": "INPUT", "nargs": "+"})],
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,58 +107,22 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     commands.required = True
     commands.add_parser("list", help="list the pipelines")
     _add_run_parser(commands, pipeline_name)
-    validate = commands.add_parser(
-        "validate",
-        help="check an experiment file without running it",
-        description="Check FILE (YAML or JSON) against its pipeline's settings, data sources "
-        "and search space; prints what it would run, or one error line.",
-    )
-    validate.add_argument("file", metavar="FILE")
-    schema = commands.add_parser(
-        "schema",
-        help="print the JSON Schema of NAME's experiment files (settings included)",
-        description="The JSON Schema of an experiment file for NAME, for editors and CI.",
-    )
-    schema.add_argument("name", metavar="NAME", help=f"one of: {', '.join(registry.PIPELINES)}")
-    evaluate = commands.add_parser(
-        "evaluate",
-        help="evaluate a finished run again, optionally on other test data",
-        description="Re-evaluate RUN_DIR's model.keras on its test split, or on all rows of "
-        "--data, beside baselines fitted again on the run's own training split.",
-    )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
-    evaluate.add_argument("--data", metavar="SPEC", help="test data to evaluate on instead")
-    _add_set_argument(evaluate, "settings for reading --data, e.g. text_column=content")
-    predict = commands.add_parser(
-        "predict",
-        help="predict with a finished run's model",
-        description="Predict with RUN_DIR's model; what INPUT is depends on the pipeline "
-        "(sentiment: a text; forecasting: a CSV path, forecast after its last window).",
-    )
-    predict.add_argument("run_dir", metavar="RUN_DIR")
-    predict.add_argument("inputs", metavar="INPUT", nargs="+")
+    for name, (summary, description, arguments) in COMMANDS.items():
+        command = commands.add_parser(name, help=summary, description=description)
+        for flags, options in arguments:
+            if flags == ("--set",):
+                _add_set_argument(command, options["help"])
+            else:
+                command.add_argument(*flags, **options)
     return parser
 
 
-def _seed_value(text: str) -> int:
-    """``--seed``: an integer in [0, 2**32), the range Keras and NumPy accept."""
+def _integer(text: str) -> int:
+    """An integer flag; its allowed range is the experiment's declaration of that key."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -145,9 +147,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
         epilog=pipeline_help(pipeline_name) if pipeline_name else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument(
-        "name", metavar="NAME", nargs="?", help=f"one of: {', '.join(registry.PIPELINES)}"
-    )
+    run.add_argument("name", nargs="?", **PIPELINE_ARGUMENT)
     run.add_argument("--config", metavar="FILE", help="an experiment file (YAML or JSON)")
     run.add_argument(
         "--preset",
@@ -161,7 +161,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
     )
     _add_set_argument(run, "override settings (see `run NAME --help`)")
     run.add_argument(
-        "--seed", type=_seed_value, help="fixes data splits, initialisation and shuffling"
+        "--seed", type=_integer, help="fixes data splits, initialisation and shuffling"
     )
     run.add_argument(
         "--out", metavar="DIR", help="run directory (default runs/NAME/RUN_ID, runs/NAME/latest)"
@@ -178,7 +178,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
         "section does the same)",
     )
     run.add_argument("--tuner", choices=("random", "bayesian", "hyperband"))
-    run.add_argument("--max-trials", type=_count, metavar="N", help="trials of the search")
+    run.add_argument("--max-trials", type=_integer, metavar="N", help="trials of the search")
     run.add_argument(
         "--deterministic",
         action="store_true",
@@ -188,7 +188,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
     )
     run.add_argument(
         "--checkpoint-steps",
-        type=_count,
+        type=_integer,
         metavar="N",
         help="back up the training state every N steps and each epoch (default 20)",
     )
@@ -201,7 +201,7 @@ def _add_run_parser(commands, pipeline_name: str | None) -> None:
     )
     run.add_argument(
         "--tune-workers",
-        type=_count,
+        type=_integer,
         metavar="N",
         help="with --tune: Keras Tuner's distributed mode, this process the chief (oracle) "
         "and N worker processes on 127.0.0.1",
@@ -266,7 +266,11 @@ def experiment_from_args(args: argparse.Namespace) -> experiments.Experiment:
             **parse_overrides(config_class, args.settings),
         }
     values["tuning"] = _tuning_from_args(args, values.get("tuning"))
-    return experiments.parse(values, where)
+    given = {key for key in RUN_FLAGS if getattr(args, key) is not None}
+    given |= {f"tuning.{key}" for key in ("tuner", "max_trials") if getattr(args, key) is not None}
+    given |= {"tuning.workers"} if args.tune_workers is not None else set()
+    labels = {key: flag for key, flag in FLAG_OF_KEY.items() if key in given}
+    return experiments.parse(values, where, labels=labels)
 
 
 def _tuning_from_args(args: argparse.Namespace, tuning: Any) -> Any:

@@ -172,19 +172,26 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def parse(values: dict[str, Any], where: str = "experiment") -> Experiment:
-    """An ``Experiment`` from a mapping; UserError naming the file and the key path."""
+def parse(
+    values: dict[str, Any], where: str = "experiment", labels: dict[str, str] | None = None
+) -> Experiment:
+    """An ``Experiment`` from a mapping; UserError naming the file and the key path.
+
+    ``labels`` name a key path as the user wrote it (``{"seed": "--seed"}`` for flags).
+    """
     try:
         return Experiment.model_validate(values)
     except pydantic.ValidationError as error:
         first = error.errors(include_url=False)[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        if labels and key in labels:
+            where, key = "", labels[key]
         message = first["msg"][0].lower() + first["msg"][1:]
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         elif first["type"] == "missing":
             message = "required key missing"
-        raise UserError(f"{where}: {key}: {message}") from None
+        raise UserError(f"{where}: {key}: {message}" if where else f"{key}: {message}") from None
 
 
 def load(path: Path | str) -> Experiment:

@@ -67,39 +67,14 @@ class RunRequest:
         return self.experiment.seed
 
     @property
-    def data(self) -> str:
-        """The ``--data`` spec."""
-        return self.experiment.data
-
-    @property
     def out(self) -> str | None:
         """The run directory asked for, if any."""
         return self.experiment.out
 
     @property
-    def deterministic(self) -> bool:
-        """Whether TensorFlow op determinism is on."""
-        return self.experiment.deterministic
-
-    @property
-    def checkpoint_steps(self) -> int:
-        """Steps between training-state backups."""
-        return self.experiment.checkpoint_steps
-
-    @property
     def tune(self) -> bool:
         """Whether the run searches hyperparameters first."""
         return self.experiment.tuning is not None
-
-    @property
-    def tuner(self) -> str:
-        """The Keras Tuner search."""
-        return self.experiment.tuning.tuner if self.tune else "random"
-
-    @property
-    def tune_workers(self) -> int:
-        """Local worker processes of a distributed search."""
-        return self.experiment.tuning.workers if self.tune else 0
 
 
 def run_command(resolved: Resolved | None, args) -> Path:
@@ -151,7 +126,7 @@ def run(request: RunRequest) -> Path:
         partial = rundir.partial_of(rundir.new_run_dir(request.name, request.out))
     config.check_memory()
     _seed(request)
-    log(f"{request.name}: loading data {request.data!r}")
+    log(f"{request.name}: loading data {request.experiment.data!r}")
     splits = pipeline.load_data(config, request.resolved.data, request.seed)
     log(f"splits: {splits.sizes()} from {splits.info.source}")
     fresh = not partial.exists()
@@ -178,16 +153,22 @@ def run(request: RunRequest) -> Path:
 
 def _seed(request: RunRequest) -> None:
     keras.utils.set_random_seed(request.seed)
-    if request.deterministic:
+    if request.experiment.deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
 def _train_any(pipeline, config, splits, partial, request: RunRequest, strategy, callbacks):
     if strategy is None:
         return train(
-            pipeline, config, splits, partial, request.seed, request.checkpoint_steps, callbacks
+            pipeline,
+            config,
+            splits,
+            partial,
+            request.seed,
+            request.experiment.checkpoint_steps,
+            callbacks,
         )
-    trainer = _trainer(partial, config, request.checkpoint_steps, callbacks)
+    trainer = _trainer(partial, config, request.experiment.checkpoint_steps, callbacks)
     return distributed.train(strategy, pipeline, config, splits, trainer, request.seed)
 
 
@@ -218,7 +199,9 @@ def _run_worker(request: RunRequest, pipeline: Pipeline, strategy, index: int, c
     _seed(request)
     splits = pipeline.load_data(config, request.resolved.data, request.seed)
     backup_of = chief_partial if request.resume else None
-    trainer = _trainer(backup_of, config, request.checkpoint_steps, callbacks, chief=False)
+    trainer = _trainer(
+        backup_of, config, request.experiment.checkpoint_steps, callbacks, chief=False
+    )
     model, _ = distributed.train(strategy, pipeline, config, splits, trainer, request.seed)
     final = Path(request.out or f"runs/{pipeline.name}/worker")
     folder = final.with_name(f"{final.name}.worker-{index}")

@@ -26,22 +26,28 @@ def read_table(path: Path, delimiter: str) -> pd.DataFrame:
     return read_table_with_lines(path, delimiter)[0]
 
 
-def read_table_with_lines(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[int]]:
-    """``read_table`` and, for each row, the line of the file where it starts."""
-    kind = "TSV" if delimiter == "\t" else "CSV"
-    if not path.is_file():
-        raise UserError(f"data file not found: {path}")
+def read_text(path: Path, what: str = "a text file") -> str:
+    """A UTF-8 file's text; UserError naming the line of a byte that is not UTF-8 or a NUL."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
-    if not text.strip():
-        raise UserError(f"{path}: the file is empty")
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise UserError(f"{path}: not a {kind} text file (NUL byte at line {line})")
+        raise UserError(f"{path}: not {what} (NUL byte at line {line})")
+    return text
+
+
+def read_table_with_lines(path: Path, delimiter: str) -> tuple[pd.DataFrame, list[int]]:
+    """``read_table`` and, for each row, the line of the file where it starts."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    text = read_text(path, f"a {kind} text file")
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty")
     reader = csv.reader(
         io.StringIO(text, newline=""),
         delimiter=delimiter,

