@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NATIVE := layers/native/librnn_suite_ops.so
-PIPELINES := sentiment forecasting music translation speech-to-text video-activity
+# Every pipeline package (pipelines/NAME/config.py), named as the registry names it.
+PIPELINES := $(subst _,-,$(notdir $(patsubst %/config.py,%,$(wildcard pipelines/*/config.py))))
 ARGS ?=
 WORKERS ?=
 

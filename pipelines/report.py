@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ import pandas as pd
 
 from pipelines.base import Evaluation
 from pipelines.plotting import plot_learning_curves
+from pipelines.sources import markdown_row
+from tuning.space import Dimension
 
 
 def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -50,6 +53,7 @@ def write_report(run_dir: Path, metrics: dict[str, Any], config, evaluation: Eva
         lines += [f"## {title}", "", f"![{title}]({file_name})", ""]
     if evaluation.report:
         lines += [evaluation.report, ""]
+    lines += _tuning_section(run_dir / "tuning")
     lines += [
         "## Configuration",
         "",
@@ -59,3 +63,31 @@ def write_report(run_dir: Path, metrics: dict[str, Any], config, evaluation: Eva
         "",
     ]
     (run_dir / "report.md").write_text("\n".join(lines))
+
+
+def _tuning_section(folder: Path) -> list[str]:
+    """The searched space, objective and best trials, when the run was tuned."""
+    if not (folder / "search.json").is_file():
+        return []
+    search = json.loads((folder / "search.json").read_text())
+    objective = search["objective"]
+    lines = [
+        "## Hyperparameter search",
+        "",
+        f"{search['tuner']} search for **{objective['name']}** ({objective['direction']}), "
+        "over this space:",
+        "",
+        "| setting | values |",
+        "| --- | --- |",
+    ]
+    for name, dimension in search["space"].items():
+        lines.append(markdown_row([f"`{name}`", Dimension(**dimension).describe()]))
+    if (folder / "trials.csv").is_file():
+        best = pd.read_csv(folder / "trials.csv").head(5)
+        lines += [
+            "",
+            "Best trials (`tuning/trials.csv` has all):",
+            "",
+            best.to_markdown(index=False),
+        ]
+    return [*lines, ""]

@@ -223,7 +223,6 @@ class TrainingState(keras.callbacks.Callback):
         state = read_state(self.directory)
         if state is not None:
             self._restore(state)
-        self.model._initial_epoch = self.epoch  # read by fit after on_train_begin
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch != self.epoch:

@@ -129,12 +129,13 @@ class Trainer:
         callbacks = self._prepare(model, data)
         if callbacks is None:
             return self._finished()
+        backed_up = resume.read_state(self._state.directory) if self._state else None
         started = time.perf_counter()
         history = model.fit(
             train,
             validation_data=validation,
             epochs=self.epochs,
-            initial_epoch=initial_epoch,
+            initial_epoch=max(initial_epoch, backed_up["epoch"] if backed_up else 0),
             callbacks=callbacks,
             shuffle=False,
             verbose=self.verbose,

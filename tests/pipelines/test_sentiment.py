@@ -211,5 +211,8 @@ def test_tuned_run_trains_with_the_best_values(tmp_path):
     trials = (tuning / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 2
     best = json.loads((tuning / "best_hyperparameters.json").read_text())
-    used = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    assert {key: used[key] for key in best} == best
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert {key: saved["settings"][key] for key in best} == best
+    assert "tuning" not in saved  # rerunning the file trains the tuned model, no search
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Hyperparameter search" in report and "val_loss" in report

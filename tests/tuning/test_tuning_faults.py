@@ -18,7 +18,11 @@ TUNE = {
     "pipeline": "sentiment",
     "preset": "smoke",
     "seed": 2,
-    "tuning": {"max_trials": 3},
+    "tuning": {
+        "max_trials": 3,
+        "objective": {"name": "val_accuracy", "direction": "max"},
+        "space": {"units": {"choices": [4, 6]}, "cell": None, "depth": None},
+    },
     "settings": {"max_examples": 200, "tune_epochs": 1, "epochs": 1},
     "out": "run",
 }
@@ -52,15 +56,18 @@ def test_search_killed_mid_trial_resumes_keeping_finished_trials(tmp_path):
     assert after[interrupted]["hyperparameters"] == before[interrupted]["hyperparameters"]
     table = pd.read_csv(tmp_path / "run" / "tuning" / "trials.csv")
     assert len(table) == 3 and table["trial_id"].nunique() == 3
+    assert set(table["units"]) <= {4, 6}
     assert (table["status"] == "COMPLETED").all()
 
 
 def test_two_tuner_workers_run_every_trial_once(tmp_path):
-    result = script(TUNE | {"tuning": {"max_trials": 3, "workers": 2}}, cwd=tmp_path)
+    result = script(TUNE | {"tuning": TUNE["tuning"] | {"workers": 2}}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     tuning = tmp_path / "run" / "tuning"
     table = pd.read_csv(tuning / "trials.csv")
     assert len(table) == 3 and (table["status"] == "COMPLETED").all()
+    assert set(table["units"]) <= {4, 6} and "cell" not in table.columns  # the user's space
+    assert table["score"].is_monotonic_decreasing  # val_accuracy, maximised
     chief = _trials(tuning / "search")
     assert len(chief) == 3
     ran = {
