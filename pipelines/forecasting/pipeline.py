@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,11 @@ class ForecastingPipeline(Pipeline):
             return {"forecast": keras_model(window, training=False)}
 
         write_export(keras_model, {"serving_default": serve}, path)
+
+    def serving_example(self, info: ForecastingInfo) -> dict[str, Any]:
+        """Two windows of ones, in the inputs' original units."""
+        window = [[1.0] * len(info.feature_columns)] * info.window
+        return {"window": [window, window]}
 
     def predict(self, keras_model, inputs: list[str], info: ForecastingInfo) -> list[str]:
         """For each CSV (the model's columns, and its time column where present): the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -60,6 +61,12 @@ class SpeechToTextPipeline(Pipeline):
             return {"transcript": transcribe(audio)}
 
         write_export(keras_model, {"serving_default": serve}, path)
+
+    def serving_example(self, info: SpeechToTextInfo) -> dict[str, Any]:
+        """Two half-second tones at the model's sample rate."""
+        time = np.arange(info.sample_rate // 2) / info.sample_rate
+        tone = (0.3 * np.sin(2 * np.pi * 220 * time)).astype(np.float32)
+        return {"audio": [tone.tolist(), tone.tolist()]}
 
     def predict(self, keras_model, inputs: list[str], info: SpeechToTextInfo) -> list[str]:
         """``transcript<TAB>file`` per audio file (any rate: resampled to 16000 Hz)."""

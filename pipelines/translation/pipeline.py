@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -42,6 +43,11 @@ class TranslationPipeline(Pipeline):
             return {"translation": translate(text)}
 
         write_export(keras_model, {"serving_default": serve}, path)
+
+    def serving_example(self, info: TranslationInfo) -> dict[str, Any]:
+        """Two short sentences of the source vocabulary's most frequent words."""
+        words = [w for w in info.source_vocabulary if w.isalpha()][:4] or ["hello"]
+        return {"text": [" ".join(words[:2]), words[-1]]}
 
     def predict(self, keras_model, inputs: list[str], info: TranslationInfo) -> list[str]:
         """``translation<TAB>input`` per input, by beam search."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -42,6 +43,11 @@ class VideoActivityPipeline(Pipeline):
             return {"probabilities": probabilities, "label": label}
 
         write_export(keras_model, {"serving_default": serve}, path)
+
+    def serving_example(self, info: VideoInfo) -> dict[str, Any]:
+        """Two grey clips of the trained frame count and size."""
+        clip = np.full((info.frames, info.frame_size, info.frame_size, 3), 128, np.uint8)
+        return {"frames": [clip.tolist(), clip.tolist()]}
 
     def predict(self, keras_model, inputs: list[str], info: VideoInfo) -> list[str]:
         """``label<TAB>probability<TAB>file`` for each video file."""
