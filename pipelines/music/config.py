@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from pipelines.config_base import MAX_EXAMPLES, MAX_STEPS, MAX_UNITS, BaseConfig, count_field
 from pipelines.sources import DataSource, DataSources
@@ -23,7 +23,9 @@ MAX_GENERATE_STEPS = 4_096
 class MusicConfig(BaseConfig):
     """Every setting of the music pipeline."""
 
-    bidirectional: bool = Field(False, description="must stay false: generation reads forward")
+    bidirectional: Literal[False] = Field(
+        False, description="always false: a generative model reads left to right"
+    )
     steps_per_quarter: int = count_field(
         2, "token model time grid: steps per quarter note (2: eighths, 4: sixteenths)", high=24
     )
@@ -93,15 +95,6 @@ class MusicConfig(BaseConfig):
             "batch_size": 32,
         },
     }
-
-    @model_validator(mode="after")
-    def _causal(self) -> Self:
-        """Generation runs the cells forward one step at a time: no backward direction."""
-        if self.bidirectional:
-            raise ValueError(
-                "setting 'bidirectional': a generative model reads left to right; it must be false"
-            )
-        return self
 
     def sequence_steps(self) -> int:
         """Events per training window: 4 tokens a step (the frame model's 1 is fewer)."""

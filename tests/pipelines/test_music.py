@@ -314,7 +314,7 @@ def test_config_refuses_a_bidirectional_generator_and_sizes_past_the_caps():
     from pipelines.music.config import MAX_PRIMER_STEPS, MusicConfig
 
     smoke = MusicConfig.from_preset("smoke")
-    with pytest.raises(UserError, match="setting 'bidirectional': a generative model"):
+    with pytest.raises(UserError, match="setting 'bidirectional' = true: input should be False"):
         smoke.with_overrides(["bidirectional=true"])
     for key, value in (
         ("steps_per_quarter", 25),

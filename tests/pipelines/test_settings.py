@@ -56,9 +56,9 @@ def test_each_bound_refuses_just_outside_and_accepts_on_it(config_class, key, in
     checked = 0
     for kind, bound in _bounds(info):
         outside, on = _outside_and_on(info, kind, bound)
-        with pytest.raises(UserError, match=f"setting '{key}'"):
+        with pytest.raises(UserError, match=f"setting '{key}' = .*: input should be"):
             base.with_settings({key: outside})
-        assert getattr(base.with_settings({key: on}), key) == on
+        _accepts_or_names_other_settings(base, key, on)
         checked += 1
     if typing.get_origin(info.annotation) is typing.Literal:
         for choice in typing.get_args(info.annotation):
@@ -71,16 +71,26 @@ def test_each_bound_refuses_just_outside_and_accepts_on_it(config_class, key, in
             with pytest.raises(UserError, match=f"setting '{key}'"):
                 base.with_settings({key: "x" * (item.max_length + 1)})
             checked += 1
+    if info.annotation is bool:
+        for value in (True, False):
+            _accepts_or_names_other_settings(base, key, value)
+        with pytest.raises(UserError, match=f"setting '{key}' = perhaps"):
+            base.with_settings({key: "perhaps"})
+        checked += 1
     if info.annotation in (int, float) and not checked:
         pytest.fail(f"{config_class.__name__}.{key} is a number without declared bounds")
 
 
 def _accepts_or_names_other_settings(base: BaseConfig, key: str, value) -> None:
-    """A choice is accepted, or refused by a rule across settings that says so."""
+    """The value passes its own declaration: accepted, or refused only by a rule across
+    settings whose message names another setting (the preset's value of which conflicts)."""
     try:
-        base.with_settings({key: value})
+        assert getattr(base.with_settings({key: value}), key) == value
     except UserError as error:
-        assert f"'{key}'" in str(error) or key in str(error), error
+        message = str(error)
+        assert "input should be" not in message, message
+        others = set(type(base).model_fields) - {key}
+        assert any(f"'{other}'" in message for other in others), message
 
 
 @pytest.mark.parametrize("name", list(registry.PIPELINES))
