@@ -67,12 +67,13 @@ def test_smoke_run_exports_a_model_that_serves_without_the_project(
     pipeline = registry.load_pipeline(name)
     info = pipeline.info_class.from_json(json.loads((run_dir / "data_info.json").read_text()))
     example = pipeline.serving_example(info)
+    (tmp_path / "example.json").write_text(json.dumps(example))
     child = f"""
 import json
 import tensorflow as tf
 serve = tf.saved_model.load({str(run_dir / "saved_model")!r}).signatures["serving_default"]
 specs = serve.structured_input_signature[1]
-example = {json.dumps(example)}
+example = json.loads(open("example.json").read())
 inputs = {{key: tf.constant(value, dtype=specs[key].dtype) for key, value in example.items()}}
 outputs = serve(**inputs)
 print(json.dumps({{key: list(value.shape) for key, value in outputs.items()}}))
