@@ -79,10 +79,59 @@ COMMANDS = {
         ],
     ),
     "predict": (
-        "predict with a finished run's model",
-        "Predict with RUN_DIR's model; what INPUT is depends on the pipeline (sentiment: a "
-        "text; forecasting: a CSV path, forecast after its last window).",
-        [(("run_dir",), {"metavar": "RUN_DIR"}), (("inputs",), {"metavar": "INPUT", "nargs": "+"})],
+        "predict with a finished run's model: inputs on the command line, or a whole file",
+        "Predict with RUN_DIR's model. Either INPUT... on the command line (sentiment: texts; "
+        "forecasting: a CSV path, forecast after its last window; ...), or --input PATH "
+        "--output PATH: a file or folder streamed in batches with memory bounded by the "
+        "batch (see the pipeline's page for formats).",
+        [
+            (("run_dir",), {"metavar": "RUN_DIR"}),
+            (("inputs",), {"metavar": "INPUT", "nargs": "*"}),
+            (("--input",), {"metavar": "PATH", "help": "a file or folder to predict over"}),
+            (("--output",), {"metavar": "PATH", "help": "where the predictions go"}),
+            (
+                ("--on-error",),
+                {
+                    "choices": ("fail", "skip"),
+                    "default": "fail",
+                    "help": "a bad row or file: stop (fail) or skip it and list it in "
+                    "OUTPUT.skipped.csv (default fail)",
+                },
+            ),
+            (("--overwrite",), {"action": "store_true", "help": "replace an existing output"}),
+            (("--batch-size",), {"type": int, "default": 256, "metavar": "N"}),
+            (
+                ("--rolling",),
+                {"action": "store_true", "help": "forecasting: one forecast per window"},
+            ),
+        ],
+    ),
+    "publish": (
+        "copy a finished run's export into a TensorFlow Serving model folder",
+        "Copy RUN_DIR/saved_model into MODELS_DIR/NAME/VERSION/ (TensorFlow Serving's "
+        "--model_base_path layout) atomically, and write MODELS_DIR/models.config.",
+        [
+            (("run_dir",), {"metavar": "RUN_DIR"}),
+            (("models_dir",), {"metavar": "MODELS_DIR"}),
+            (("--name",), {"help": "model name (default: the pipeline's, with _ for -)"}),
+            (("--version",), {"type": int, "help": "version number (default: the next)"}),
+            (
+                ("--base-path-prefix",),
+                {
+                    "metavar": "PREFIX",
+                    "help": "base_path prefix in models.config, e.g. /models inside a "
+                    "container (default: the folder's absolute path)",
+                },
+            ),
+        ],
+    ),
+    "export": (
+        "write a portable export (TFLite or ONNX) of a finished run",
+        "Write RUN_DIR/export/model.tflite or model.onnx (sentiment and forecasting).",
+        [
+            (("run_dir",), {"metavar": "RUN_DIR"}),
+            (("--format",), {"choices": ("tflite", "onnx"), "required": True}),
+        ],
     ),
 }
 
@@ -352,17 +401,12 @@ def main(argv: list[str] | None = None) -> int:
         resolved = None
         if args.command == "run" and not args.resume:
             resolved = experiments.resolve(experiment_from_args(args), args.config or "--set")
+        if args.command == "predict":
+            _check_predict(args)
         if args.command == "run" and args.resume and not (args.name or args.out):
             raise UserError("--resume needs the pipeline NAME or --out DIR of the run")
         _import_tensorflow_quietly()
-        from pipelines import runner
-
-        if args.command == "run":
-            runner.run_command(resolved, args)
-        elif args.command == "evaluate":
-            runner.evaluate_run(args.run_dir, args.data, args.settings)
-        else:
-            runner.predict(args.run_dir, args.inputs)
+        _dispatch(args, resolved)
         return 0
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -370,6 +414,54 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; continue with --resume", file=sys.stderr)
         return 130
+
+
+def _dispatch(args: argparse.Namespace, resolved) -> None:
+    """Run a command that needs TensorFlow."""
+    from pipelines import runner
+
+    if args.command == "run":
+        runner.run_command(resolved, args)
+    elif args.command == "evaluate":
+        runner.evaluate_run(args.run_dir, args.data, args.settings)
+    elif args.command == "predict":
+        _predict(args)
+    elif args.command == "publish":
+        from pipelines.publish import publish
+
+        publish(args.run_dir, args.models_dir, args.name, args.version, args.base_path_prefix)
+    elif args.command == "export":
+        from pipelines.portable import export_portable
+
+        print(export_portable(args.run_dir, args.format))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from pipelines import runner
+
+    if args.input:
+        from pipelines.predict_files import predict_files
+
+        predict_files(
+            args.run_dir,
+            args.input,
+            args.output,
+            on_error=args.on_error,
+            overwrite=args.overwrite,
+            batch_size=args.batch_size,
+            options={"rolling": args.rolling},
+        )
+    else:
+        runner.predict(args.run_dir, args.inputs)
+
+
+def _check_predict(args: argparse.Namespace) -> None:
+    """INPUT... or both --input and --output, before TensorFlow is imported."""
+    if args.input or args.output:
+        if not (args.input and args.output) or args.inputs:
+            raise UserError("predict over a file needs both --input and --output, and no INPUT")
+    elif not args.inputs:
+        raise UserError("predict needs INPUT... or --input PATH --output PATH")
 
 
 def _import_tensorflow_quietly() -> None:
