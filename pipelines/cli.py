@@ -270,11 +270,12 @@ def pipeline_help(name: str) -> str:
     ]
     rows = settings_table(config_class)
     width = max(len(row["name"]) for row in rows)
-    lines.append(f"  {'name':<{width}} {'default':<12} {'allowed':<18} meaning")
+    allowed = min(max(len(row["allowed"]) for row in rows), 24)
+    lines.append(f"  {'name':<{width}} {'default':<12} {'allowed':<{allowed}} meaning")
     for row in rows:
         default = row["default"] if len(row["default"]) <= 12 else row["default"][:11] + "~"
         lines.append(
-            f"  {row['name']:<{width}} {default:<12} {row['allowed']:<18} {row['meaning']}"
+            f"  {row['name']:<{width}} {default:<12} {row['allowed']:<{allowed}} {row['meaning']}"
         )
     lines.append("  (default: the value under --preset default)")
     lines.append("")
