@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -54,9 +55,10 @@ class Pipeline:
     Every pipeline package has the same files, so a subclass defined in
     ``pipelines/NAME/pipeline.py`` finds its parts itself: ``config_class``, ``sources``
     and ``search_space`` from the package's ``config`` module (``CONFIG_CLASS``,
-    ``DATA_SOURCES``, ``SEARCH_SPACE``), and the ``data``, ``model`` and ``evaluate``
-    modules. A subclass sets ``name`` and ``info_class`` (its ``DataInfo``) and
-    implements ``export``, ``serving_example`` and ``predict``.
+    ``DATA_SOURCES``, ``SEARCH_SPACE``), the ``data``, ``model`` and ``evaluate``
+    modules, and ``files`` (prediction over files) where the package has one. A subclass
+    sets ``name`` and ``info_class`` (its ``DataInfo``) and implements ``export``,
+    ``serving_example``, ``serving_limits`` and ``predict``.
     """
 
     name: str = ""
@@ -67,6 +69,7 @@ class Pipeline:
     data: ModuleType  # the loaders named by ``sources``
     model: ModuleType  # build_model(config, info)
     evaluation: ModuleType  # evaluate(model, splits, config, out_dir)
+    files: ModuleType | None = None  # prediction over files (pipelines.predict_files)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -78,6 +81,8 @@ class Pipeline:
         cls.data = importlib.import_module(f"{package}.data")
         cls.model = importlib.import_module(f"{package}.model")
         cls.evaluation = importlib.import_module(f"{package}.evaluate")
+        if importlib.util.find_spec(f"{package}.files") is not None:
+            cls.files = importlib.import_module(f"{package}.files")
 
     def load_data(self, config: BaseConfig, spec: str | DataSpec, seed: int) -> Splits:
         """Load ``spec`` and split it; UserError for a problem with the user's data."""
@@ -113,6 +118,18 @@ class Pipeline:
     def serving_example(self, info: DataInfo) -> dict[str, Any]:
         """A small valid request for ``serving_default``: input name -> nested lists of the
         signature's dtype (used for warm-up requests and the contract tests)."""
+        raise NotImplementedError
+
+    def serving_limits(self, info: DataInfo) -> dict[str, Any]:
+        """The bounds ``export`` enforces, per item and per request, written beside the
+        SavedModel as ``assets.extra/limits.json`` for the model server::
+
+            {"max_items": <items per request>,
+             "inputs": {<input name>: {"dtype": "string|float32|uint8|int32",
+                                       "max_item_bytes", "max_request_bytes" (strings) or
+                                       "max_item_elements", "max_request_elements"}}}
+
+        Build the entries with ``pipelines.export.string_input`` / ``number_input``."""
         raise NotImplementedError
 
     def predict(self, model, inputs: list[str], info: DataInfo) -> list[str]:

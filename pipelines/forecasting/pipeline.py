@@ -11,10 +11,14 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import write_export
+from pipelines.export import number_input, request_checks, write_export
 from pipelines.forecasting import data
 from pipelines.forecasting.data import ForecastingInfo
 from pipelines.tables import read_table_with_lines
+
+# What serving_default takes in one request; each window has exactly the model's shape.
+MAX_SERVING_WINDOWS = 4096  # windows per request
+MAX_SERVING_VALUES = 2**24  # values of all the windows of one request (64 MiB of float32)
 
 
 class ForecastingPipeline(Pipeline):
@@ -28,10 +32,11 @@ class ForecastingPipeline(Pipeline):
         -> ``forecast`` [batch, horizon, targets] in original units.
 
         ``steps`` and ``features`` must be the model's (``window`` and the feature columns),
-        and every value finite: otherwise the call ends with an InvalidArgumentError that
-        says which, before the model runs."""
+        and every value finite, and the request within ``serving_limits``: otherwise the call
+        ends with an InvalidArgumentError that says which, before the model runs."""
         steps, features = info.window, len(info.feature_columns)
         columns = ", ".join(info.feature_columns)
+        limits = self.serving_limits(info)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, name="window")])
         def serve(window):
@@ -47,6 +52,7 @@ class ForecastingPipeline(Pipeline):
                     features,
                     message=f"forecasting: a window must have {features} features ({columns})",
                 ),
+                *request_checks({"window": window}, limits, "forecasting"),
             ]
             with tf.control_dependencies(checks):
                 finite = tf.debugging.assert_all_finite(
@@ -55,12 +61,27 @@ class ForecastingPipeline(Pipeline):
             window = tf.ensure_shape(finite, [None, steps, features])
             return {"forecast": keras_model(window, training=False)}
 
-        write_export(keras_model, {"serving_default": serve}, path)
+        write_export(
+            keras_model,
+            {"serving_default": serve},
+            path,
+            limits=limits,
+            example=self.serving_example(info),
+        )
 
     def serving_example(self, info: ForecastingInfo) -> dict[str, Any]:
         """Two windows of ones, in the inputs' original units."""
         window = [[1.0] * len(info.feature_columns)] * info.window
         return {"window": [window, window]}
+
+    def serving_limits(self, info: ForecastingInfo) -> dict[str, Any]:
+        """Windows per request; values per window (``window`` steps x features) and over
+        all the windows of a request."""
+        values = info.window * len(info.feature_columns)
+        return {
+            "max_items": MAX_SERVING_WINDOWS,
+            "inputs": {"window": number_input("float32", values, MAX_SERVING_VALUES)},
+        }
 
     def predict(self, keras_model, inputs: list[str], info: ForecastingInfo) -> list[str]:
         """For each CSV (the model's columns, and its time column where present): the

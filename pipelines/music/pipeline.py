@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import write_export
+from pipelines.export import number_input, request_checks, write_export
 from pipelines.music import data, model
 from pipelines.music.config import (
     MAX_GENERATE_STEPS,
@@ -21,6 +21,10 @@ from pipelines.music.data import MusicInfo
 # What `predict` continues a file with: its first steps as the primer, then sampled steps.
 PRIMER_STEPS = 16
 CONTINUATION_STEPS = 64
+
+# What serving_default and generate take in one request, beside MAX_PRIMER_STEPS per primer.
+MAX_SERVING_PRIMERS = 256  # primers per request
+MAX_SERVING_PRIMER_VALUES = 2**22  # tokens (or frame values) of all the primers of a request
 
 
 class MusicPipeline(Pipeline):
@@ -33,14 +37,24 @@ class MusicPipeline(Pipeline):
         """``serving_default``: ``primer`` -> next-step ``probabilities`` [batch, vocab]
         (token model: int32 tokens [batch, steps]; frame model: float32 [batch, steps, 88]).
         ``generate``: ``primer``, ``steps``, ``temperature``, ``top_k``, ``seed`` int32 [2]
-        -> ``tokens`` int32 [batch, steps * 4] (frame model: ``frames`` [batch, steps, 88])."""
+        -> ``tokens`` int32 [batch, steps * 4] (frame model: ``frames`` [batch, steps, 88]).
+        Both bound the primer as ``serving_limits`` declares."""
         frame = info.kind == "frame"
+        limits = self.serving_limits(info)
+
+        def checks(primer) -> list:
+            """Each primer's bounds, then the request's as a whole."""
+            return [
+                *_primer_checks(primer, info),
+                *request_checks({"primer": primer}, limits, "music"),
+            ]
+
         primer_spec = model.generate_signature(info)[0]
         sample = model.make_generate(keras_model, info)
 
         @tf.function(input_signature=[primer_spec])
         def serve(primer):
-            with tf.control_dependencies(_primer_checks(primer, info)):
+            with tf.control_dependencies(checks(primer)):
                 primer = tf.identity(primer)
             if frame:
                 silence = tf.zeros_like(primer[:, :1])
@@ -49,7 +63,7 @@ class MusicPipeline(Pipeline):
 
         @tf.function(input_signature=model.generate_signature(info))
         def generate(primer, steps, temperature, top_k, seed):
-            checks = _primer_checks(primer, info) + [
+            generate_checks = checks(primer) + [
                 tf.debugging.assert_positive(steps, message="music: steps must be at least 1"),
                 tf.debugging.assert_less_equal(
                     steps,
@@ -59,12 +73,18 @@ class MusicPipeline(Pipeline):
                 ),
                 tf.debugging.assert_positive(temperature, message="music: temperature must be > 0"),
             ]
-            with tf.control_dependencies(checks):
+            with tf.control_dependencies(generate_checks):
                 primer = tf.identity(primer)
             events = sample(primer, steps, temperature, top_k, seed)
             return {"frames" if frame else "tokens": events}
 
-        write_export(keras_model, {"serving_default": serve, "generate": generate}, path)
+        write_export(
+            keras_model,
+            {"serving_default": serve, "generate": generate},
+            path,
+            limits=limits,
+            example=self.serving_example(info),
+        )
 
     def serving_example(self, info: MusicInfo) -> dict[str, Any]:
         """Two primers of two steps: chords as tokens, or the same chords as 88-key frames."""
@@ -73,6 +93,17 @@ class MusicPipeline(Pipeline):
             frames = data.steps_to_frames(np.array([first, second], np.int32)).tolist()
             return {"primer": [frames, frames[::-1]]}
         return {"primer": [first + second, second + first]}
+
+    def serving_limits(self, info: MusicInfo) -> dict[str, Any]:
+        """Primers per request; values per primer (``MAX_PRIMER_STEPS`` steps of 4 tokens,
+        or of 88-key frames) and over all the primers of a request. ``generate`` takes the
+        same ``primer`` within the same bounds."""
+        if info.kind == "frame":
+            dtype, per_step = "float32", info.keys
+        else:
+            dtype, per_step = "int32", info.voices
+        primer = number_input(dtype, MAX_PRIMER_STEPS * per_step, MAX_SERVING_PRIMER_VALUES)
+        return {"max_items": MAX_SERVING_PRIMERS, "inputs": {"primer": primer}}
 
     def predict(self, keras_model, inputs: list[str], info: MusicInfo) -> list[str]:
         """For each MIDI or MusicXML file: its first 16 steps as a primer, 64 steps sampled

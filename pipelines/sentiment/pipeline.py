@@ -10,9 +10,13 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import write_export
+from pipelines.export import request_checks, string_input, write_export
 from pipelines.sentiment import data
 from pipelines.sentiment.data import SentimentInfo
+
+# What serving_default takes in one request, beside data.MAX_TEXT_BYTES for each text.
+MAX_SERVING_TEXTS = 1024  # texts per request
+MAX_SERVING_BYTES = 4 * 1024 * 1024  # UTF-8 bytes of all the texts of one request
 
 
 class SentimentPipeline(Pipeline):
@@ -24,9 +28,11 @@ class SentimentPipeline(Pipeline):
     def export(self, keras_model, info: SentimentInfo, path: Path) -> None:
         """``serving_default``: ``text`` string [batch] -> ``probabilities``, ``label``.
 
-        A text longer than ``data.MAX_TEXT_BYTES`` UTF-8 bytes ends the call with an
-        InvalidArgumentError saying so, before the model reads it."""
+        A text longer than ``data.MAX_TEXT_BYTES`` UTF-8 bytes, or a request over
+        ``serving_limits``, ends the call with an InvalidArgumentError saying so, before the
+        model reads it."""
         class_names = tf.constant(info.class_names)
+        limits = self.serving_limits(info)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
@@ -35,17 +41,31 @@ class SentimentPipeline(Pipeline):
                 data.MAX_TEXT_BYTES,
                 message=f"sentiment: an input text is longer than {data.MAX_TEXT_BYTES} bytes",
             )
-            with tf.control_dependencies([check]):
+            checks = [check, *request_checks({"text": text}, limits, "sentiment")]
+            with tf.control_dependencies(checks):
                 text = tf.identity(text)
             probabilities = keras_model(text, training=False)
             label = tf.gather(class_names, tf.argmax(probabilities, axis=-1))
             return {"probabilities": probabilities, "label": label}
 
-        write_export(keras_model, {"serving_default": serve}, path)
+        write_export(
+            keras_model,
+            {"serving_default": serve},
+            path,
+            limits=limits,
+            example=self.serving_example(info),
+        )
 
     def serving_example(self, info: SentimentInfo) -> dict[str, Any]:
         """Two short texts."""
         return {"text": ["a gorgeous, witty film", "a dull and tedious mess"]}
+
+    def serving_limits(self, info: SentimentInfo) -> dict[str, Any]:
+        """Texts per request; UTF-8 bytes per text and over all the texts of a request."""
+        return {
+            "max_items": MAX_SERVING_TEXTS,
+            "inputs": {"text": string_input(data.MAX_TEXT_BYTES, MAX_SERVING_BYTES)},
+        }
 
     def predict(self, keras_model, inputs: list[str], info: SentimentInfo) -> list[str]:
         for i, text in enumerate(inputs):

@@ -10,13 +10,17 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
-from pipelines.export import write_export
+from pipelines.export import number_input, request_checks, write_export
 from pipelines.speech_to_text import data, evaluate, model
 from pipelines.speech_to_text.config import (
     SAMPLE_RATE,
     SpeechToTextConfig,
 )
 from pipelines.speech_to_text.data import SpeechToTextInfo
+
+# What serving_default takes in one request, beside the run's max_samples for each clip.
+MAX_SERVING_CLIPS = 128  # clips per request
+MAX_SERVING_SAMPLES = 2**22  # samples of the padded [clips, samples] request (16 MiB float32)
 
 
 class SpeechToTextPipeline(Pipeline):
@@ -53,20 +57,39 @@ class SpeechToTextPipeline(Pipeline):
 
     def export(self, keras_model, info: SpeechToTextInfo, path: Path) -> None:
         """``serving_default``: ``audio`` float32 [batch, samples] at 16000 Hz (zero-padded at
-        the end) -> ``transcript`` string [batch], features and beam search inside."""
+        the end) -> ``transcript`` string [batch], features and beam search inside. A request
+        over ``serving_limits`` ends the call with an InvalidArgumentError saying so."""
         transcribe = model.make_transcribe(keras_model, info, info.beam_width)
+        limits = self.serving_limits(info)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
         def serve(audio):
+            checks = request_checks({"audio": audio}, limits, "speech-to-text")
+            with tf.control_dependencies(checks):
+                audio = tf.identity(audio)
             return {"transcript": transcribe(audio)}
 
-        write_export(keras_model, {"serving_default": serve}, path)
+        write_export(
+            keras_model,
+            {"serving_default": serve},
+            path,
+            limits=limits,
+            example=self.serving_example(info),
+        )
 
     def serving_example(self, info: SpeechToTextInfo) -> dict[str, Any]:
         """Two half-second tones at the model's sample rate."""
         time = np.arange(info.sample_rate // 2) / info.sample_rate
         tone = (0.3 * np.sin(2 * np.pi * 220 * time)).astype(np.float32)
         return {"audio": [tone.tolist(), tone.tolist()]}
+
+    def serving_limits(self, info: SpeechToTextInfo) -> dict[str, Any]:
+        """Clips per request; samples per clip (``max_seconds``) and over the whole padded
+        request."""
+        return {
+            "max_items": MAX_SERVING_CLIPS,
+            "inputs": {"audio": number_input("float32", info.max_samples, MAX_SERVING_SAMPLES)},
+        }
 
     def predict(self, keras_model, inputs: list[str], info: SpeechToTextInfo) -> list[str]:
         """``transcript<TAB>file`` per audio file (any rate: resampled to 16000 Hz)."""

@@ -10,9 +10,14 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import write_export
+from pipelines.export import request_checks, string_input, write_export
 from pipelines.translation import data, model
 from pipelines.translation.data import TranslationInfo
+
+# What serving_default takes in one request, beside data.MAX_TEXT_BYTES for each text: each
+# text is beam-searched, so a request holds fewer texts than sentiment's.
+MAX_SERVING_TEXTS = 256  # texts per request
+MAX_SERVING_BYTES = 1024 * 1024  # UTF-8 bytes of all the texts of one request
 
 
 class TranslationPipeline(Pipeline):
@@ -34,20 +39,36 @@ class TranslationPipeline(Pipeline):
     def export(self, keras_model, info: TranslationInfo, path: Path) -> None:
         """``serving_default``: ``text`` string [batch] -> ``translation`` string [batch]
         (beam search inside, with the run's beam width and length penalty). A text over
-        ``data.MAX_TEXT_BYTES`` bytes, empty or over ``max_source_length`` tokens ends the
-        call with an InvalidArgumentError saying so."""
+        ``data.MAX_TEXT_BYTES`` bytes, empty or over ``max_source_length`` tokens, or a
+        request over ``serving_limits``, ends the call with an InvalidArgumentError saying so."""
         translate = model.make_translate(keras_model, info, info.beam_width, info.length_penalty)
+        limits = self.serving_limits(info)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve(text):
+            with tf.control_dependencies(request_checks({"text": text}, limits, "translation")):
+                text = tf.identity(text)
             return {"translation": translate(text)}
 
-        write_export(keras_model, {"serving_default": serve}, path)
+        write_export(
+            keras_model,
+            {"serving_default": serve},
+            path,
+            limits=limits,
+            example=self.serving_example(info),
+        )
 
     def serving_example(self, info: TranslationInfo) -> dict[str, Any]:
         """Two short sentences of the source vocabulary's most frequent words."""
         words = [w for w in info.source_vocabulary if w.isalpha()][:4] or ["hello"]
         return {"text": [" ".join(words[:2]), words[-1]]}
+
+    def serving_limits(self, info: TranslationInfo) -> dict[str, Any]:
+        """Texts per request; UTF-8 bytes per text and over all the texts of a request."""
+        return {
+            "max_items": MAX_SERVING_TEXTS,
+            "inputs": {"text": string_input(data.MAX_TEXT_BYTES, MAX_SERVING_BYTES)},
+        }
 
     def predict(self, keras_model, inputs: list[str], info: TranslationInfo) -> list[str]:
         """``translation<TAB>input`` per input, by beam search."""

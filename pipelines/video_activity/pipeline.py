@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import write_export
+from pipelines.export import number_input, request_checks, write_export
 from pipelines.video_activity import data
 from pipelines.video_activity.data import VideoInfo
 
@@ -20,6 +20,7 @@ MAX_SERVING_BATCH = 256
 MAX_SERVING_FRAMES = data.MAX_CLIP_FRAMES
 MAX_SERVING_SIDE = 4096
 MAX_SERVING_PIXELS = 2**26  # batch x sampled frames x height x width, resized at once
+MAX_SERVING_VALUES = 2**27  # batch x frames x height x width x 3 as sent (128 MiB of uint8)
 
 
 class VideoActivityPipeline(Pipeline):
@@ -30,24 +31,43 @@ class VideoActivityPipeline(Pipeline):
 
     def export(self, keras_model, info: VideoInfo, path: Path) -> None:
         """``serving_default``: ``frames`` uint8 [batch, frames, height, width, 3] ->
-        ``probabilities``, ``label``; frame sampling, resizing and scaling in the graph."""
+        ``probabilities``, ``label``; frame sampling, resizing and scaling in the graph.
+        A request over ``serving_limits`` ends the call with an InvalidArgumentError."""
         class_names = tf.constant(info.class_names)
         frames, size = info.frames, info.frame_size
         spec = tf.TensorSpec([None, None, None, None, 3], tf.uint8, name="frames")
+        limits = self.serving_limits(info)
 
         @tf.function(input_signature=[spec])
         def serve(clips):
+            with tf.control_dependencies(request_checks({"frames": clips}, limits, "frames")):
+                clips = tf.identity(clips)
             clips = serving_clips(clips, frames, size)
             probabilities = keras_model(clips, training=False)
             label = tf.gather(class_names, tf.argmax(probabilities, axis=-1))
             return {"probabilities": probabilities, "label": label}
 
-        write_export(keras_model, {"serving_default": serve}, path)
+        write_export(
+            keras_model,
+            {"serving_default": serve},
+            path,
+            limits=limits,
+            example=self.serving_example(info),
+        )
 
     def serving_example(self, info: VideoInfo) -> dict[str, Any]:
         """Two grey clips of the trained frame count and size."""
         clip = np.full((info.frames, info.frame_size, info.frame_size, 3), 128, np.uint8)
         return {"frames": [clip.tolist(), clip.tolist()]}
+
+    def serving_limits(self, info: VideoInfo) -> dict[str, Any]:
+        """Clips per request; values (frames x height x width x 3) per clip and per request.
+        A clip is bounded by the request's values, as its frames and sides alone allow more."""
+        per_clip = min(MAX_SERVING_FRAMES * MAX_SERVING_SIDE**2 * 3, MAX_SERVING_VALUES)
+        return {
+            "max_items": MAX_SERVING_BATCH,
+            "inputs": {"frames": number_input("uint8", per_clip, MAX_SERVING_VALUES)},
+        }
 
     def predict(self, keras_model, inputs: list[str], info: VideoInfo) -> list[str]:
         """``label<TAB>probability<TAB>file`` for each video file."""
