@@ -413,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; continue with --resume", file=sys.stderr)
+        hint = "; continue with --resume" if argv[:1] == ["run"] else ""
+        print(f"error: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -1,0 +1,243 @@
+"""Forecasting over a file: the forecast after a series' end, or one per window (``rolling``).
+
+In: a CSV with the columns the model was trained on (its ``feature_columns``, and its time
+column where present), one row per step in time order. The file is read a row at a time and
+only the last ``window`` rows are held. A row with a missing, non-numeric or out-of-range
+value, a time that does not parse or is not after the previous row's, is a bad row; windows
+are made of consecutive good rows only.
+
+Out: one row per forecast step: ``window_end`` (the time of the window's last row, or its
+line where there is no time column), ``forecast_step`` (1 to the horizon), the step's time
+(counted on from the window's end at the run's frequency), and each target's forecast; for
+log-return targets the log return (``NAME_log_return``) and the price it implies (``NAME``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import UserError
+from pipelines.forecasting.config import ForecastingConfig
+from pipelines.forecasting.data import MISSING_TOKENS, ForecastingInfo, time_text
+from pipelines.predict_files import BadItem, Item, printed_float, read_table_rows
+
+OUTPUT = "table"
+OPTIONS = ("rolling",)  # rolling: one forecast per window, not only after the end
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest value the model's input holds
+TRADING_DAY = pd.offsets.BDay()  # the step of a series of trading days (holidays unknown)
+
+
+@dataclasses.dataclass
+class Window:
+    """The input of one forecast.
+
+    Attributes:
+        values: ``[window, features]`` float32 in original units, the model's columns.
+        step_times: the time of each forecast step, as text (empty without a time column).
+    """
+
+    values: np.ndarray
+    step_times: list[str]
+
+
+@dataclasses.dataclass
+class _Step:
+    """One good row: its line, values and time (None without a time column)."""
+
+    line: int
+    values: list[float]
+    time: Any
+
+
+def read_items(
+    path: Path, config: ForecastingConfig, info: ForecastingInfo, rolling: bool = False
+) -> Iterator[Item | BadItem]:
+    """The window ending at the file's last row, or with ``rolling`` every window, in order."""
+    if not path.is_file():
+        raise UserError(f"{path}: forecasting predicts over one CSV file, not a folder")
+    header, rows = read_table_rows(path, ",")
+    _check_columns(header, info, path)
+    timed = info.time_column in header
+    recent: deque[_Step] = deque(maxlen=info.window)
+    previous_time, last_bad = None, None
+    for row in rows:
+        step = row if isinstance(row, BadItem) else _step(*row, info, timed, previous_time)
+        if isinstance(step, BadItem):
+            recent.clear()  # a window is made of consecutive good rows
+            last_bad = step.key
+            yield step
+            continue
+        previous_time = step.time
+        recent.append(step)
+        if rolling and len(recent) == info.window:
+            yield _item(recent, info)
+    if rolling:
+        return
+    if len(recent) < info.window:
+        after = f" after the bad row at {last_bad}" if last_bad else ""
+        raise UserError(
+            f"{path}: {len(recent)} good row(s) at the end{after}; the forecast needs the "
+            f"last {info.window} (the model's window)"
+        )
+    yield _item(recent, info)
+
+
+def predict_items(
+    model, items: list[Item], config: ForecastingConfig, info: ForecastingInfo
+) -> list[list[dict[str, Any]]]:
+    """Each window's forecast: one row per step (see the module's docstring)."""
+    windows = np.stack([item.value.values for item in items])
+    forecasts = np.asarray(model.predict_on_batch(windows))  # [items, horizon, targets]
+    return [
+        _rows(forecast, item.value, info) for item, forecast in zip(items, forecasts, strict=True)
+    ]
+
+
+def _rows(forecast: np.ndarray, window: Window, info: ForecastingInfo) -> list[dict[str, Any]]:
+    rows = []
+    last = window.values[-1]
+    for k in range(info.horizon):
+        row: dict[str, Any] = {"forecast_step": k + 1}
+        if window.step_times:
+            row[info.time_column] = window.step_times[k]
+        for t, name in enumerate(info.target_columns):
+            value = forecast[k, t]
+            if info.transform == "log_return":
+                row[f"{name}_log_return"] = printed_float(value)
+                price = last[info.target_indices[t]] * np.exp(np.sum(forecast[: k + 1, t]))
+                row[name] = printed_float(price)
+            else:
+                row[name] = printed_float(value)
+        rows.append(row)
+    return rows
+
+
+def _check_columns(header: list[str], info: ForecastingInfo, path: Path) -> None:
+    missing = [column for column in info.feature_columns if column not in header]
+    if missing:
+        raise UserError(
+            f"{path}: no column {missing[0]!r}; the model reads "
+            f"{', '.join(info.feature_columns)} (columns: {', '.join(header)})"
+        )
+
+
+def _step(
+    line: int, row: dict[str, str], info: ForecastingInfo, timed: bool, previous_time
+) -> _Step | BadItem:
+    """One row's values and time, or a BadItem saying what is wrong with it."""
+    key = f"line {line}"
+    values = []
+    for column in info.feature_columns:
+        value = _number(row[column])
+        if isinstance(value, str):
+            return BadItem(key, f"column {column!r}: {value}")
+        values.append(value)
+    if info.transform == "log_return":
+        for index, column in zip(info.target_indices, info.target_columns, strict=True):
+            if values[index] <= 0:
+                return BadItem(
+                    key,
+                    f"column {column!r}: {values[index]:g} is not positive (the model "
+                    "forecasts log returns of positive prices)",
+                )
+    time = None
+    if timed:
+        time = _time(row[info.time_column], info)
+        if isinstance(time, str):
+            return BadItem(key, f"time column {info.time_column!r}: {time}")
+        if previous_time is not None and not time > previous_time:
+            return BadItem(
+                key,
+                f"time {_time_text(time)} is not after the previous row's "
+                f"({_time_text(previous_time)}); rows must be in time order",
+            )
+    return _Step(line, values, time)
+
+
+def _number(text: str) -> float | str:
+    """A cell as a float32-sized number, or why it is not one."""
+    text = text.strip()
+    if text.lower() in MISSING_TOKENS:
+        return "missing value"
+    try:
+        value = float(text)
+    except ValueError:
+        return f"{text[:40]!r} is not a number"
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
+        return f"{text[:40]!r} is infinite or out of range"
+    return value
+
+
+def _time(text: str, info: ForecastingInfo):
+    """A time cell as a timestamp (or a step number, for a series of numbered steps), or why
+    it is not one."""
+    text = text.strip()
+    if info.frequency.startswith("step"):
+        try:
+            return float(text)
+        except ValueError:
+            return f"{text[:40]!r} is not a step number"
+    try:
+        time = pd.to_datetime(text, format=info.time_format or None)
+    except (ValueError, TypeError, OverflowError):
+        time = pd.NaT
+    if pd.isna(time):
+        return f"{text[:40]!r} is not a timestamp" + (
+            f" of the format {info.time_format!r}" if info.time_format else ""
+        )
+    return time
+
+
+def _item(recent: deque[_Step], info: ForecastingInfo) -> Item:
+    """The item of the window ``recent`` holds: keyed by its last row, kept its end time."""
+    last = recent[-1]
+    values = np.asarray([step.values for step in recent], dtype=np.float32)
+    times = [step.time for step in recent] if last.time is not None else []
+    end = _time_text(last.time) if times else f"line {last.line}"
+    window = Window(values, _step_times(times, info))
+    return Item(f"line {last.line}", window, {"window_end": end})
+
+
+def _step_times(times: list, info: ForecastingInfo) -> list[str]:
+    """The time of each forecast step after ``times[-1]``: the run's frequency onward, or
+    where it is not a fixed step (``unknown``, irregular), the window's last step onward."""
+    if not times:
+        return []
+    step = _frequency_step(info.frequency)
+    if step is None:
+        step = times[-1] - times[-2]
+    return [_time_text(times[-1] + step * k) for k in range(1, info.horizon + 1)]
+
+
+def _frequency_step(frequency: str):
+    """The step of a run's frequency (``D``, ``h``, ``trading day``, ``step 1``) as a pandas
+    offset or a number; None for one that is no fixed step."""
+    name = frequency.split(",")[0].strip()
+    if name.startswith("step "):
+        try:
+            return float(name.removeprefix("step "))
+        except ValueError:
+            return None
+    if name == "trading day":
+        return TRADING_DAY
+    if ", irregular" in frequency:
+        return None
+    try:
+        return pd.tseries.frequencies.to_offset(name)
+    except ValueError:
+        return None
+
+
+def _time_text(time) -> str:
+    """A timestamp as the training data writes it; a step number without a needless ``.0``."""
+    if isinstance(time, float):
+        return str(int(time)) if time.is_integer() else repr(time)
+    return time_text(time)
