@@ -1,0 +1,151 @@
+"""Speech-to-text over files: a folder of audio files or a manifest CSV in, ``path`` and
+``transcript`` out (``python -m pipelines predict RUN_DIR --input PATH --output PATH``).
+
+Audio at any rate is decoded and resampled to the model's rate as ``predict`` does
+(``data.read_audio``); a file's declared length is checked against ``max_seconds`` before it
+is decoded, so a long recording costs a header read, not its samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import UserError
+from pipelines.file_inputs import TracedOnce, input_files, reason_of
+from pipelines.predict_files import BadItem, Item, read_table_rows
+from pipelines.speech_to_text import data, evaluate, model
+from pipelines.speech_to_text.config import SpeechToTextConfig
+from pipelines.speech_to_text.data import SpeechToTextInfo
+
+OUTPUT = "table"
+# The audio files a folder is read for (what libsndfile decodes); other files are passed over.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au")
+MANIFEST_SUFFIX = ".csv"
+
+_transcriber = TracedOnce(
+    lambda keras_model, info: model.make_transcribe(keras_model, info, info.beam_width)
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """One decoded recording: its path as the output names it, its samples at the model rate."""
+
+    path: str
+    audio: np.ndarray
+
+
+def read_items(
+    path: Path, config: SpeechToTextConfig, info: SpeechToTextInfo
+) -> Iterator[Item | BadItem]:
+    """The recordings of a folder (key: the file's path), of one audio file, or of a manifest
+    CSV (key: ``line N``; the audio path, relative to the CSV, in the ``path_column``, the
+    other columns kept); decoded one at a time."""
+    if path.is_file() and path.suffix.lower() == MANIFEST_SUFFIX:
+        yield from _manifest_items(path, config, info)
+        return
+    if path.is_file() and path.suffix.lower() not in AUDIO_SUFFIXES:
+        raise UserError(
+            f"--input {path}: expected a folder of audio files, an audio file "
+            f"({', '.join(AUDIO_SUFFIXES)}) or a manifest {MANIFEST_SUFFIX}"
+        )
+    for file, reason in input_files(path, AUDIO_SUFFIXES, "audio files"):
+        if reason:
+            yield BadItem(str(file), reason)
+            continue
+        try:
+            audio = read_recording(file, info)
+        except UserError as err:
+            yield BadItem(str(file), reason_of(err, file))
+            continue
+        yield Item(str(file), Recording(str(file), audio), {})
+
+
+def predict_items(
+    keras_model, items: list[Item], config: SpeechToTextConfig, info: SpeechToTextInfo
+) -> list[dict[str, Any]]:
+    """``{"path", "transcript"}`` per recording: the export's decoder (beam search of
+    ``info.beam_width``), over batches of similar length."""
+    audio = [item.value.audio for item in items]
+    texts = evaluate.transcribe_batches(_transcriber(keras_model, info), audio, info.max_samples)
+    return [
+        {"path": item.value.path, "transcript": text}
+        for item, text in zip(items, texts, strict=True)
+    ]
+
+
+def read_recording(path: Path, info: SpeechToTextInfo) -> np.ndarray:
+    """A file's audio, mono float32 at ``info.sample_rate``; UserError naming the file for
+    one longer than ``max_seconds`` (by its header, before decoding), shorter than the
+    model's shortest input, or one ``data.read_audio`` refuses."""
+    declared = _declared_samples(path, info.sample_rate)
+    if declared is not None and declared > info.max_samples:
+        raise UserError(_too_long(path, declared, info))
+    audio = data.read_audio(path, info.sample_rate)
+    if len(audio) > info.max_samples:
+        raise UserError(_too_long(path, len(audio), info))
+    if len(audio) < model.MIN_SAMPLES:
+        raise UserError(
+            f"{path}: {len(audio)} samples at {info.sample_rate} Hz, shorter than the "
+            f"{model.MIN_SAMPLES} the model reads"
+        )
+    return audio
+
+
+def _declared_samples(path: Path, target: int) -> int | None:
+    """The samples the file's header declares, at ``target`` Hz; None when it has none that
+    libsndfile reads (``data.read_audio`` then says what is wrong)."""
+    import soundfile
+
+    if not path.is_file():  # not opened: a FIFO or device would block or never end
+        return None
+    try:
+        header = soundfile.info(str(path))
+    except Exception:  # libsndfile: not audio, truncated, unknown format
+        return None
+    if header.samplerate <= 0 or header.frames <= 0:
+        return None
+    return math.ceil(header.frames * target / header.samplerate)
+
+
+def _too_long(path: Path, samples: int, info: SpeechToTextInfo) -> str:
+    return (
+        f"{path}: {samples / info.sample_rate:.1f} s of audio is longer than "
+        f"max_seconds={info.max_seconds}"
+    )
+
+
+# === The manifest CSV ===
+
+
+def _manifest_items(
+    path: Path, config: SpeechToTextConfig, info: SpeechToTextInfo
+) -> Iterator[Item | BadItem]:
+    """One item per row of the manifest, read as it streams (``read_table_rows``)."""
+    column = config.path_column
+    names, rows = read_table_rows(path, ",")
+    if column not in names:
+        raise UserError(
+            f"{path}: no column {column!r} (set path_column=...; columns: {', '.join(names)})"
+        )
+    for row in rows:
+        if isinstance(row, BadItem):
+            yield row
+            continue
+        line, kept = row
+        key, written = f"line {line}", kept.pop(column).strip()
+        if not written:
+            yield BadItem(key, f"empty {column!r}")
+            continue
+        try:
+            audio = read_recording(path.parent / written, info)
+        except UserError as err:
+            yield BadItem(key, str(err))
+            continue
+        yield Item(key, Recording(written, audio), kept)
