@@ -9,7 +9,7 @@ PIPELINES := $(subst _,-,$(notdir $(patsubst %/config.py,%,$(wildcard pipelines/
 ARGS ?=
 WORKERS ?=
 
-.PHONY: help venv test lint format reference bench bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
+.PHONY: help venv test lint format reference serve bench-serve bench bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
 	pipeline-weather pipeline-stock
 
 help:
@@ -20,6 +20,8 @@ help:
 	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
 	@echo "make bench-approaches each way to speed up an LSTM, one process each (bench/approaches.json)"
 	@echo "make bench-pipelines each pipeline, fast path against plain cell (bench/pipelines.json)"
+	@echo "make bench-serve     the model server on loopback against in-process calls (bench/serve.json)"
+	@echo "make serve           serve the models published into MODELS=models (REST 8501, gRPC 8500); ARGS='--rest-port ...'"
 	@echo "make reference       docs/reference/NAME.md from each pipeline's declared settings, data sources and search space"
 	@echo "make lint | format   ruff"
 	@echo "make venv            create $(VENV), install the project, build the native kernels (the targets above do it when needed)"
@@ -68,6 +70,14 @@ bench-approaches: $(STAMP) $(NATIVE)
 
 bench-pipelines: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.pipelines
+
+bench-serve: $(STAMP) $(NATIVE)
+	$(BIN)/python -m bench.serve
+
+# Serve the models published into MODELS (python -m pipelines publish RUN MODELS).
+MODELS ?= models
+serve: $(STAMP) $(NATIVE)
+	$(BIN)/python -m pipelines serve $(MODELS) $(ARGS)
 
 reference: $(STAMP)
 	$(BIN)/python -m pipelines.reference

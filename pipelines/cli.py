@@ -156,6 +156,7 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
     commands.required = True
     commands.add_parser("list", help="list the pipelines")
     _add_run_parser(commands, pipeline_name)
+    _add_serve_parser(commands)
     for name, (summary, description, arguments) in COMMANDS.items():
         command = commands.add_parser(name, help=summary, description=description)
         for flags, options in arguments:
@@ -164,6 +165,27 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
             else:
                 command.add_argument(*flags, **options)
     return parser
+
+
+def _add_serve_parser(commands) -> None:
+    """`serve MODELS_DIR`, one flag per field of the server's ``ServeOptions``."""
+    from pipelines.serving.options import ServeOptions
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a model folder over TensorFlow Serving's REST and gRPC APIs",
+        description="Serve every model in MODELS_DIR (MODELS_DIR/NAME/VERSION/, as `publish` "
+        "writes it) with TensorFlow Serving's REST API (/v1/models/NAME[:predict|/metadata]) "
+        "and gRPC PredictionService; the newest version of each, picked up while running.",
+    )
+    serve.add_argument("models_dir", metavar="MODELS_DIR")
+    for name, info in ServeOptions.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        shown = f"{info.description} (default {info.default})"
+        if info.annotation is bool:
+            serve.add_argument(flag, action=argparse.BooleanOptionalAction, help=shown)
+        else:
+            serve.add_argument(flag, type=info.annotation, metavar="N", help=shown)
 
 
 def _integer(text: str) -> int:
@@ -404,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             resolved = experiments.resolve(experiment_from_args(args), args.config or "--set")
         if args.command == "predict":
             _check_predict(args)
+        if args.command == "serve":
+            _serve_options(args)
         if args.command == "run" and args.resume and not (args.name or args.out):
             raise UserError("--resume needs the pipeline NAME or --out DIR of the run")
         _import_tensorflow_quietly()
@@ -432,6 +456,10 @@ def _dispatch(args: argparse.Namespace, resolved) -> None:
         from pipelines.publish import publish
 
         publish(args.run_dir, args.models_dir, args.name, args.version, args.base_path_prefix)
+    elif args.command == "serve":
+        from pipelines.serving.server import serve
+
+        serve(args.models_dir, _serve_options(args))
     elif args.command == "export":
         from pipelines.portable import export_portable
 
@@ -455,6 +483,21 @@ def _predict(args: argparse.Namespace) -> None:
         )
     else:
         runner.predict(args.run_dir, args.inputs)
+
+
+def _serve_options(args: argparse.Namespace):
+    """The server's options from the flags given, checked before TensorFlow is imported."""
+    import pydantic
+
+    from pipelines.serving.options import ServeOptions
+
+    given = {k: getattr(args, k) for k in ServeOptions.model_fields}
+    try:
+        return ServeOptions(**{k: v for k, v in given.items() if v is not None})
+    except pydantic.ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        flag = "--" + str(first["loc"][0]).replace("_", "-")
+        raise UserError(f"{flag}: {first['msg'][0].lower()}{first['msg'][1:]}") from None
 
 
 def _check_predict(args: argparse.Namespace) -> None:

@@ -1,0 +1,110 @@
+"""Small untrained exports in TensorFlow Serving's layout (``MODELS/NAME/N/``) for the server tests
+and ``bench/serve.py``: each built from a pipeline's smoke config and a hand-made data record,
+so no training run is needed. ``python -m tests.serving.exports FOLDER`` writes them all."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+SPEECH_RATE = 16000
+
+
+def _sentiment():
+    from pipelines.sentiment.config import SentimentConfig
+    from pipelines.sentiment.data import SentimentInfo
+
+    info = SentimentInfo("toy", "test", ["neg", "pos"], ["good", "bad", "film", "dull", "witty"])
+    return "sentiment", SentimentConfig.from_preset("smoke"), info
+
+
+def _forecasting():
+    from pipelines.forecasting.config import ForecastingConfig
+    from pipelines.forecasting.data import ForecastingInfo
+
+    config = ForecastingConfig.from_preset("smoke").with_settings({"window": 8})
+    info = ForecastingInfo(
+        name="series",
+        source="test",
+        time_column="date",
+        time_format="",
+        frequency="D",
+        seasonal_period=7,
+        feature_columns=["temp", "wind"],
+        target_columns=["temp"],
+        target_indices=[0],
+        transform="none",
+        window=8,
+        horizon=1,
+        feature_mean=[10.0, 2.0],
+        feature_variance=[4.0, 1.0],
+        target_mean=[10.0],
+        target_std=[2.0],
+        mase_scale=[1.0],
+        split_periods={},
+        notes=[],
+    )
+    return "forecasting", config, info
+
+
+def _speech():
+    from pipelines.speech_to_text import data
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    info = data.SpeechToTextInfo(
+        name="tones",
+        source="test tones",
+        sample_rate=SPEECH_RATE,
+        vocabulary=data.VOCABULARY,
+        max_seconds=3.0,
+        max_samples=3 * SPEECH_RATE,
+        beam_width=4,
+        n_mels=16,
+    )
+    return "speech_to_text", SpeechToTextConfig.from_preset("smoke"), info
+
+
+def _music():
+    from pipelines.music import data
+    from pipelines.music.config import MusicConfig
+
+    info = data.MusicInfo(
+        name="chords",
+        source="no data",
+        kind="token",
+        vocab_size=data.VOCAB,
+        voices=data.VOICES,
+        keys=data.KEYS,
+        lowest_pitch=data.LOWEST,
+        steps_per_quarter=2,
+        transpose=0,
+        pieces={},
+        test_pieces=[],
+    )
+    return "music", MusicConfig.from_preset("smoke"), info
+
+
+BUILDERS = {
+    "sentiment": _sentiment,
+    "forecasting": _forecasting,
+    "speech": _speech,
+    "music": _music,
+}
+
+
+def export(kind: str, path: Path) -> dict[str, Any]:
+    """Write the ``kind`` export (a key of ``BUILDERS``) to ``path``; its ``serving_example``."""
+    from pipelines import registry
+
+    pipeline_name, config, info = BUILDERS[kind]()
+    pipeline = registry.load_pipeline(pipeline_name)
+    model = pipeline.build_model(config, info)
+    pipeline.export(model, info, path)
+    return pipeline.serving_example(info)
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1])
+    for name in sys.argv[2:] or list(BUILDERS):
+        export(name, root / name / "1")
