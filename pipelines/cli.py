@@ -100,6 +100,7 @@ COMMANDS = {
             ),
             (("--overwrite",), {"action": "store_true", "help": "replace an existing output"}),
             (("--batch-size",), {"type": int, "default": 256, "metavar": "N"}),
+            (("--set",), {"help": "settings for reading --input, e.g. text_column=review"}),
             (
                 ("--rolling",),
                 {"action": "store_true", "help": "forecasting: one forecast per window"},
@@ -480,6 +481,7 @@ def _predict(args: argparse.Namespace) -> None:
             overwrite=args.overwrite,
             batch_size=args.batch_size,
             options={"rolling": args.rolling},
+            settings=args.settings,
         )
     else:
         runner.predict(args.run_dir, args.inputs)

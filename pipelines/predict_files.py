@@ -90,6 +90,7 @@ def predict_files(
     overwrite: bool = False,
     batch_size: int = 256,
     options: dict[str, Any] | None = None,
+    settings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Predict every item of ``input_path`` with a finished run's model into ``output_path``.
 
@@ -104,6 +105,8 @@ def predict_files(
         batch_size: items predicted together; memory is bounded by it, not by the input.
         options: pipeline-specific flags (forecasting: ``rolling``); a flag that is set and
             that the pipeline does not take is an error.
+        settings: ``KEY=VALUE`` settings over the run's for reading the input (e.g.
+            ``text_column=review``).
 
     Returns:
         ``{"predicted": items predicted, "skipped": items skipped, "output": path,
@@ -121,7 +124,7 @@ def predict_files(
     source, target = Path(input_path), Path(output_path)
     output_format = _check_paths(source, target, files.OUTPUT, overwrite)
     _, resolved, info, model = runner.load_run(str(run))
-    config = resolved.config
+    config = resolved.config.with_overrides(settings or [])
 
     def predict(items: list[Item]) -> list[Any]:
         return files.predict_items(model, items, config, info)

@@ -298,6 +298,9 @@ def test_sentiment_tsv_jsonl_and_lines_in(sentiment_run, tmp_path):
     with pytest.raises(UserError, match=r"no column 'text'.*columns: review"):
         (tmp_path / "b.csv").write_text("review\nfine\n")
         predict_files(sentiment_run, tmp_path / "b.csv", tmp_path / "b.out.csv")
+    out = tmp_path / "b.out.csv"
+    predict_files(sentiment_run, tmp_path / "b.csv", out, settings=["text_column=review"])
+    assert read_csv(out)[0]["review"] == "fine"
 
 
 def test_sentiment_cli_error_line(sentiment_run, tmp_path):
