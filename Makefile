@@ -28,6 +28,9 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# An environment made before the switch to the full tensorflow wheel holds tensorflow-cpu,
+	@# which installs the same package: remove it first so the two never overlap.
+	@$(BIN)/python -m pip uninstall --quiet --yes tensorflow-cpu 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
