@@ -17,14 +17,19 @@ it exceeds the loop bound. The loop bound is timed where "ours" ran the XLA
 kernels (column `kernels`): Keras's time over that of the kernels' matmuls
 alone, in their layout (XLA loops per chain, in plain TensorFlow), timed in
 the same rounds: what that design would gain if all its other work were
-free. The native kernels have no such bound (`-`). Prints a table; writes the
-same numbers, with the machine's description, to a JSON file (default
-bench/results.json). Other ways to look for speed are measured, one process
+free. The native kernels have no such bound (`-`). Serving rows
+(`bench.serving`) time a model on our LSTM and GRU against the same model on
+Keras's, both exported as the pipelines export (our layers then run their
+plain-TensorFlow serving loops) and loaded with `tf.saved_model.load`: ours
+must serve within 5 % of Keras's throughput or faster. Prints the tables;
+writes the same numbers, with the machine's description, to a JSON file
+(default bench/results.json). Other ways to look for speed are measured, one process
 each, by `python -m bench.approaches`.
 
 Examples:
   python -m bench                           # the full run (what `make bench` does)
-  python -m bench --quick                   # first shape, 3 rounds
+  python -m bench --quick                   # first shape, 3 rounds, one serving shape
+  python -m bench --serving-only            # the serving rows alone
   python -m bench --shapes 64x100x64x128 --cells lstm,gru --directions bi
   RNN_SUITE_FAST_PATH=0 python -m bench     # "ours" then runs the plain cell
   RNN_SUITE_NATIVE=0 python -m bench        # "ours" then runs the XLA kernels only
@@ -42,6 +47,13 @@ from pathlib import Path
 
 from bench import workloads
 from bench.measure import interleaved_medians
+from bench.serving import (
+    SERVING_CELLS,
+    SERVING_ROUNDS,
+    SERVING_SHAPES,
+    measure_serving,
+    serving_table,
+)
 from bench.workloads import CELLS, SHAPES, Shape, parse_shape
 
 DIRECTIONS = ("uni", "bi")
@@ -87,7 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DIRECTIONS,
         help="uni, bi or uni,bi (default)",
     )
-    parser.add_argument("--rounds", type=int, help="timed rounds per variant (default 5; quick 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help=f"timed rounds per variant (default 5; quick 3; serving rows {SERVING_ROUNDS})",
+    )
     parser.add_argument(
         "--min-seconds",
         type=float,
@@ -95,16 +111,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="each variant runs at least this long per round (default 0.3)",
     )
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch column")
+    serving = parser.add_mutually_exclusive_group()
+    serving.add_argument(
+        "--no-serving", action="store_true", help="leave out the serving rows (bench.serving)"
+    )
+    serving.add_argument(
+        "--serving-only", action="store_true", help="only the serving rows (bench.serving)"
+    )
+    parser.add_argument(
+        "--serving-shapes",
+        type=lambda s: [parse_shape(p) for p in s.split(",")],
+        help="comma-separated BATCHxSTEPSxFEATURESxUNITS of the serving rows; default "
+        f"{', '.join(str(s) for s in SERVING_SHAPES)} (quick: the first)",
+    )
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})"
     )
     args = parser.parse_args(argv)
+    # The serving rows take the median of SERVING_ROUNDS, quick or not, unless told.
+    args.serving_rounds = args.rounds or SERVING_ROUNDS
     if args.rounds is None:
         args.rounds = 3 if args.quick else 5
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if args.shapes is None:
         args.shapes = SHAPES[:1] if args.quick else SHAPES
+    if args.serving_shapes is None:
+        args.serving_shapes = list(SERVING_SHAPES[:1] if args.quick else SERVING_SHAPES)
+    if args.serving_only:
+        args.shapes = []
+    if args.no_serving:
+        args.serving_shapes = []
     return args
 
 
@@ -297,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     peaks = [workloads.matmul_peak()]
     progress(f"float32 matmul peak (first probe): {peaks[0]:.0f} GFLOP/s")
-    rows = []
+    rows, serving_rows = [], []
     for number, (shape, bidirectional) in enumerate(groups, 1):
         label = f"group {number}/{len(groups)} {shape} {'bi' if bidirectional else 'uni'}"
         progress(f"{label}: building and warming up")
@@ -310,20 +347,33 @@ def main(argv: list[str] | None = None) -> int:
             f"{label}: done; matmul {peak:.0f} GFLOP/s; other processes used "
             f"{group_rows[-1]['other_processes_cores']:.2f} cores"
         )
-        save(_results(args, rows, peaks, start, complete=number == len(groups)), args.out)
+        save(_results(args, rows, peaks, start, complete=False), args.out)
         gc.collect()
-    results = _results(args, rows, peaks, start, complete=True)
+    if args.serving_shapes:
+        progress(f"serving: {len(args.serving_shapes)} shapes x {len(SERVING_CELLS)} cells")
+        serving_rows = measure_serving(
+            args.serving_shapes,
+            SERVING_CELLS,
+            args.serving_rounds,
+            args.min_seconds,
+            lambda m: progress(f"serving: {m}"),
+        )
+    results = _results(args, rows, peaks, start, complete=True, serving_rows=serving_rows)
     peak = results["matmul_peak_gflops"]
     print(f"float32 matmul peak: {peak:.0f} GFLOP/s (best of {len(peaks)} probes)")
-    print(table(rows))
+    if rows:
+        print(table(rows))
+    if serving_rows:
+        print(serving_table(serving_rows))
     save(results, args.out)
     print(f"wrote {args.out}")
     return 0
 
 
-def _results(args, rows, peaks, start, complete) -> dict:
-    """The JSON document: settings, machine, peak and rows (with shares of the
-    best peak so far); written after every group, `complete` after the last."""
+def _results(args, rows, peaks, start, complete, serving_rows=()) -> dict:
+    """The JSON document: settings, machine, peak, rows (with shares of the
+    best peak so far) and serving rows; written after every group, `complete`
+    after the last."""
     peak = max(peaks)
     for row in rows:
         row["share_of_peak"] = {i: g / peak for i, g in row["gflops"].items()}
@@ -342,6 +392,8 @@ def _results(args, rows, peaks, start, complete) -> dict:
             "shapes": [str(s) for s in args.shapes],
             "cells": list(args.cells),
             "directions": list(args.directions),
+            "serving_shapes": [str(s) for s in args.serving_shapes],
+            "serving_rounds": args.serving_rounds,
             "torch": not args.no_torch and workloads.torch_version() is not None,
             "statistic": "median over rounds, variants interleaved",
             "flops": "matmuls only: 2*gates*units*(features+units) per step and sequence, "
@@ -353,6 +405,7 @@ def _results(args, rows, peaks, start, complete) -> dict:
         "matmul_probes_gflops": peaks,
         "seconds": round(time.perf_counter() - start, 1),
         "rows": rows,
+        "serving_rows": list(serving_rows),
     }
 
 

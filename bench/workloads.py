@@ -82,7 +82,8 @@ def keras_workloads(
     """`{"train": step, "infer": step}` for a Keras layer; each call runs once
     and returns a tensor to wait on. `jit_compile` compiles each whole step
     with XLA; our layers are then traced inside `layers.serving_kernels()`,
-    since XLA cannot compile the native ops (they run the XLA kernels)."""
+    since XLA cannot compile the native ops (they run their plain-TensorFlow
+    loops, which XLA compiles with the rest of the step)."""
     spec = tf.TensorSpec((None, shape.steps, shape.features))
     inputs = keras.Input((shape.steps, shape.features))
     model = keras.Model(inputs, layer(inputs))

@@ -5,10 +5,12 @@ serialization under the `rnn_suite` package, so saved `.keras` models using
 them load back.
 
 Exporting: where the native kernels are built (`layers.native`), `LSTM` and
-`GRU` may run this project's own C++ ops, which TensorFlow alone cannot load.
-A model you export yourself must be traced and written inside
-`serving_kernels()`, so that its SavedModel holds only TensorFlow's standard
-ops and serves anywhere:
+`GRU` may run this project's own C++ ops, which TensorFlow alone cannot load,
+and elsewhere loops marked for XLA compilation, which TensorFlow Serving's
+model server refuses. A model you export yourself must be traced and written
+inside `serving_kernels()`, where the layers run plain TensorFlow loops
+instead, so that its SavedModel holds only TensorFlow's standard ops, nothing
+marked for XLA, and serves anywhere:
 
     with layers.serving_kernels():
         model.export("exported", format="tf_saved_model")

@@ -8,7 +8,9 @@ the native C++ loops of `layers.native` where those are built), which avoid
 TensorFlow's per-step dispatch and keep every core busy (`make bench`
 measures the gain; README "Performance" has figures); where those do not
 apply (`fallback_reason`) they run Keras's generic step-by-step loop over
-the cell, exactly as `keras.layers.RNN(cell)`.
+the cell, exactly as `keras.layers.RNN(cell)`. Inside `layers.serving_kernels()`
+the fast path runs plain TensorFlow loops instead (`layers._serving`), which a
+stock TensorFlow Serving runs.
 
 An `LSTM` or `GRU` that may run the native ops, which XLA cannot compile,
 tells Keras it does not support `jit_compile` (`supports_jit`), so a model
@@ -28,7 +30,7 @@ import inspect
 import keras
 from keras import ops, tree
 
-from layers import _kernels, native
+from layers import _kernels, _serving, native
 from layers._switch import Switch
 from layers.gru_cell import GRUCell
 from layers.lstm_cell import LSTMCell
@@ -157,18 +159,32 @@ class FastRNN(keras.layers.RNN):
     def _fast_loop(self, sequences, states, mask, training):
         if training and self.cell.dropout > 0:
             sequences = sequences * self.cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
-        outputs, states = _kernels.run_chains(
-            self._kernel(),
-            sequences,
-            states,
-            mask,
-            self._kernel_weights(),
-            self._spec(),
-            training,
-            keep_outputs=self.return_sequences,
-            concurrent_loops=self.concurrent_loops,
-            reverse=self.go_backwards,
-        )
+        if native.serving():  # no native ops, nothing marked for XLA
+            outputs, states = _serving.run(
+                self.kernel_name,
+                sequences,
+                states,
+                mask,
+                self._kernel_weights(),
+                self._spec(),
+                keep_outputs=self.return_sequences,
+                reverse=self.go_backwards,
+                concurrent_loops=self.concurrent_loops,
+                training=training,
+            )
+        else:
+            outputs, states = _kernels.run_chains(
+                self._kernel(),
+                sequences,
+                states,
+                mask,
+                self._kernel_weights(),
+                self._spec(),
+                training,
+                keep_outputs=self.return_sequences,
+                concurrent_loops=self.concurrent_loops,
+                reverse=self.go_backwards,
+            )
         if self.go_backwards and mask is not None:  # as the steps ran
             mask = ops.flip(mask, axis=1)
         return self._as_keras_results(outputs, states, mask)

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from bench import variants
+from bench.__main__ import parse_args as parse_bench_args
 from bench.__main__ import target, verdict
 from bench.approaches import APPROACHES, parse_args
 from bench.workloads import SHAPES, Shape, matmul_loop_workloads, parse_shape
@@ -76,7 +77,7 @@ def test_the_loop_bound_is_timed_only_where_ours_runs_the_xla_kernels(monkeypatc
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_our_workloads_run_whole_steps_compiled_by_xla(jit_compile):
     """XLA cannot compile the native ops: a whole-step XLA workload traces ours
-    inside `layers.serving_kernels()`, on the XLA kernels."""
+    inside `layers.serving_kernels()`, on the plain-TensorFlow loops."""
     from bench.workloads import keras_workloads, make_keras_layer
 
     shape = Shape(4, 5, 3, 8)
@@ -121,3 +122,30 @@ def test_variant_kernels_equal_the_fast_path(name):
 
     for ours, theirs in zip(gradients(variant), gradients(reference), strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_serving_rows_compare_the_exports_and_hold_them_against_the_target(tmp_path):
+    from bench import serving
+
+    shape = Shape(2, 4, 3, 5)
+    for cell in serving.SERVING_CELLS:  # the two exports serve the same numbers
+        runs = serving.serving_variants(cell, shape, tmp_path / cell)
+        assert set(runs) == {("keras", cell), ("ours", cell)}
+    rows = serving.measure_serving([shape], ["gru"], rounds=1, min_seconds=0.0)
+    (row,) = rows
+    assert row["cell"] == "gru" and row["shape"] == vars(shape)
+    rate = row["seq_per_s"]
+    assert row["ratio_ours_keras"] == pytest.approx(rate["ours"] / rate["keras"])
+    assert row["verdict"] == (
+        "met" if row["ratio_ours_keras"] >= serving.SERVING_TARGET else "missed"
+    )
+    assert "gru" in serving.serving_table(rows)
+
+
+def test_serving_rows_are_optional_and_take_five_rounds():
+    args = parse_bench_args(["--quick"])
+    assert args.serving_rounds == 5 and len(args.serving_shapes) == 1 and args.shapes
+    assert parse_bench_args(["--no-serving"]).serving_shapes == []
+    only = parse_bench_args(["--serving-only", "--serving-shapes", "4x10x3x8"])
+    assert only.shapes == [] and only.serving_shapes == [Shape(4, 10, 3, 8)]
+    assert parse_bench_args(["--rounds", "2"]).serving_rounds == 2

@@ -9,12 +9,14 @@ the library is missing, cannot load, or is switched off (`RNN_SUITE_NATIVE=0`,
 the same results.
 
 The native ops are this project's own, so a graph holding them runs only
-where the library is loaded. Inside `serving_kernels()` the layers never emit
-them, whatever else is switched on: trace and write a SavedModel there
+where the library is loaded. Inside `serving_kernels()` the layers emit
+neither them nor the XLA kernels, whatever else is switched on, but plain
+TensorFlow loops (`layers._serving`): trace and write a SavedModel there
 (`tf.saved_model.save`, `model.export`, `keras.export.ExportArchive`) so that
-it serves with TensorFlow alone, and trace there any function you compile
-whole with XLA yourself (`tf.function(jit_compile=True)`), since XLA cannot
-compile the native ops. Keras's own `jit_compile` needs nothing: the layers
+it serves with TensorFlow alone, in a stock TensorFlow Serving too (which
+refuses functions marked for XLA compilation), and trace there any function
+you compile whole with XLA yourself (`tf.function(jit_compile=True)`), since
+XLA cannot compile the native ops. Keras's own `jit_compile` needs nothing: the layers
 that may run the native ops tell Keras they do not support it
 (`supports_jit`), as Keras's cuDNN LSTM does.
 """
@@ -99,14 +101,22 @@ def use_native(enabled: bool = True):
 
 
 def serving_kernels():
-    """Within the block (this thread), the layers traced inside it never emit the
-    native ops, even inside `use_native(True)`: the graphs hold only TensorFlow's
-    own ops. Trace and write SavedModels here, and functions compiled whole by XLA:
+    """Within the block (this thread), the layers traced inside it run plain
+    TensorFlow loops (`layers._serving`): never the native ops, even inside
+    `use_native(True)`, and no function marked for XLA compilation, so the graphs
+    hold only TensorFlow's own ops and run where XLA is off (TensorFlow
+    Serving's model server). Trace and write SavedModels here, and functions
+    compiled whole by XLA:
 
         with layers.serving_kernels():
             model.export("exported", format="tf_saved_model")
     """
     return _OUTSIDE_SERVING.forced(False)
+
+
+def serving() -> bool:
+    """Whether a layer traced now is inside `serving_kernels()` (this thread)."""
+    return not _OUTSIDE_SERVING.enabled()
 
 
 def enabled() -> bool:

@@ -208,7 +208,7 @@ def test_keras_does_not_compile_models_that_may_run_the_native_ops_with_xla(cell
 
 
 @pytest.mark.parametrize("cell", sorted(LAYERS))
-def test_whole_functions_compiled_by_xla_inside_serving_kernels_use_the_xla_kernels(cell):
+def test_whole_functions_compiled_by_xla_inside_serving_kernels_leave_the_native_ops_out(cell):
     inputs = keras.Input((STEPS, FEATURES))
     model = keras.Model(inputs, keras.layers.Dense(1)(LAYERS[cell](16)(inputs)))
     x = _inputs(8)
