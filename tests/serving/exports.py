@@ -85,11 +85,49 @@ def _music():
     return "music", MusicConfig.from_preset("smoke"), info
 
 
+def _translation():
+    from pipelines.translation import data
+    from pipelines.translation.config import TranslationConfig
+
+    words = ["one", "two", "three", "hundred", "and"]
+    info = data.TranslationInfo(
+        name="numbers",
+        source="test",
+        source_vocabulary=words,
+        target_vocabulary=[*data.RESERVED, "un", "deux", "trois", "cent", "et"],
+        over_length={},
+        max_source_length=8,
+        max_target_length=8,
+        beam_width=2,
+        length_penalty=0.6,
+    )
+    return "translation", TranslationConfig.from_preset("smoke"), info
+
+
+def _video():
+    from pipelines.video_activity import data
+    from pipelines.video_activity.config import VideoConfig
+
+    config = VideoConfig.from_preset("smoke")
+    info = data.VideoInfo(
+        name="clips",
+        source="test",
+        generated=True,
+        class_names=["up", "down", "still"],
+        pairs=[],
+        frames=config.frames,
+        frame_size=config.frame_size,
+    )
+    return "video_activity", config, info
+
+
 BUILDERS = {
     "sentiment": _sentiment,
     "forecasting": _forecasting,
     "speech": _speech,
     "music": _music,
+    "translation": _translation,
+    "video": _video,
 }
 
 

@@ -20,8 +20,14 @@ import pytest
 from tests.serving import exports
 from tests.serving.server_process import http, running_server
 
-MODELS = ("sentiment", "forecasting", "speech", "music")
-DTYPES = {"text": "string", "window": "float32", "audio": "float32", "primer": "int32"}
+MODELS = ("sentiment", "forecasting", "speech", "music", "translation", "video")
+DTYPES = {
+    "text": "string",
+    "window": "float32",
+    "audio": "float32",
+    "primer": "int32",
+    "frames": "uint8",
+}
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_IN_FLIGHT = 4
 LIMITED_MAX_ITEMS = 3
