@@ -115,6 +115,16 @@ class Pipeline:
         """Write the serving SavedModel (raw inputs in) to ``path``."""
         raise NotImplementedError
 
+    def write_serving_export(
+        self, model, endpoints: dict, info: DataInfo, path: Path, limits: dict | None = None
+    ) -> None:
+        """Write ``endpoints`` (``serving_default`` first) as a SavedModel at ``path``, with
+        the export's limits and TensorFlow Serving warm-up requests in ``assets.extra``."""
+        from pipelines.export import write_export
+
+        limits = limits if limits is not None else self.serving_limits(info)
+        write_export(model, endpoints, path, limits=limits, example=self.serving_example(info))
+
     def serving_example(self, info: DataInfo) -> dict[str, Any]:
         """A small valid request for ``serving_default``: input name -> nested lists of the
         signature's dtype (used for warm-up requests and the contract tests)."""

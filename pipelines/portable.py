@@ -273,17 +273,15 @@ def _to_tflite(function, portable: Portable) -> bytes:
 def _to_onnx(function, portable: Portable) -> bytes:
     """An ONNX model (``ONNX_OPSET``) whose input and output carry the signature's names."""
     import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
+    from tf2onnx import tf_loader
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it logs every step at INFO
-    # Variables and captured constants (the normalisation statistics) become constants;
-    # otherwise tf2onnx would make the captured ones extra inputs.
-    frozen = convert_variables_to_constants_v2(function)
-    input_name, output_name = frozen.inputs[0].name, frozen.outputs[0].name
+    # Variables and captured constants (the normalisation statistics) become constants
+    # (tf2onnx's own freezing); otherwise tf2onnx would make the captured ones extra inputs.
+    input_name, output_name = function.inputs[0].name, function.outputs[0].name
+    frozen = tf_loader.from_function(function, [input_name], [output_name])
     proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(),
+        frozen,
         input_names=[input_name],
         output_names=[output_name],
         opset=ONNX_OPSET,

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import number_input, request_checks, write_export
+from pipelines.export import number_input, request_checks
 from pipelines.forecasting import data
 from pipelines.forecasting.data import ForecastingInfo
 from pipelines.tables import read_table_with_lines
@@ -61,13 +61,7 @@ class ForecastingPipeline(Pipeline):
             window = tf.ensure_shape(finite, [None, steps, features])
             return {"forecast": keras_model(window, training=False)}
 
-        write_export(
-            keras_model,
-            {"serving_default": serve},
-            path,
-            limits=limits,
-            example=self.serving_example(info),
-        )
+        self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
     def serving_example(self, info: ForecastingInfo) -> dict[str, Any]:
         """Two windows of ones, in the inputs' original units."""

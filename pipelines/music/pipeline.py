@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import number_input, request_checks, write_export
+from pipelines.export import number_input, request_checks
 from pipelines.music import data, model
 from pipelines.music.config import (
     MAX_GENERATE_STEPS,
@@ -78,12 +78,8 @@ class MusicPipeline(Pipeline):
             events = sample(primer, steps, temperature, top_k, seed)
             return {"frames" if frame else "tokens": events}
 
-        write_export(
-            keras_model,
-            {"serving_default": serve, "generate": generate},
-            path,
-            limits=limits,
-            example=self.serving_example(info),
+        self.write_serving_export(
+            keras_model, {"serving_default": serve, "generate": generate}, info, path, limits
         )
 
     def serving_example(self, info: MusicInfo) -> dict[str, Any]:

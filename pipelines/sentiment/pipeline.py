@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import request_checks, string_input, write_export
+from pipelines.export import request_checks, string_input
 from pipelines.sentiment import data
 from pipelines.sentiment.data import SentimentInfo
 
@@ -48,13 +48,7 @@ class SentimentPipeline(Pipeline):
             label = tf.gather(class_names, tf.argmax(probabilities, axis=-1))
             return {"probabilities": probabilities, "label": label}
 
-        write_export(
-            keras_model,
-            {"serving_default": serve},
-            path,
-            limits=limits,
-            example=self.serving_example(info),
-        )
+        self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
     def serving_example(self, info: SentimentInfo) -> dict[str, Any]:
         """Two short texts."""

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
-from pipelines.export import number_input, request_checks, write_export
+from pipelines.export import number_input, request_checks
 from pipelines.speech_to_text import data, evaluate, model
 from pipelines.speech_to_text.config import (
     SAMPLE_RATE,
@@ -69,13 +69,7 @@ class SpeechToTextPipeline(Pipeline):
                 audio = tf.identity(audio)
             return {"transcript": transcribe(audio)}
 
-        write_export(
-            keras_model,
-            {"serving_default": serve},
-            path,
-            limits=limits,
-            example=self.serving_example(info),
-        )
+        self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
     def serving_example(self, info: SpeechToTextInfo) -> dict[str, Any]:
         """Two half-second tones at the model's sample rate."""

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import request_checks, string_input, write_export
+from pipelines.export import request_checks, string_input
 from pipelines.translation import data, model
 from pipelines.translation.data import TranslationInfo
 
@@ -50,13 +50,7 @@ class TranslationPipeline(Pipeline):
                 text = tf.identity(text)
             return {"translation": translate(text)}
 
-        write_export(
-            keras_model,
-            {"serving_default": serve},
-            path,
-            limits=limits,
-            example=self.serving_example(info),
-        )
+        self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
     def serving_example(self, info: TranslationInfo) -> dict[str, Any]:
         """Two short sentences of the source vocabulary's most frequent words."""

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
-from pipelines.export import number_input, request_checks, write_export
+from pipelines.export import number_input, request_checks
 from pipelines.video_activity import data
 from pipelines.video_activity.data import VideoInfo
 
@@ -47,13 +47,7 @@ class VideoActivityPipeline(Pipeline):
             label = tf.gather(class_names, tf.argmax(probabilities, axis=-1))
             return {"probabilities": probabilities, "label": label}
 
-        write_export(
-            keras_model,
-            {"serving_default": serve},
-            path,
-            limits=limits,
-            example=self.serving_example(info),
-        )
+        self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
     def serving_example(self, info: VideoInfo) -> dict[str, Any]:
         """Two grey clips of the trained frame count and size."""
