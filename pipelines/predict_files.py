@@ -124,7 +124,7 @@ def predict_files(
     source, target = Path(input_path), Path(output_path)
     output_format = _check_paths(source, target, files.OUTPUT, overwrite)
     _, resolved, info, model = runner.load_run(str(run))
-    config = resolved.config.with_overrides(settings or [])
+    config = resolved.config.with_overrides(settings) if settings else resolved.config
 
     def predict(items: list[Item]) -> list[Any]:
         return files.predict_items(model, items, config, info)
