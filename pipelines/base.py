@@ -137,7 +137,9 @@ class Pipeline:
             {"max_items": <items per request>,
              "inputs": {<input name>: {"dtype": "string|float32|uint8|int32",
                                        "max_item_bytes", "max_request_bytes" (strings) or
-                                       "max_item_elements", "max_request_elements"}}}
+                                       "max_item_elements", "max_request_elements"}},
+             "max_request_total_<what>": <bound over a whole request that no one input's
+                                          size says, e.g. music's generated steps> (optional)}
 
         Build the entries with ``pipelines.export.string_input`` / ``number_input``."""
         raise NotImplementedError

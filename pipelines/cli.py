@@ -14,10 +14,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelines import experiment as experiments
-from pipelines import registry
+from pipelines import registry, rundir
 from pipelines.config_base import PRESET_NAMES, parse_overrides, settings_table
 from pipelines.errors import UserError
 
@@ -55,6 +56,12 @@ FLAG_OF_KEY = {key: "--" + key.replace("_", "-") for key in RUN_FLAGS} | {
 
 
 PIPELINE_ARGUMENT = {"metavar": "NAME", "help": f"one of: {', '.join(registry.PIPELINES)}"}
+# The one flag that lets a command replace an output of its that is already there: nothing
+# of the user's is written over without it.
+OVERWRITE_ARGUMENT = (
+    ("--overwrite",),
+    {"action": "store_true", "help": "replace an output that is already there"},
+)
 # The commands besides `list` and `run`: one-line summary, description, arguments.
 COMMANDS = {
     "validate": (
@@ -71,11 +78,13 @@ COMMANDS = {
     "evaluate": (
         "evaluate a finished run again, optionally on other test data",
         "Re-evaluate RUN_DIR's model.keras on its test split, or on all rows of --data, "
-        "beside baselines fitted again on the run's own training split.",
+        "beside baselines fitted again on the run's own training split, into "
+        "RUN_DIR/evaluations/LABEL/ (replaced only with --overwrite).",
         [
             (("run_dir",), {"metavar": "RUN_DIR"}),
             (("--data",), {"metavar": "SPEC", "help": "test data to evaluate on instead"}),
             (("--set",), {"help": "settings for reading --data, e.g. text_column=content"}),
+            OVERWRITE_ARGUMENT,
         ],
     ),
     "predict": (
@@ -98,7 +107,7 @@ COMMANDS = {
                     "OUTPUT.skipped.csv (default fail)",
                 },
             ),
-            (("--overwrite",), {"action": "store_true", "help": "replace an existing output"}),
+            OVERWRITE_ARGUMENT,
             (("--batch-size",), {"type": int, "default": 256, "metavar": "N"}),
             (("--set",), {"help": "settings for reading --input, e.g. text_column=review"}),
             (
@@ -128,10 +137,12 @@ COMMANDS = {
     ),
     "export": (
         "write a portable export (TFLite or ONNX) of a finished run",
-        "Write RUN_DIR/export/model.tflite or model.onnx (sentiment and forecasting).",
+        "Write RUN_DIR/export/model.tflite or model.onnx (sentiment and forecasting); one "
+        "already there is replaced only with --overwrite.",
         [
             (("run_dir",), {"metavar": "RUN_DIR"}),
             (("--format",), {"choices": ("tflite", "onnx"), "required": True}),
+            OVERWRITE_ARGUMENT,
         ],
     ),
 }
@@ -327,6 +338,7 @@ def experiment_from_args(args: argparse.Namespace) -> experiments.Experiment:
     else:
         raise UserError("run needs a pipeline NAME or --config FILE")
     if args.name:
+        _check_same_pipeline(args.name, values, where)
         values["pipeline"] = args.name
     for key in RUN_FLAGS:
         if getattr(args, key) is not None:
@@ -344,6 +356,19 @@ def experiment_from_args(args: argparse.Namespace) -> experiments.Experiment:
     given |= {"tuning.workers"} if args.tune_workers is not None else set()
     labels = {key: flag for key, flag in FLAG_OF_KEY.items() if key in given}
     return experiments.parse(values, where, labels=labels)
+
+
+def _check_same_pipeline(name: str, values: dict, where: str) -> None:
+    """UserError when ``run NAME --config FILE`` names another pipeline than the file."""
+    declared = values.get("pipeline") if isinstance(values, dict) else None
+    if declared is None:
+        return
+    same = registry.canonical_name(name) == registry.canonical_name(str(declared))
+    if not same:
+        raise UserError(
+            f"{where}: pipeline: {declared!r} is not {name!r}, the NAME on the command line; "
+            "give one of them"
+        )
 
 
 def _tuning_from_args(args: argparse.Namespace, tuning: Any) -> Any:
@@ -437,6 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        failed = rundir.write_failure(err)
+        if failed is None:
+            raise
+        # Disk full, a size limit, permissions: the file and the cause, not a traceback.
+        where = failed.filename or "a file"
+        print(f"error: {where}: {os.strerror(failed.errno)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         hint = "; continue with --resume" if argv[:1] == ["run"] else ""
         print(f"error: interrupted{hint}", file=sys.stderr)
@@ -450,7 +483,7 @@ def _dispatch(args: argparse.Namespace, resolved) -> None:
     if args.command == "run":
         runner.run_command(resolved, args)
     elif args.command == "evaluate":
-        runner.evaluate_run(args.run_dir, args.data, args.settings)
+        runner.evaluate_run(args.run_dir, args.data, args.settings, args.overwrite)
     elif args.command == "predict":
         _predict(args)
     elif args.command == "publish":
@@ -464,7 +497,7 @@ def _dispatch(args: argparse.Namespace, resolved) -> None:
     elif args.command == "export":
         from pipelines.portable import export_portable
 
-        print(export_portable(args.run_dir, args.format))
+        print(export_portable(args.run_dir, args.format, args.overwrite))
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -503,10 +536,13 @@ def _serve_options(args: argparse.Namespace):
 
 
 def _check_predict(args: argparse.Namespace) -> None:
-    """INPUT... or both --input and --output, before TensorFlow is imported."""
+    """INPUT... or both --input and --output (whose folder is writable), before TensorFlow
+    is imported."""
     if args.input or args.output:
         if not (args.input and args.output) or args.inputs:
             raise UserError("predict over a file needs both --input and --output, and no INPUT")
+        output = Path(args.output)
+        rundir.check_writable(output.parent, f"--output {output}")
     elif not args.inputs:
         raise UserError("predict needs INPUT... or --input PATH --output PATH")
 

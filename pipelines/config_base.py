@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 from pipelines.errors import UserError
+from pipelines.text_files import DEFAULT_ENCODING
 
 PRESET_NAMES = ("smoke", "default", "full")
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -44,6 +45,14 @@ def count_field(default: int, description: str, *, low: int = 1, high: int = MAX
 def name_field(default: str, description: str) -> Any:
     """A short text setting (a column name, a format)."""
     return Field(default, max_length=MAX_NAME, description=description)
+
+
+def encoding_field(what: str) -> Any:
+    """The ``encoding`` setting of a pipeline that reads the user's text files."""
+    return Field(
+        DEFAULT_ENCODING,
+        description=f"text encoding of {what} (a UTF-8 byte-order mark is accepted)",
+    )
 
 
 def with_default(config_class: type[BaseModel], name: str, default: Any) -> FieldInfo:

@@ -23,7 +23,6 @@ here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,13 +30,16 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines import registry
+from pipelines import registry, strict_json
 from pipelines.config_base import PRESET_NAMES, BaseConfig, settings_error
 from pipelines.errors import UserError
 from pipelines.sources import DataSpec
 from tuning.space import Dimension, Objective, SearchSpace, as_json, merged
 
 MAX_FILE_BYTES = 1_000_000  # an experiment file is a page of settings, not data
+# Levels of nested mappings and lists an experiment file may have (the deepest real one,
+# tuning.space.KEY.choices, has four); deeper nesting is refused before it is built.
+MAX_NESTING = 16
 MAX_TRIALS_BY_PRESET = {"smoke": 2, "default": 6, "full": 12}
 
 
@@ -139,7 +141,8 @@ class Resolved:
 
 
 def read_file(path: Path | str) -> dict[str, Any]:
-    """The mapping in a YAML or JSON experiment file (safe loader, bounded size)."""
+    """The mapping in a YAML or JSON experiment file (safe loader; bounded size and nesting,
+    no YAML aliases)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -153,6 +156,8 @@ def read_file(path: Path | str) -> dict[str, Any]:
         raise UserError(f"{path}: not UTF-8 text (byte {error.start})") from None
     try:
         loaded = yaml.load(text, Loader=_NoAliasLoader)
+    except _TooDeep as error:
+        raise UserError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
     if not isinstance(loaded, dict):
@@ -160,16 +165,31 @@ def read_file(path: Path | str) -> dict[str, Any]:
     return loaded
 
 
+class _TooDeep(yaml.YAMLError):
+    """An experiment file nested deeper than ``MAX_NESTING``."""
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """The safe loader without anchors and aliases (a few bytes could expand to gigabytes)."""
+    """The safe loader without anchors and aliases (a few bytes could expand to gigabytes)
+    and with at most ``MAX_NESTING`` levels (the composer recurses once per level)."""
 
     def compose_node(self, parent, index):
+        event = self.peek_event()
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
             raise yaml.YAMLError(
                 f"YAML aliases are not accepted (line {event.start_mark.line + 1})"
             )
-        return super().compose_node(parent, index)
+        depth = getattr(self, "_depth", 0)
+        if depth > MAX_NESTING:
+            raise _TooDeep(
+                f"nested deeper than {MAX_NESTING} levels (line {event.start_mark.line + 1}); "
+                "an experiment file is a few levels of settings"
+            )
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
 
 
 def parse(
@@ -280,8 +300,8 @@ def with_overrides(experiment: Experiment, **changes: Any) -> Experiment:
 
 
 def dumps(values: dict[str, Any]) -> str:
-    """JSON text of an experiment mapping."""
-    return json.dumps(values, indent=2) + "\n"
+    """Strict JSON text of an experiment mapping."""
+    return strict_json.dumps(values, indent=2) + "\n"
 
 
 __all__ = ["PRESET_NAMES", "Experiment", "Resolved", "Tuning", "load", "parse", "resolve"]

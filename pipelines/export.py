@@ -25,6 +25,9 @@ SERVING_SIGNATURE = "serving_default"
 LIMIT_DTYPES = ("string", "float32", "uint8", "int32")
 STRING_BOUNDS = ("max_item_bytes", "max_request_bytes")
 NUMBER_BOUNDS = ("max_item_elements", "max_request_elements")
+# Beside the inputs' bounds: what the export bounds over a whole request that no one input's
+# size says (music's generated steps: primers x steps), each a positive integer.
+TOTAL_PREFIX = "max_request_total_"
 
 
 def write_export(
@@ -88,9 +91,14 @@ def number_input(dtype: str, max_item_elements: int, max_request_elements: int) 
 
 def check_limits(limits: dict[str, Any]) -> None:
     """ValueError unless ``limits`` has the shape of ``Pipeline.serving_limits``."""
-    if set(limits) != {"max_items", "inputs"} or not limits["inputs"]:
-        raise ValueError(f"limits need max_items and inputs, not {sorted(limits)}")
+    totals = {key for key in limits if key.startswith(TOTAL_PREFIX)}
+    if set(limits) - totals != {"max_items", "inputs"} or not limits["inputs"]:
+        raise ValueError(
+            f"limits need max_items and inputs (and {TOTAL_PREFIX}*), not {sorted(limits)}"
+        )
     _positive(limits["max_items"], "max_items")
+    for key in totals:
+        _positive(limits[key], key)
     for name, entry in limits["inputs"].items():
         if entry.get("dtype") not in LIMIT_DTYPES:
             raise ValueError(f"limits of {name!r}: dtype must be one of {LIMIT_DTYPES}")

@@ -25,7 +25,6 @@ decides whether the TFLite builtins cover it at all.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -36,7 +35,7 @@ import keras
 import tensorflow as tf
 
 import layers
-from pipelines import rundir
+from pipelines import locks, rundir, strict_json
 from pipelines.errors import UserError
 from pipelines.runner import load_run, resolved_from_run
 
@@ -91,34 +90,47 @@ class Portable:
     files: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def export_portable(run_dir: str | Path, fmt: str) -> Path:
+def export_portable(run_dir: str | Path, fmt: str, overwrite: bool = False) -> Path:
     """Write a finished run's model as ``RUN_DIR/export/model.tflite`` or ``model.onnx``.
 
     ``fmt`` is ``tflite`` or ``onnx``. Each file of the export folder is replaced atomically
     (written beside, then renamed), so none is ever half-written; the files are made from
-    the run alone, so exporting again writes an equivalent model. Returns the model's path.
-    UserError for an unknown format, an unfinished run, or a pipeline that does not convert.
+    the run alone, so exporting again writes an equivalent model. The run's lock is held
+    while writing; a model file already there is replaced only with ``overwrite``. Returns
+    the model's path. UserError for an unknown format, an unfinished run, an existing
+    export, or a pipeline that does not convert.
     """
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    path = Path(run_dir)
-    if path.name.endswith(rundir.PARTIAL_SUFFIX):
-        raise UserError(f"{path} is an unfinished run; export a finished one")
+    path = rundir.finished_run(Path(run_dir), files=("config.json",))
     name = resolved_from_run(path).name
     if name not in _BUILDERS:
         reason = NOT_PORTABLE.get(name, "it has no portable form")
         raise UserError(f"{path}: a {name} model does not convert to {fmt}: {reason}")
+    rundir.finished_run(path)
+    folder = path / EXPORT_FOLDER
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; the export needs that name for its folder")
+    rundir.check_writable(folder, f"export {folder / FORMATS[fmt]}")
+    with locks.hold(path):
+        if os.path.lexists(folder / FORMATS[fmt]) and not overwrite:
+            raise UserError(
+                f"{folder / FORMATS[fmt]} already exists; add --overwrite to replace it"
+            )
+        return _export_locked(path, name, fmt)
+
+
+def _export_locked(path: Path, name: str, fmt: str) -> Path:
+    """``export_portable``'s work for a ``name`` run, the run's lock held."""
     _, resolved, info, model = load_run(str(path))
     portable = _BUILDERS[name](model, resolved.config, info)
     function = trace(portable)
     content = _CONVERTERS[fmt](function, portable)
     folder = path / EXPORT_FOLDER
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{folder} is a file; the export needs that name for its folder")
     folder.mkdir(exist_ok=True)
     for file_name, text in portable.files.items():
         _write_atomically(folder / file_name, text.encode("utf-8"))
-    signature = json.dumps(portable.signature, indent=2) + "\n"
+    signature = strict_json.dumps(portable.signature, indent=2) + "\n"
     _write_atomically(folder / SIGNATURE_FILE, signature.encode("utf-8"))
     target = folder / FORMATS[fmt]
     _write_atomically(target, content)

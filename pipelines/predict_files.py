@@ -113,7 +113,7 @@ def predict_files(
         "skipped_file": path or None}``.
     """
     _check_arguments(on_error, batch_size)
-    run = finished_run(Path(run_dir))
+    run = rundir.finished_run(Path(run_dir))
     from pipelines import registry, runner
 
     pipeline = registry.load_pipeline(runner.resolved_from_run(run).name)
@@ -144,23 +144,6 @@ def predict_files(
 def skipped_path(output: Path) -> Path:
     """The side file that lists the items a prediction into ``output`` skipped."""
     return output.with_name(output.name + SKIPPED_SUFFIX)
-
-
-def finished_run(run_dir: Path) -> Path:
-    """``run_dir`` when it is a finished run; UserError for an interrupted or missing one."""
-    name = run_dir.name
-    if name.endswith(rundir.PARTIAL_SUFFIX) or (
-        not run_dir.exists() and rundir.partial_of(run_dir).is_dir()
-    ):
-        partial = run_dir if name.endswith(rundir.PARTIAL_SUFFIX) else rundir.partial_of(run_dir)
-        raise UserError(
-            f"{partial} is an interrupted run, not a finished one: continue it with "
-            f"`run --resume --out {rundir.final_of(partial)}`, then predict with "
-            f"{rundir.final_of(partial)}"
-        )
-    if not run_dir.is_dir():
-        raise UserError(f"run directory not found: {run_dir}")
-    return run_dir
 
 
 def _check_arguments(on_error: str, batch_size: int) -> None:
@@ -523,11 +506,17 @@ def printed_float(value: Any) -> float:
 # === Reading, for the pipelines' ``read_items`` ===
 
 
-def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str] | BadItem]:
-    """Each line of a UTF-8 text file as ``(line number, text without the line end)``, or a
-    BadItem for a line that is longer than ``max_bytes``, not UTF-8 or holds a NUL byte.
+def read_lines(
+    path: Path, max_bytes: int = MAX_LINE_BYTES, encoding: str = "utf-8"
+) -> Iterator[tuple[int, str] | BadItem]:
+    """Each line of a text file as ``(line number, text without the line end)``, or a BadItem
+    for a line that is longer than ``max_bytes``, not text in ``encoding`` (UTF-8 unless the
+    run's ``encoding`` setting says otherwise) or holds a NUL byte.
 
-    Reads one line at a time and never more than ``max_bytes`` of one."""
+    Reads one line at a time and never more than ``max_bytes`` of one. Line breaks are found
+    in the bytes, so ``encoding`` must be one that keeps ``\\n`` a single byte (every choice
+    of the ``encoding`` setting but UTF-16, which is refused here)."""
+    _check_line_encoding(path, encoding)
     with path.open("rb") as stream:
         number = 0
         while True:
@@ -545,14 +534,26 @@ def read_lines(path: Path, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[in
                 yield BadItem(f"line {number}", f"longer than {max_bytes:,} bytes")
                 continue
             try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                yield BadItem(f"line {number}", "not UTF-8 text")
+                text = line.decode(encoding)
+            except UnicodeDecodeError as error:
+                yield BadItem(
+                    f"line {number}",
+                    f"not {encoding} text (byte {error.start} of the line); "
+                    "set --set encoding=... to its encoding",
+                )
                 continue
             if "\x00" in text:
                 yield BadItem(f"line {number}", "holds a NUL byte (not text)")
                 continue
             yield number, text
+
+
+def _check_line_encoding(path: Path, encoding: str) -> None:
+    if "\n".encode(encoding) != b"\n":
+        raise UserError(
+            f"{path}: encoding {encoding!r} is not read line by line here; "
+            "convert the file to UTF-8 (iconv -f UTF-16 -t UTF-8)"
+        )
 
 
 def _skip_rest_of_line(stream, chunk: int) -> None:
@@ -564,11 +565,11 @@ def _skip_rest_of_line(stream, chunk: int) -> None:
 
 
 def read_json_lines(
-    path: Path, max_bytes: int = MAX_LINE_BYTES
+    path: Path, max_bytes: int = MAX_LINE_BYTES, encoding: str = "utf-8"
 ) -> Iterator[tuple[int, dict[str, Any]] | BadItem]:
     """Each non-blank line of a JSON Lines file as ``(line number, object)``, or a BadItem for
     a line that is not one JSON object (``NaN`` and ``Infinity`` are not JSON)."""
-    for entry in read_lines(path, max_bytes):
+    for entry in read_lines(path, max_bytes, encoding):
         if isinstance(entry, BadItem):
             yield entry
             continue
@@ -592,23 +593,24 @@ def _not_json(name: str):
 
 
 def read_table_rows(
-    path: Path, delimiter: str
+    path: Path, delimiter: str, encoding: str = "utf-8"
 ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]] | BadItem]]:
     """A CSV/TSV file's header, and its rows one at a time as ``(line, {column: text})``.
 
-    The rules of ``pipelines.tables`` (UTF-8, a header of distinct names, blank lines
-    ignored), but streamed: a row with the wrong number of fields, bytes that are not
-    UTF-8, a NUL byte or a cell that cannot be parsed is a BadItem naming its line, and
-    reading goes on at the next line. UserError for a missing or empty file."""
-    rows = _table_rows(path, delimiter)
+    The rules of ``pipelines.tables`` (``encoding``, UTF-8 by default; a header of distinct
+    names; blank lines ignored), but streamed: a row with the wrong number of fields, bytes
+    that are not in the encoding, a NUL byte or a cell that cannot be parsed is a BadItem
+    naming its line, and reading goes on at the next line. UserError for a missing or empty file."""
+    rows = _table_rows(path, delimiter, encoding)
     header = next(rows)
     return header, rows
 
 
-def _table_rows(path: Path, delimiter: str):
+def _table_rows(path: Path, delimiter: str, encoding: str):
     """The header, then each row or BadItem (see ``read_table_rows``)."""
     kind = "TSV" if delimiter == "\t" else "CSV"
-    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+    codec = "utf-8-sig" if encoding == "utf-8" else encoding
+    with path.open(encoding=codec, errors="surrogateescape", newline="") as stream:
         reader = csv.reader(
             stream,
             delimiter=delimiter,
@@ -636,19 +638,22 @@ def _table_rows(path: Path, delimiter: str):
                 if not fields or (len(fields) == 1 and not fields[0].strip()):
                     continue  # a blank line
                 if header is None:
-                    header = _header(fields, path, kind)
+                    header = _header(fields, path, kind, encoding)
                     yield header
                     continue
-                yield _row(header, fields, line)
+                yield _row(header, fields, line, encoding)
         finally:
             csv.field_size_limit(previous_limit)
     if header is None:
         raise UserError(f"{path}: the file is empty")
 
 
-def _header(fields: list[str], path: Path, kind: str) -> list[str]:
+def _header(fields: list[str], path: Path, kind: str, encoding: str) -> list[str]:
     if any(_undecodable(field) or "\x00" in field for field in fields):
-        raise UserError(f"{path}, line 1: the header is not UTF-8 {kind} text")
+        raise UserError(
+            f"{path}, line 1: the header is not {encoding} {kind} text; "
+            "set --set encoding=... to the file's encoding"
+        )
     names = [field.strip() or f"Unnamed: {i}" for i, field in enumerate(fields)]
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
@@ -656,14 +661,16 @@ def _header(fields: list[str], path: Path, kind: str) -> list[str]:
     return names
 
 
-def _row(header: list[str], fields: list[str], line: int) -> tuple[int, dict[str, str]] | BadItem:
+def _row(
+    header: list[str], fields: list[str], line: int, encoding: str
+) -> tuple[int, dict[str, str]] | BadItem:
     if len(fields) != len(header):
         what = "a truncated or short row" if len(fields) < len(header) else "extra fields"
         return BadItem(
             f"line {line}", f"{len(fields)} field(s) where the header has {len(header)} ({what})"
         )
     if any(_undecodable(field) for field in fields):
-        return BadItem(f"line {line}", "not UTF-8 text")
+        return BadItem(f"line {line}", f"not {encoding} text")
     if any("\x00" in field for field in fields):
         return BadItem(f"line {line}", "holds a NUL byte (not text)")
     return line, dict(zip(header, fields, strict=True))

@@ -8,7 +8,7 @@ The folder has TensorFlow Serving's layout, so ``tensorflow/serving`` (with
 
 A version folder is copied under a temporary name and renamed into place, so it appears
 complete or not at all; ``models.config`` is replaced in one rename too. One publish at a
-time writes a models folder (a lock file in it).
+time writes a models folder (``pipelines.locks``, its lock file inside it).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import re
 import shutil
 from pathlib import Path
 
-import filelock
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from pipelines import locks, rundir
 from pipelines.errors import UserError
 from pipelines.progress import log
-from pipelines.rundir import PARTIAL_SUFFIX, final_of, partial_of
+from pipelines.rundir import PARTIAL_SUFFIX
 
 MODELS_CONFIG = "models.config"  # the file given to the model server's --model_config_file
 LOCK_FILE = ".publish.lock"  # held in MODELS_DIR while a publish writes it
@@ -36,8 +36,6 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 255
 MAX_VERSION = 2**63 - 1  # TensorFlow Serving's version numbers are int64
 VERSION_FOLDER = re.compile(r"[0-9]+")  # what the model server takes for a version folder
-# A finished run has these; an interrupted one (in its .partial folder) lacks them.
-FINISHED_FILES = ("metrics.json", "saved_model/saved_model.pb")
 
 
 def publish(
@@ -63,23 +61,15 @@ def publish(
     is not a positive integer or is already there, or a ``models.config`` that cannot be read.
     """
     run = Path(run_dir)
-    export = _finished_export(run)
+    export = rundir.finished_run(run) / "saved_model"
     name = _check_name(name if name is not None else _pipeline_name(run).replace("-", "_"))
     number = _check_version(version)
     models = Path(models_dir)
     prefix = _check_prefix(base_path_prefix)
-    if models.exists() and not models.is_dir():
-        raise UserError(f"models folder {models} is a file, not a folder")
+    rundir.check_writable(models, f"models folder {models}")
     models.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(models / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS)
-    try:
-        with lock:
-            target = _publish_locked(export, models, name, number, prefix)
-    except filelock.Timeout:
-        raise UserError(
-            f"{models} is being written by another publish (lock {models / LOCK_FILE}); "
-            "try again when it has finished"
-        ) from None
+    with locks.hold(models, models / LOCK_FILE, wait_seconds=LOCK_TIMEOUT_SECONDS):
+        target = _publish_locked(export, models, name, number, prefix)
     log(f"published {run} as model {name!r} version {target.name}: {target}")
     return target
 
@@ -113,24 +103,6 @@ def _publish_locked(export: Path, models: Path, name: str, number: int | None, p
 
 
 # === The run ===
-
-
-def _finished_export(run: Path) -> Path:
-    """``run/saved_model``; UserError unless ``run`` is a finished run directory."""
-    resume = f"`python -m pipelines run --resume --out {final_of(run)}` continues it"
-    if run.name.endswith(PARTIAL_SUFFIX):
-        raise UserError(f"{run} is an unfinished run (a {PARTIAL_SUFFIX} folder); {resume}")
-    if not run.is_dir():
-        if partial_of(run).is_dir():
-            raise UserError(f"{run} has not finished (it is still {partial_of(run)}); {resume}")
-        raise UserError(f"run folder {run} not found")
-    for relative in FINISHED_FILES:
-        if not (run / relative).is_file():
-            raise UserError(
-                f"{run} is not a finished run: {run / relative} is missing; "
-                f"if it was interrupted, {resume}"
-            )
-    return run / "saved_model"
 
 
 def _pipeline_name(run: Path) -> str:

@@ -11,21 +11,44 @@ import pandas as pd
 from pipelines.base import Evaluation
 from pipelines.plotting import plot_learning_curves
 from pipelines.sources import markdown_row
+from pipelines.strict_json import REASON_SUFFIX, is_metric_key
 from tuning.space import Dimension
 
 
 def metrics_frame(metrics: dict[str, Any]) -> pd.DataFrame:
-    """One row for the model and one per baseline, same metric columns."""
+    """One row for the model and one per baseline, same metric columns (reasons left out)."""
     rows = {
         "model": metrics["test"],
         **{f"baseline: {k}": v for k, v in metrics["baselines"].items()},
     }
+    rows = {name: _metric_values(values) for name, values in rows.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """The test metrics beside the baselines, as a Markdown table."""
-    return metrics_frame(metrics).to_markdown(floatfmt=".4f")
+    """The test metrics beside the baselines, as a Markdown table; an undefined metric
+    shows as ``n/a``, with its reason below the table."""
+    frame = metrics_frame(metrics).astype(object)
+    table = frame.where(frame.notna(), None).to_markdown(floatfmt=".4f", missingval="n/a")
+    notes = _undefined_notes(metrics)
+    return table + ("\n\n" + "\n".join(notes) if notes else "")
+
+
+def _metric_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The metrics of one row, ``null`` ones as NaN (shown ``n/a``), reasons dropped."""
+    return {k: float("nan") if v is None else v for k, v in values.items() if is_metric_key(k)}
+
+
+def _undefined_notes(metrics: dict[str, Any]) -> list[str]:
+    """One line per distinct reason a metric is undefined, naming the metric."""
+    rows = [metrics["test"], *metrics["baselines"].values()]
+    reasons = {
+        key.removesuffix(REASON_SUFFIX): reason
+        for row in rows
+        for key, reason in row.items()
+        if not is_metric_key(key)
+    }
+    return [f"n/a: {name} is {reason}" for name, reason in reasons.items()]
 
 
 def write_report(run_dir: Path, metrics: dict[str, Any], config, evaluation: Evaluation) -> None:

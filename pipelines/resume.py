@@ -21,6 +21,7 @@ backup or the new one, never a torn one.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ class TrainingState(keras.callbacks.Callback):
         arrays |= {f"best{i}": np.asarray(w) for i, w in enumerate(best)}
         name = f"state-{self.serial}.npz"
         temporary = self.directory / (name + ".tmp")
-        with open(temporary, "wb") as handle:
+        with rundir.writing(temporary), open(temporary, "wb") as handle:
             np.savez(handle, **arrays)
         os.replace(temporary, self.directory / name)
         stopping = self.early_stopping
@@ -165,7 +166,7 @@ class TrainingState(keras.callbacks.Callback):
                 "step": self.step,
                 "finished": finished,
                 "early_stopping": {
-                    "best": None if stopping.best is None else float(stopping.best),
+                    "best": _finite_or_none(stopping.best),
                     "wait": stopping.wait,
                     "best_epoch": stopping.best_epoch,
                     "stopped_epoch": stopping.stopped_epoch,
@@ -267,3 +268,9 @@ class TrainingState(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._save(finished=True)
+
+
+def _finite_or_none(value) -> float | None:
+    """A monitored best as strict JSON: a value that is not finite (a diverged epoch's NaN)
+    is saved as None, which early stopping reads as "nothing seen yet"."""
+    return None if value is None or not math.isfinite(float(value)) else float(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import shutil
 import sys
@@ -18,7 +19,7 @@ import keras
 import tensorflow as tf
 
 import layers  # noqa: F401  (registers the custom cells for loading)
-from pipelines import distributed, registry, report, resume, rundir
+from pipelines import distributed, locks, registry, report, resume, rundir
 from pipelines import experiment as experiments
 from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
@@ -85,7 +86,13 @@ def run_command(resolved: Resolved | None, args) -> Path:
 
 
 def resume_request(name: str | None, out: str | None, distribute: str = "none") -> RunRequest:
-    """The request that continues the interrupted run of ``out``, else ``name``'s newest."""
+    """The request that continues the interrupted run of ``out``, else ``name``'s newest.
+
+    UserError ``... is in use by process N`` while another process holds ``out``'s lock:
+    a live run is not an interrupted one.
+    """
+    if out:
+        locks.check_free(Path(out))
     partial = rundir.find_interrupted(registry.canonical_name(name) if name else None, out)
     resolved = resolved_from_run(partial)
     if resolved.experiment.out is None:
@@ -118,12 +125,32 @@ def run(request: RunRequest) -> Path:
     pipeline = registry.load_pipeline(request.name)
     if not chief:
         return _run_worker(request, pipeline, strategy, worker_index, callbacks)
+    final = Path(request.out) if request.resume else rundir.new_run_dir(request.name, request.out)
+    partial = rundir.partial_of(final)
+    rundir.check_writable(final.parent, f"run folder {final}")
+    with rundir.parents_made(final), locks.hold(final):  # the lock file goes beside the run
+        if request.resume:
+            _check_still_interrupted(final)
+            log(f"resuming {partial}")
+        else:
+            rundir.check_new_run_dir(final)
+        return _run_locked(request, pipeline, partial, strategy, callbacks)
+
+
+def _check_still_interrupted(final: Path) -> None:
+    """UserError unless ``final``'s partial folder still holds an interrupted run (another
+    process may have finished it before the lock was taken)."""
+    partial = rundir.partial_of(final)
+    if not (partial / "config.json").is_file():
+        if final.exists():
+            raise UserError(f"--resume: {final} has already finished")
+        raise UserError(f"--resume: no interrupted run found at {partial}")
+    rundir.check_writable(partial, f"--resume: run folder {partial}")
+
+
+def _run_locked(request: RunRequest, pipeline: Pipeline, partial: Path, strategy, callbacks):
+    """The run's work in ``partial`` (its lock held), then the rename into place."""
     config = request.resolved.config
-    if request.resume:
-        partial = rundir.partial_of(Path(request.out))
-        log(f"resuming {partial}")
-    else:
-        partial = rundir.partial_of(rundir.new_run_dir(request.name, request.out))
     config.check_memory()
     _seed(request)
     log(f"{request.name}: loading data {request.experiment.data!r}")
@@ -141,14 +168,30 @@ def run(request: RunRequest) -> Path:
             pipeline, config, splits, partial, request, strategy, callbacks
         )
         _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info)
+        final = rundir.finish(partial, link_latest=request.link_latest)
     except UserError:
         if fresh:
             shutil.rmtree(partial, ignore_errors=True)
         raise
-    final = rundir.finish(partial, link_latest=request.link_latest)
+    except Exception as error:
+        failed = rundir.write_failure(error)
+        if failed is None:
+            raise
+        raise _write_failed(failed, partial) from None
     shutil.rmtree(final / "backup", ignore_errors=True)  # the training state; no longer needed
     log(f"finished: {final}")
     return final
+
+
+def _write_failed(failed: OSError, partial: Path) -> UserError:
+    """The error of a run whose write the file system refused: the file and the cause, and
+    how to continue the partial run (removed instead when it holds nothing to continue)."""
+    cause = f"writing {failed.filename or partial}: {os.strerror(failed.errno)}"
+    if not (partial / "config.json").is_file():
+        shutil.rmtree(partial, ignore_errors=True)
+        return UserError(cause)
+    final = rundir.final_of(partial)
+    return UserError(f"{cause}; the run is kept in {partial}, {rundir.resume_hint(final)}")
 
 
 def _seed(request: RunRequest) -> None:
@@ -317,10 +360,12 @@ def _training_data(pipeline: Pipeline, config, splits: Splits, seed: int):
 def _evaluate_export_report(pipeline, model, config, splits, partial, request, history_info):
     log("evaluating on the test split beside the baselines")
     evaluation = pipeline.evaluate(model, splits, config, partial)
-    model.save(partial / "model.keras")
+    with rundir.writing(partial / "model.keras"):
+        model.save(partial / "model.keras")
     log("exporting saved_model/")
     shutil.rmtree(partial / "saved_model", ignore_errors=True)  # a killed export's remains
-    pipeline.export(model, splits.info, partial / "saved_model")
+    with rundir.writing(partial / "saved_model"):
+        pipeline.export(model, splits.info, partial / "saved_model")
     metrics = {
         "pipeline": pipeline.name,
         "dataset": {
@@ -339,15 +384,16 @@ def _evaluate_export_report(pipeline, model, config, splits, partial, request, h
 
 
 def load_run(run_dir: str):
-    """The pipeline, resolved experiment, data info and Keras model of a finished run."""
-    path = Path(run_dir)
+    """The pipeline, resolved experiment, data info and Keras model of a finished run.
+
+    UserError for a run that has not finished (``rundir.finished_run``).
+    """
+    path = rundir.finished_run(Path(run_dir))
     resolved = resolved_from_run(path)
     pipeline = registry.load_pipeline(resolved.name)
     info = pipeline.info_class.from_json(
         rundir.read_json(path / "data_info.json"), path / "data_info.json"
     )
-    if not (path / "model.keras").is_file():
-        raise UserError(f"{path / 'model.keras'} not found: the run did not finish")
     try:
         # safe_mode refuses Lambda layers and anything else that would run pickled code.
         model = keras.models.load_model(path / "model.keras", safe_mode=True)
@@ -358,12 +404,31 @@ def load_run(run_dir: str):
     return pipeline, resolved, info, model
 
 
-def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None = None) -> Path:
+def evaluate_run(
+    run_dir: str,
+    data_spec: str | None,
+    settings: list[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Evaluate a finished run again, on its own test split or on every row of ``data_spec``.
 
     ``settings`` (``KEY=VALUE``) change how ``data_spec`` is read, e.g. its column names.
+    Writes ``RUN_DIR/evaluations/LABEL/`` holding the run's lock; an evaluation already
+    there is replaced only with ``overwrite``.
     """
-    pipeline, resolved, info, model = load_run(run_dir)
+    run = rundir.finished_run(Path(run_dir))
+    label = _slug(data_spec.replace(":", "_").split("/")[-1] if data_spec else "test")
+    final = run / "evaluations" / label
+    rundir.check_writable(final.parent, f"evaluation {final}")
+    with locks.hold(run):
+        if os.path.lexists(final) and not overwrite:
+            raise UserError(f"{final} already exists; add --overwrite to replace it")
+        return _evaluate_locked(run, data_spec, settings, final)
+
+
+def _evaluate_locked(run: Path, data_spec, settings, final: Path) -> Path:
+    """``evaluate_run``'s work, the run's lock held."""
+    pipeline, resolved, info, model = load_run(str(run))
     config, seed = resolved.config, resolved.experiment.seed
     keras.utils.set_random_seed(seed)
     splits = pipeline.load_data(config, resolved.data, seed)
@@ -371,10 +436,8 @@ def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None
     if data_spec:
         test_config = config.with_overrides(settings or [])
         splits.test = pipeline.load_test_data(test_config, data_spec, info)
-    label = _slug(data_spec.replace(":", "_").split("/")[-1] if data_spec else "test")
-    final = Path(run_dir) / "evaluations" / label
     partial = rundir.partial_of(final)
-    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)  # a killed evaluation's remains
     partial.mkdir(parents=True)
     evaluation = pipeline.evaluate(model, splits, config, partial)
     metrics = {
@@ -385,7 +448,10 @@ def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None
         "baselines": evaluation.baselines,
     }
     rundir.write_json(partial / "metrics.json", metrics)
-    shutil.rmtree(final, ignore_errors=True)
+    if final.is_dir() and not final.is_symlink():
+        shutil.rmtree(final)  # --overwrite was given
+    elif os.path.lexists(final):
+        final.unlink()
     partial.rename(final)
     print(report.metrics_table(metrics))
     log(f"written: {final / 'metrics.json'}")
@@ -394,9 +460,23 @@ def evaluate_run(run_dir: str, data_spec: str | None, settings: list[str] | None
 
 def predict(run_dir: str, inputs: list[str]) -> None:
     """Print one prediction line per input."""
+    for number, text in enumerate(inputs, start=1):
+        _check_text_argument(number, text)
     pipeline, _, info, model = load_run(run_dir)
     for line in pipeline.predict(model, inputs, info):
         print(line)
+
+
+def _check_text_argument(number: int, text: str) -> None:
+    """UserError for a command-line input that is not UTF-8 text (the shell passed bytes
+    that Python could only keep as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise UserError(
+            f"input {number} is not UTF-8 text (byte {error.start} of it); "
+            "pass text in UTF-8, or a file with --input and --set encoding=..."
+        ) from None
 
 
 def _slug(text: str) -> str:

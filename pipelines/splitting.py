@@ -33,7 +33,9 @@ def split_indices(
     """Indices of a seeded split into ``train``, ``validation`` and ``test``.
 
     With ``stratify`` (one class per item) each split keeps the class shares; every
-    class then needs at least 3 items. UserError when the data are too few to split.
+    class then needs at least 3 items, and each held-out split at least one item per class.
+    UserError when the data are too few to split: there is no unstratified fallback, since
+    a tiny test split missing some classes would report a misleading accuracy.
     """
     held_out = validation_fraction + test_fraction
     if stratify is not None:
@@ -53,8 +55,13 @@ def split_indices(
             validation, test = train_test_split(
                 rest, test_size=test_fraction / held_out, random_state=seed, stratify=stratify[rest]
             )
-        except ValueError as error:  # a held-out split smaller than the number of classes
-            raise UserError(f"{source}: cannot split {count} {what} by class ({error})") from None
+        except ValueError:  # a held-out split smaller than the number of classes
+            raise UserError(
+                f"{source}: cannot split {count} {what} of {len(np.unique(stratify))} classes "
+                "keeping each class's share in every split: the validation or test split "
+                "would have fewer items than there are classes; add data, merge rare classes "
+                "or raise validation_fraction/test_fraction"
+            ) from None
         return {"train": train, "validation": validation, "test": test}
     order = np.random.default_rng(seed).permutation(count)
     n_test = max(1, int(count * test_fraction))

@@ -19,6 +19,7 @@ chief's backup to resume but writes nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -28,7 +29,20 @@ from typing import Any, Protocol
 import keras
 
 from pipelines import resume, rundir
+from pipelines.errors import UserError
 from pipelines.progress import log
+
+
+class _NamedCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` whose failed write (disk full, file-size limit) names its file."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        with rundir.writing(Path(self.filepath)):
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        with rundir.writing(Path(self.filepath)):
+            super().on_train_batch_end(batch, logs)
 
 
 @dataclasses.dataclass
@@ -78,6 +92,9 @@ class Trainer:
             that early stopping, the history and the extra callbacks see those values.
         chief: whether this process writes files (False on multi-worker non-chiefs).
         best_checkpoint: whether to keep ``checkpoints/best.weights.h5``.
+        divergence_is_error: end training with a UserError once an epoch's loss is not
+            finite (a run's training); a search's trial passes False, so the tuner scores
+            that trial instead of the search ending.
         verbose: Keras's progress display (default: a bar on a terminal, else a line
             per epoch).
     """
@@ -93,6 +110,7 @@ class Trainer:
         epoch_callbacks: Sequence[keras.callbacks.Callback] = (),
         chief: bool = True,
         best_checkpoint: bool = True,
+        divergence_is_error: bool = True,
         verbose: int | None = None,
     ):
         self.directory = None if directory is None else Path(directory)
@@ -103,6 +121,7 @@ class Trainer:
         self.epoch_callbacks = list(epoch_callbacks)
         self.chief = chief
         self.best_checkpoint = best_checkpoint
+        self.divergence_is_error = divergence_is_error
         self.verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
         self._state: resume.TrainingState | None = None
 
@@ -182,14 +201,15 @@ class Trainer:
             return None
         # history.csv is written before the backup, so after a kill it holds every
         # backed-up epoch and at most one more, which _history_logger drops on resume.
-        own = [self._history_logger(), stopping, best, self._state, self._tensorboard()]
+        guard = _DivergenceGuard() if self.divergence_is_error else None
+        own = [guard, self._history_logger(), stopping, best, self._state, self._tensorboard()]
         return [*self.epoch_callbacks, *(c for c in own if c is not None), *self.callbacks]
 
     def _checkpoint(self) -> keras.callbacks.ModelCheckpoint | None:
         if not (self._writes and self.best_checkpoint):
             return None
         (self.directory / "checkpoints").mkdir(parents=True, exist_ok=True)
-        return keras.callbacks.ModelCheckpoint(
+        return _NamedCheckpoint(
             str(self.directory / "checkpoints" / "best.weights.h5"),
             monitor="val_loss",
             save_best_only=True,
@@ -264,3 +284,18 @@ def _custom_epoch(steps: CustomSteps, tracker, callbacks, epoch: int) -> dict[st
     logs |= {f"val_{name}": value for name, value in validation.items()}
     callbacks.on_epoch_end(epoch, logs)
     return logs
+
+
+class _DivergenceGuard(keras.callbacks.Callback):
+    """Ends training with a UserError at the end of an epoch whose loss is not finite.
+
+    Called before the history, early stopping and the backup, so a diverged epoch is never
+    backed up or taken as the best one."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise UserError(
+                f"training diverged: the loss is {float(loss)} at epoch {epoch + 1}; "
+                "try a lower learning_rate (--set learning_rate=...)"
+            )

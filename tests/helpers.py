@@ -77,3 +77,38 @@ def run_saved_model_cli(saved_model: Path, *inputs: str) -> subprocess.Completed
     command = [str(cli), "run", "--dir", str(saved_model), "--tag_set", "serve"]
     command += ["--signature_def", "serving_default", *inputs]
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+# Runs ``python -m pipelines`` and, at exit, writes the process's own peak resident memory
+# (VmHWM) to the file named by the environment. ``ru_maxrss`` of a child cannot be used: a
+# process started from a large one (pytest with TensorFlow loaded) inherits its parent's peak.
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+def _write_peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(os.environ["RNN_SUITE_PEAK_FILE"], "w").write(line.split()[1])
+atexit.register(_write_peak)
+sys.argv = ["pipelines", *sys.argv[1:]]
+runpy.run_module("pipelines", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_cli_with_peak(
+    *args: str, cwd: Path, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess, int]:
+    """``run_cli`` that also returns the child's own peak resident memory in bytes."""
+    peak_file = cwd / f".peak-{os.getpid()}-{id(args)}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+    env["RNN_SUITE_PEAK_FILE"] = str(peak_file)
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_WRAPPER, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    peak = int(peak_file.read_text()) * 1024 if peak_file.exists() else 0
+    peak_file.unlink(missing_ok=True)
+    return result, peak

@@ -86,6 +86,7 @@ class PipelineHyperModel(keras_tuner.HyperModel):
             callbacks=callbacks,
             epoch_callbacks=self.pipeline.epoch_callbacks(self.splits, self.config),
             best_checkpoint=False,
+            divergence_is_error=False,
             verbose=verbose,
         )
         return trainer.fit(model, train, validation, initial_epoch=initial_epoch).history

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import keras
 import keras_tuner
 import pandas as pd
 
+from pipelines import strict_json
 from pipelines.errors import UserError
 from tuning.space import Objective
 
@@ -120,7 +120,7 @@ def run_search(
     write_trials_csv(tuner, directory / "trials.csv")
     best = tuner.get_best_hyperparameters(1)[0].values
     best = {key: value for key, value in best.items() if not key.startswith("tuner/")}
-    (directory / "best_hyperparameters.json").write_text(json.dumps(best, indent=2) + "\n")
+    (directory / "best_hyperparameters.json").write_text(strict_json.dumps(best, indent=2) + "\n")
     return best
 
 

@@ -10,10 +10,12 @@ from pipelines.config_base import (
     MAX_NAME,
     BaseConfig,
     count_field,
+    encoding_field,
     name_field,
     with_default,
 )
 from pipelines.sources import DataSource, DataSources
+from pipelines.text_files import TextEncoding
 from tuning.space import space
 
 SUMMARY = "time-series forecasting: past window -> next steps (built-in: Seattle weather, stocks)"
@@ -50,6 +52,7 @@ class ForecastingConfig(BaseConfig):
     seasonal_period: int = count_field(
         0, "steps per season for seasonal naive; 0: from the frequency", low=0
     )
+    encoding: TextEncoding = encoding_field("a csv file")
     residual: bool = Field(
         True, description="learn a correction to persistence rather than the level itself"
     )
@@ -151,7 +154,14 @@ DATA_SOURCES = DataSources(
         "(gaps=error|fill|ignore) are refused with the rows named unless a setting says how "
         "to handle them. Chronological split.",
         argument="file",
-        settings=("time_column", "time_format", *_SHAPE, "target_transform", *_CHECKS),
+        settings=(
+            "time_column",
+            "time_format",
+            "encoding",
+            *_SHAPE,
+            "target_transform",
+            *_CHECKS,
+        ),
         test_loader="load_test_csv",
     ),
     DataSource(

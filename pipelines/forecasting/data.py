@@ -224,7 +224,7 @@ def builtin_series(argument: str) -> Series:
 
 def read_csv(path: Path, config: ForecastingConfig) -> Series:
     """A user's CSV: ``time_column`` parsed as timestamps (or step numbers), rows in file order."""
-    frame, lines = read_table_with_lines(path, ",")
+    frame, lines = read_table_with_lines(path, ",", config.encoding)
     where = str(path)
     if frame.empty:
         raise UserError(f"{where}: no data rows")
@@ -488,7 +488,8 @@ def _check_finite(values: pd.DataFrame, labels: np.ndarray, where: str) -> None:
         if bad.any():
             raise UserError(
                 f"{where}: column {column!r} has infinite or out-of-range values (beyond "
-                f"+-{limit:.4g}) at {_rows(labels[bad])}"
+                f"+-{limit:.4g}) at {_rows(labels[bad])} (e.g. {numbers[bad][0]:g}: "
+                "outside float32 range)"
             )
 
 
@@ -775,6 +776,7 @@ def _info(series: Series, prepared: Prepared, bounds, config: ForecastingConfig)
     )
     mean = np.nanmean(train, axis=0)
     variance = np.nanvar(train, axis=0)
+    _check_scalable(variance, prepared.features, series.where)
     variance[~(variance > 0)] = 1.0
     return ForecastingInfo(
         name=series.name,
@@ -799,12 +801,25 @@ def _info(series: Series, prepared: Prepared, bounds, config: ForecastingConfig)
     )
 
 
+def _check_scalable(variance: np.ndarray, columns: list[str], where: str) -> None:
+    """UserError naming a column whose training-split variance float32 cannot hold: the
+    model normalises inside the graph, in float32, so its scaled form would be undefined."""
+    limit = float(np.finfo(np.float32).max)
+    for column, value in zip(columns, variance, strict=True):
+        if not np.isfinite(value) or value > limit:
+            raise UserError(
+                f"{where}: column {column!r} varies too much for float32 (training-split "
+                f"variance {value:.4g}, beyond {limit:.4g}); rescale it, e.g. to other units"
+            )
+
+
 def _persistence_error(series: np.ndarray, transform: str) -> np.ndarray:
-    """Per target, the mean absolute error of one-step persistence (1 where it is zero)."""
+    """Per target, the mean absolute error of one-step persistence; 0 where the series is
+    constant (MASE is then undefined, and reported as such)."""
     # For returns, persistence (the random walk) forecasts a zero return.
     error = np.abs(series) if transform == "log_return" else np.abs(np.diff(series, axis=0))
     scale = np.nanmean(error, axis=0)
-    scale[~(scale > 0)] = 1.0
+    scale[~(scale > 0)] = 0.0
     return scale
 
 

@@ -10,11 +10,20 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import Ridge
 
+from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.forecasting.data import ForecastingInfo, transformed_series
 from pipelines.plotting import plt
 
 RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+MASE_UNDEFINED = (
+    "the training split's one-step persistence error is zero for a target (a constant "
+    "series), so there is no scale to divide by"
+)
+UNDEFINED_REASONS = {
+    "price_mae": "the implied prices overflow (returns too large to compound)",
+    "price_rmse": "the implied prices overflow (returns too large to compound)",
+}
 
 # === Baselines ===
 
@@ -102,7 +111,7 @@ def forecast_metrics(
     steps and targets, then per step when the horizon exceeds one. For log returns also the
     directional accuracy (up / not up) and the errors of the implied prices."""
     error = predicted - truth
-    scale = np.asarray(info.mase_scale)
+    scale = np.asarray(info.mase_scale, dtype=np.float64)
     metrics = _errors(error, scale)
     if info.transform == "log_return":
         metrics["directional_accuracy"] = float(np.mean((predicted > 0) == (truth > 0)))
@@ -113,15 +122,23 @@ def forecast_metrics(
         for step in range(info.horizon):
             for key, value in _errors(error[:, step : step + 1], scale).items():
                 metrics[f"{key}_step_{step + 1}"] = value
-    return metrics
+    return strict_json.defined_metrics(metrics, UNDEFINED_REASONS)
 
 
-def _errors(error: np.ndarray, scale: np.ndarray) -> dict[str, float]:
-    return {
+def _errors(error: np.ndarray, scale: np.ndarray) -> dict[str, float | None]:
+    """MAE, RMSE and MASE; MASE is null with its reason when a target's scale is zero."""
+    errors = {
         "mae": float(np.mean(np.abs(error))),
         "rmse": float(np.sqrt(np.mean(error**2))),
-        "mase": float(np.mean(np.abs(error) / scale)),
     }
+    if mase_defined(scale):
+        return errors | {"mase": float(np.mean(np.abs(error) / scale))}
+    return errors | strict_json.undefined("mase", MASE_UNDEFINED)
+
+
+def mase_defined(scale: np.ndarray) -> bool:
+    """Whether every target's MASE scale (training persistence error) is positive."""
+    return bool(np.all(np.asarray(scale) > 0))
 
 
 def implied_prices(log_returns: np.ndarray, inputs: np.ndarray, info: ForecastingInfo):
@@ -138,6 +155,7 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
     info = splits.info
     inputs, truth = splits.test
     forecasts = {"model": model.predict(inputs, verbose=0, batch_size=1024).astype(np.float64)}
+    strict_json.require_finite_outputs(forecasts["model"])
     linear = LinearBaseline(info).fit(splits.train, splits.validation)
     forecasts |= {
         "persistence": persistence(inputs, info),
@@ -189,6 +207,7 @@ def plot_error_by_horizon(metrics: dict, info: ForecastingInfo, path: Path) -> N
     steps = np.arange(1, horizon + 1)
     for name, values in metrics.items():
         errors = [values[f"{key}_step_{s}"] if horizon > 1 else values[key] for s in steps]
+        errors = [np.nan if e is None else e for e in errors]  # an undefined MASE
         axis.plot(steps, errors, marker="o", lw=2.0 if name == "model" else 1.0, label=name)
     axis.set_xlabel("forecast step")
     axis.set_ylabel(key.upper())
@@ -212,7 +231,10 @@ def _save(figure, path: Path) -> None:
 
 def report_text(forecasts, truth, inputs, info: ForecastingInfo, ridge_alpha) -> str:
     """Markdown: how the model compares with each baseline, and whether the gap is real."""
-    scale = np.asarray(info.mase_scale)
+    scale = np.asarray(info.mase_scale, dtype=np.float64)
+    scaled = "MASE" if mase_defined(scale) else "MAE"
+    if not mase_defined(scale):
+        scale = np.ones_like(scale)
     per_window = {n: (np.abs(f - truth) / scale).mean(axis=(1, 2)) for n, f in forecasts.items()}
     model_mae = float(np.mean(np.abs(forecasts["model"] - truth)))
     lines = [
@@ -220,14 +242,16 @@ def report_text(forecasts, truth, inputs, info: ForecastingInfo, ridge_alpha) ->
         "",
         "Errors are in target units; MASE divides them by the training split's mean error of "
         "one-step persistence, so it is comparable across targets. The difference is the "
-        "model's MASE minus the baseline's on the same windows, with two naive standard "
-        "errors (they ignore the correlation of neighbouring windows, so they are too narrow).",
+        f"model's {scaled} minus the baseline's on the same windows, with two naive standard "
+        "errors (they ignore the correlation of neighbouring windows, so they are too narrow)."
+        + ("" if scaled == "MASE" else f" MASE is undefined here: {MASE_UNDEFINED}."),
         "",
-        "| baseline | its MAE | model's MAE vs it | MASE difference ± 2 SE | verdict |",
+        f"| baseline | its MAE | model's MAE vs it | {scaled} difference ± 2 SE | verdict |",
         "| --- | --- | --- | --- | --- |",
         *_baseline_rows(forecasts, truth, per_window, model_mae),
         "",
-        f"Model MAE {model_mae:.4g}, MASE {float(per_window['model'].mean()):.3f}. Persistence: "
+        f"Model MAE {model_mae:.4g}, {scaled} {float(per_window['model'].mean()):.3f}. "
+        "Persistence: "
         + (
             "the last price held (a zero log return), i.e. the random walk. "
             if info.transform == "log_return"
@@ -255,14 +279,23 @@ def _baseline_rows(forecasts, truth, per_window, model_mae: float) -> list[str]:
         mae = float(np.mean(np.abs(forecasts[name] - truth)))
         mean, se = _mean_and_se(per_window["model"] - per_window[name])
         rows.append(
-            f"| {name} | {mae:.4g} | {100 * (model_mae / mae - 1):+.1f} % | "
+            f"| {name} | {mae:.4g} | {_relative(model_mae, mae)} | "
             f"{mean:+.4f} ± {2 * se:.4f} | {_verdict(mean, se)} |"
         )
     return rows
 
 
+def _relative(value: float, reference: float) -> str:
+    """``value`` relative to ``reference`` in percent; ``n/a`` when the reference is zero."""
+    if not reference > 0:
+        return "n/a (its error is zero)"
+    return f"{100 * (value / reference - 1):+.1f} %"
+
+
 def _mean_and_se(difference: np.ndarray) -> tuple[float, float]:
-    """The mean of per-window differences and its naive standard error."""
+    """The mean of per-window differences and its naive standard error (0 for one window)."""
+    if len(difference) < 2:
+        return float(difference.mean()), 0.0
     return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
 
 
@@ -286,7 +319,7 @@ def _returns_text(forecasts, truth, inputs, info: ForecastingInfo, per_window) -
         f"random walk {float(np.mean(np.abs(walk - truth))):.5f}. "
         f"Price level (each window's last price moved by the forecast returns): model MAE "
         f"{price_mae:.4g}, random walk {walk_price_mae:.4g} "
-        f"({100 * (price_mae / walk_price_mae - 1):+.2f} %).",
+        f"({_relative(price_mae, walk_price_mae)}).",
         "",
         _direction_text(model, truth),
         "",

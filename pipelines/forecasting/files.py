@@ -63,7 +63,7 @@ def read_items(
     """The window ending at the file's last row, or with ``rolling`` every window, in order."""
     if not path.is_file():
         raise UserError(f"{path}: forecasting predicts over one CSV file, not a folder")
-    header, rows = read_table_rows(path, ",")
+    header, rows = read_table_rows(path, ",", config.encoding)
     _check_columns(header, info, path)
     timed = info.time_column in header
     recent: deque[_Step] = deque(maxlen=info.window)

@@ -17,9 +17,12 @@ from typing import Literal
 
 import numpy as np
 
+from pipelines import strict_json
 from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
+from pipelines.file_inputs import folder_files
+from pipelines.media_limits import check_at_most, check_file_bytes, check_unzipped_bytes
 from pipelines.music.config import KEYS, VOICES, MusicConfig
 from pipelines.progress import log
 from pipelines.records import DataInfo
@@ -34,6 +37,16 @@ MUSICXML_SUFFIXES = (".musicxml", ".mxl", ".xml")
 # The longest piece, in time steps of the token grid (or JSB frames), that a file may hold:
 # a longer one is an error naming it, not an allocation of [steps, 88] without bound.
 MAX_PIECE_STEPS = 100_000
+# What a MIDI or MusicXML file may declare, checked before it is parsed in full: the parsers
+# hold every event as a Python object (about a hundred times the file's bytes), and
+# pretty_midi allocates a table of one float per tick up to the last event.
+MAX_MIDI_BYTES = 2 * 2**20
+MAX_MIDI_TICKS = 2_000_000  # about 35 minutes at 120 beats per minute and 960 ticks a beat
+MAX_MUSICXML_BYTES = 8 * 2**20  # the XML, unpacked from a compressed .mxl archive
+# A JSB JSON file: its parsed lists take about twenty times its bytes, and each step of its
+# pieces becomes a frame of 88 float32 (three bytes of JSON, "[],", become 352).
+MAX_JSB_BYTES = 4 * 2**20
+MAX_JSB_STEPS = 1_000_000  # steps of all its pieces together
 CHORALES_SOURCE = (
     "the Bach chorales of music21 10.5's bundled corpus "
     "(corpus.chorales.Iterator(numberingSystem='riemenschneider')); real data, public domain"
@@ -166,11 +179,13 @@ def write_musicxml(midi_path: Path, path: Path) -> None:
 
 
 def read_midi(path: Path) -> list[Note]:
-    """Notes of every non-drum track of a MIDI file, in quarter notes; UserError naming it."""
+    """Notes of every non-drum track of a MIDI file, in quarter notes; UserError naming it,
+    or the limit its size or length exceeds (checked before pretty_midi builds its tables)."""
     import pretty_midi
 
+    midi_file = _midi_events(path)
     try:
-        midi = pretty_midi.PrettyMIDI(str(path))
+        midi = pretty_midi.PrettyMIDI(mido_object=midi_file)
     except Exception as err:  # mido and pretty_midi raise many kinds for a broken file
         raise UserError(f"{path}: not a readable MIDI file ({_reason(err)})") from None
     resolution = midi.resolution
@@ -189,10 +204,29 @@ def read_midi(path: Path) -> list[Note]:
     return notes
 
 
+def _midi_events(path: Path):
+    """The parsed events of a MIDI file (mido) within ``MAX_MIDI_BYTES`` and
+    ``MAX_MIDI_TICKS``, and no longer than ``MAX_PIECE_STEPS`` quarter notes."""
+    import mido
+
+    check_file_bytes(path, MAX_MIDI_BYTES, "MAX_MIDI_BYTES")
+    try:
+        midi_file = mido.MidiFile(str(path), charset="latin1")
+    except Exception as err:  # mido raises OSError, EOFError, ValueError, ... for a bad file
+        raise UserError(f"{path}: not a readable MIDI file ({_reason(err)})") from None
+    ticks = max((sum(message.time for message in track) for track in midi_file.tracks), default=0)
+    check_at_most(path, "length", ticks, MAX_MIDI_TICKS, "MAX_MIDI_TICKS", " ticks")
+    quarters = ticks / max(midi_file.ticks_per_beat, 1)
+    check_at_most(path, "length", quarters, MAX_PIECE_STEPS, "MAX_PIECE_STEPS", " quarter notes")
+    return midi_file
+
+
 def read_musicxml(path: Path) -> list[Note]:
     """Notes of a MusicXML file (ties merged), in quarter notes; UserError naming it."""
     import music21
 
+    check_file_bytes(path, MAX_MUSICXML_BYTES, "MAX_MUSICXML_BYTES")
+    check_unzipped_bytes(path, MAX_MUSICXML_BYTES, "MAX_MUSICXML_BYTES")
     try:
         score = music21.converter.parse(str(path), format="musicxml")
     except Exception as err:
@@ -233,7 +267,7 @@ def _reason(err: Exception) -> str:
 def _files(directory: Path, suffixes: tuple[str, ...], kind: str) -> list[Path]:
     if not directory.is_dir():
         raise UserError(f"data folder not found: {directory}")
-    files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    files = folder_files(directory, suffixes)
     if not files:
         raise UserError(f"{directory}: no {kind} files ({', '.join(suffixes)})")
     return files
@@ -264,7 +298,7 @@ def read_chorales(max_pieces: int = 0) -> tuple[list[str], list[list[Note]]]:
             cached[name] = score_notes(corpus.parse(name))
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(".partial")
-        partial.write_text(json.dumps(cached))
+        partial.write_text(strict_json.dumps(cached))
         partial.replace(cache_file)
     return names, [[tuple(n) for n in cached[name]] for name in names]
 
@@ -327,9 +361,20 @@ def files_corpus(kind: Literal["midi", "musicxml"], directory: Path, max_pieces:
 
 def read_jsb(path: Path) -> dict[str, list[np.ndarray]]:
     """The JSB JSON as ``{"train"|"valid"|"test": [frames [steps, 88] float32, ...]}``."""
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    check_file_bytes(path, MAX_JSB_BYTES, "MAX_JSB_BYTES")
     raw = _read_json(path)
     if not isinstance(raw, dict) or not {"train", "valid", "test"} <= set(raw):
         raise UserError(f"{path}: expected a JSON object with keys train, valid and test")
+    steps = sum(
+        len(piece)
+        for split in ("train", "valid", "test")
+        if isinstance(raw[split], list)
+        for piece in raw[split]
+        if isinstance(piece, list)
+    )
+    check_at_most(path, "steps of all pieces", steps, MAX_JSB_STEPS, "MAX_JSB_STEPS")
     splits = {}
     for split in ("train", "valid", "test"):
         if not isinstance(raw[split], list):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.music import data
 from pipelines.music.config import MusicConfig
@@ -45,6 +46,7 @@ def evaluate(model, splits: Splits, config: MusicConfig, out_dir: Path) -> Evalu
     pieces = list(splits.test[1])
     plots, generation_text = generate_pieces(model, pieces, info, config, out_dir)
     report.append(generation_text)
+    test, baselines = strict_json.defined_evaluation(test, baselines)
     return Evaluation(test=test, baselines=baselines, plots=plots, report="\n".join(report))
 
 
@@ -62,6 +64,7 @@ def _padded(sequences: list[np.ndarray]) -> np.ndarray:
 def _predict(model, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Causal predictions of whole pieces: right-padding leaves earlier outputs unchanged."""
     outputs = model.predict(_padded(inputs), batch_size=16, verbose=0)
+    strict_json.require_finite_outputs(outputs)
     return [out[: len(x)] for out, x in zip(outputs, inputs, strict=True)]
 
 

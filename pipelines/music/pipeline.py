@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ CONTINUATION_STEPS = 64
 # What serving_default and generate take in one request, beside MAX_PRIMER_STEPS per primer.
 MAX_SERVING_PRIMERS = 256  # primers per request
 MAX_SERVING_PRIMER_VALUES = 2**22  # tokens (or frame values) of all the primers of a request
+# Steps `generate` samples over all the primers of a request (primers x steps): its output
+# and the work of its sampling loop grow with their product.
+MAX_SERVING_GENERATED_STEPS = 2**18
 
 
 class MusicPipeline(Pipeline):
@@ -72,6 +76,7 @@ class MusicPipeline(Pipeline):
                     "(the longest continuation the export generates)",
                 ),
                 tf.debugging.assert_positive(temperature, message="music: temperature must be > 0"),
+                _generated_steps_check(primer, steps),
             ]
             with tf.control_dependencies(generate_checks):
                 primer = tf.identity(primer)
@@ -99,7 +104,11 @@ class MusicPipeline(Pipeline):
         else:
             dtype, per_step = "int32", info.voices
         primer = number_input(dtype, MAX_PRIMER_STEPS * per_step, MAX_SERVING_PRIMER_VALUES)
-        return {"max_items": MAX_SERVING_PRIMERS, "inputs": {"primer": primer}}
+        return {
+            "max_items": MAX_SERVING_PRIMERS,
+            "inputs": {"primer": primer},
+            "max_request_total_generated_steps": MAX_SERVING_GENERATED_STEPS,
+        }
 
     def predict(self, keras_model, inputs: list[str], info: MusicInfo) -> list[str]:
         """For each MIDI or MusicXML file: its first 16 steps as a primer, 64 steps sampled
@@ -107,19 +116,44 @@ class MusicPipeline(Pipeline):
         if info.kind == "frame":
             raise UserError("predict works with token-model runs (builtin, midi:, musicxml:)")
         spq = info.steps_per_quarter
+        outputs = {name: _continuation_path(Path(name)) for name in inputs}
         sample = model.sampler(keras_model, info)
         lines = []
-        for name in inputs:
+        for name, out in outputs.items():
             path = Path(name)
             primer = data.notes_to_steps(data.read_notes(path), spq, str(path))[:PRIMER_STEPS]
             tokens = sample(primer.reshape(1, -1), CONTINUATION_STEPS)[0]
             whole = np.concatenate([primer, data.tokens_to_steps(tokens)])
-            out = path.with_name(path.stem + ".continued.mid")
-            data.write_midi(data.steps_to_notes(whole, spq), out)
+            temporary = out.with_name(f".{out.name}.partial")
+            data.write_midi(data.steps_to_notes(whole, spq), temporary)
+            os.replace(temporary, out)
             lines.append(
                 f"{path}\t{len(primer)} primer steps + {CONTINUATION_STEPS} generated\t{out}"
             )
         return lines
+
+
+def _continuation_path(primer: Path) -> Path:
+    """Where ``predict`` writes a primer's continuation; UserError if a file is there."""
+    out = primer.with_name(primer.stem + ".continued.mid")
+    if out.exists() or out.is_symlink():
+        raise UserError(
+            f"{out} already exists; remove it, or predict with --input FOLDER --output NEW_FOLDER"
+        )
+    return out
+
+
+def _generated_steps_check(primer, steps):
+    """The assertion that ``generate`` samples at most ``MAX_SERVING_GENERATED_STEPS`` steps
+    over all the primers of a request."""
+    total = tf.cast(tf.shape(primer)[0], tf.int64) * tf.cast(steps, tf.int64)
+    return tf.debugging.assert_less_equal(
+        total,
+        np.int64(MAX_SERVING_GENERATED_STEPS),
+        message=f"music: primers x steps is more than {MAX_SERVING_GENERATED_STEPS} steps "
+        "generated over the whole request (max_request_total_generated_steps; send fewer "
+        "primers or steps per request)",
+    )
 
 
 def _primer_checks(primer, info: MusicInfo) -> list:

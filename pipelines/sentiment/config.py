@@ -11,9 +11,11 @@ from pipelines.config_base import (
     MAX_VOCABULARY,
     BaseConfig,
     count_field,
+    encoding_field,
     name_field,
 )
 from pipelines.sources import DataSource, DataSources
+from pipelines.text_files import TextEncoding
 from tuning.space import space
 
 SUMMARY = "sentiment analysis: text -> class (built-in: Rotten Tomatoes review snippets)"
@@ -35,6 +37,7 @@ class SentimentConfig(BaseConfig):
 
     text_column: str = name_field("text", "csv/tsv: the column holding the text")
     label_column: str = name_field("label", "csv/tsv: the column holding the label")
+    encoding: TextEncoding = encoding_field("a csv/tsv file")
     max_tokens: int = count_field(20000, "vocabulary size (most frequent training words)",
                                   low=3, high=MAX_VOCABULARY)  # fmt: skip
     sequence_length: int = count_field(64, "tokens kept per text (the rest is cut)")
@@ -89,7 +92,13 @@ DATA_SOURCES = DataSources(
             f"your labelled texts, {separated} with a header; two or more classes, labels "
             f"strings or integers; seeded stratified split{example}.",
             argument="file",
-            settings=("text_column", "label_column", "validation_fraction", "test_fraction"),
+            settings=(
+                "text_column",
+                "label_column",
+                "encoding",
+                "validation_fraction",
+                "test_fraction",
+            ),
             test_loader=f"load_test_{kind}",
         )
         for kind, separated, example in (

@@ -95,7 +95,7 @@ def _labelled_splits(texts, labels, config: SentimentConfig, seed: int, name: st
 
 
 def _read_table(path: str, separator: str, config: SentimentConfig):
-    frame, lines = read_table_with_lines(Path(path), separator)
+    frame, lines = read_table_with_lines(Path(path), separator, config.encoding)
     texts, labels = _columns(frame, lines, config, path)
     return texts, labels, f"{'csv' if separator == ',' else 'tsv'} file {path}"
 

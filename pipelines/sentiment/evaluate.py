@@ -9,6 +9,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
+from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plot_confusion_matrix
 
@@ -50,6 +51,7 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
     """Model and baselines on ``splits.test``; writes ``confusion_matrix.png``."""
     texts, targets = splits.test
     probabilities = model.predict(np.asarray(texts, dtype=object), verbose=0, batch_size=256)
+    strict_json.require_finite_outputs(probabilities)
     predicted = probabilities.argmax(axis=-1)
     baselines = {
         "majority": classification_metrics(

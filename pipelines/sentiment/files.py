@@ -43,11 +43,11 @@ def read_items(
         )
     suffix = path.suffix.lower()
     if suffix in TABLE_DELIMITERS:
-        yield from _table_items(path, TABLE_DELIMITERS[suffix], config.text_column)
+        yield from _table_items(path, TABLE_DELIMITERS[suffix], config.text_column, config.encoding)
     elif suffix == JSON_LINES:
-        yield from _json_items(path, config.text_column)
+        yield from _json_items(path, config.text_column, config.encoding)
     else:
-        yield from _line_items(path)
+        yield from _line_items(path, config.encoding)
 
 
 def predict_items(
@@ -66,8 +66,10 @@ def predict_items(
     ]
 
 
-def _table_items(path: Path, delimiter: str, column: str) -> Iterator[Item | BadItem]:
-    header, rows = read_table_rows(path, delimiter)
+def _table_items(
+    path: Path, delimiter: str, column: str, encoding: str
+) -> Iterator[Item | BadItem]:
+    header, rows = read_table_rows(path, delimiter, encoding)
     if column not in header:
         raise UserError(
             f"{path}: no column {column!r} (the run's text_column; columns: {', '.join(header)})"
@@ -80,8 +82,8 @@ def _table_items(path: Path, delimiter: str, column: str) -> Iterator[Item | Bad
         yield _item(f"line {line}", values[column], values)
 
 
-def _json_items(path: Path, column: str) -> Iterator[Item | BadItem]:
-    for entry in read_json_lines(path):
+def _json_items(path: Path, column: str, encoding: str) -> Iterator[Item | BadItem]:
+    for entry in read_json_lines(path, encoding=encoding):
         if isinstance(entry, BadItem):
             yield entry
             continue
@@ -98,8 +100,8 @@ def _json_items(path: Path, column: str) -> Iterator[Item | BadItem]:
         yield _item(f"line {line}", text, values)
 
 
-def _line_items(path: Path) -> Iterator[Item | BadItem]:
-    for entry in read_lines(path, MAX_TEXT_BYTES):
+def _line_items(path: Path, encoding: str) -> Iterator[Item | BadItem]:
+    for entry in read_lines(path, MAX_TEXT_BYTES, encoding):
         if isinstance(entry, BadItem):
             yield entry
         elif entry[1].strip():

@@ -37,6 +37,13 @@ class TooLargeError(ServingError):
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class RequestTimeoutError(ServingError):
+    """A request whose body did not arrive in time (408 / DEADLINE_EXCEEDED)."""
+
+    http_status = 408
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class OverloadedError(ServingError):
     """Too many requests in flight, or the server is shutting down (503 / UNAVAILABLE)."""
 

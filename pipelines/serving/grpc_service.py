@@ -20,8 +20,9 @@ from tensorflow_serving.apis import (
 from pipelines.errors import UserError
 from pipelines.serving.codec import decode_protos
 from pipelines.serving.errors import BadRequestError, NotFoundError, ServingError
-from pipelines.serving.repository import DEFAULT_SIGNATURE, LoadedVersion
+from pipelines.serving.repository import LoadedVersion
 from pipelines.serving.rest import signature_def_map
+from pipelines.serving.rest_body import DEFAULT_SIGNATURE
 from pipelines.serving.service import ModelService
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer, 
                     if p.tensor_shape.dim and name in specs and specs[name].batched
                 ]
                 self.service.check_items(version, max(items, default=1))
-                inputs = decode_protos(request.inputs, specs)
+                inputs = decode_protos(request.inputs, specs, version.limits)
                 outputs = self.service.predict_async(version, signature, inputs).result()
             wanted = list(request.output_filter) or sorted(outputs)
             unknown = sorted(set(wanted) - set(outputs))

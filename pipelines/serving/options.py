@@ -32,6 +32,18 @@ class ServeOptions(BaseModel):
     max_in_flight: int = Field(
         64, ge=1, description="requests handled at once; one more is answered 503"
     )
+    read_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="longest time a client may take to send a request's head (else the "
+        "connection is closed) or its body (else 408)",
+    )
+    decode_processes: int = Field(
+        2,
+        ge=0,
+        description="worker processes that parse large REST bodies outside the server's "
+        "interpreter lock, and bound how many are parsed at once (0: parse in its threads)",
+    )
     poll_seconds: float = Field(
         2.0, gt=0, description="how often the models folder is read for new or removed versions"
     )

@@ -1,15 +1,18 @@
 """The models folder (``MODELS_DIR/NAME/N/saved_model.pb``) and the versions loaded from it.
 
 Each model serves its newest complete version, as TensorFlow Serving's default version
-policy does. A poll picks up a version published while the server runs and retires one
-that was removed; a request that already holds a version finishes on it. Names and
-versions from a request are only ever looked up in ``Repository.models``, never joined
-into a path.
+policy does (the newest that loads, if one fails); an entry that is not a complete version
+(no ``saved_model.pb``, a publish's temporary folder, a partial copy) is ignored with one
+warning. A poll picks up a version published while the server runs and retires one that
+was removed; a request that already holds a version finishes on it. Names and versions
+from a request are only ever looked up in ``Repository.models``, never joined into a path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import re
 import threading
@@ -19,14 +22,16 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from pipelines.serving.codec import InputSpec, input_specs
 from pipelines.serving.errors import BadRequestError, NotFoundError
 from pipelines.serving.limits import Limits, read_limits
+from pipelines.serving.rest_body import DEFAULT_SIGNATURE, unknown_signature
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")  # a folder name that is a model
 VERSION_NAME = re.compile(r"[1-9][0-9]{0,17}\Z")  # a positive integer that fits int64
-DEFAULT_SIGNATURE = "serving_default"
+SHARD_NAME = re.compile(r"variables\.data-[0-9]+-of-([0-9]+)\Z")  # a checkpoint data shard
 WARMUP_FILE = "tf_serving_warmup_requests"  # in assets.extra/, as TensorFlow Serving reads it
 MAX_WARMUP = 1000  # TensorFlow Serving's own bound on warm-up records
 # Lines of a TensorFlow error message that are its trace, not its meaning.
@@ -48,11 +53,17 @@ class LoadedVersion:
         """The definition of signature ``name`` (empty: ``serving_default``); 404 if absent."""
         name = name or DEFAULT_SIGNATURE
         if name not in self.signature_defs or name not in self.loaded.signatures:
-            raise NotFoundError(
-                f'Serving signature name: "{name}" not found in signature def of model '
-                f"{self.name!r} version {self.version}"
-            )
+            raise unknown_signature(self.name, self.version, name)
         return self.signature_defs[name]
+
+    @functools.cached_property
+    def input_specs(self) -> dict[str, dict[str, InputSpec]]:
+        """The inputs of each signature that can be called, by signature name."""
+        return {
+            name: input_specs(definition)
+            for name, definition in self.signature_defs.items()
+            if name in self.loaded.signatures
+        }
 
     def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Call ``signature`` on ``inputs``; the model's own checks become a 400."""
@@ -80,14 +91,54 @@ def model_error_message(message: str) -> str:
     return " ".join(kept[:3]) or "the model rejected the request"
 
 
-def complete_versions(model_dir: Path) -> dict[int, Path]:
-    """The version folders of ``model_dir`` that are complete: an integer name and a
-    ``saved_model.pb`` (a temporary or partial folder is not one)."""
-    versions = {}
+def incomplete_reason(version_dir: Path) -> str | None:
+    """Why ``version_dir`` is not a complete SavedModel (``None`` when it is): no
+    ``saved_model.pb``, or a ``variables/`` folder without its index or one of the data
+    shards the shard names count (a partial copy)."""
+    if not (version_dir / "saved_model.pb").is_file():
+        return "no saved_model.pb"
+    variables = version_dir / "variables"
+    if not variables.is_dir():
+        return None
+    shards = [p.name for p in variables.iterdir() if p.name.startswith("variables.data-")]
+    if not (variables / "variables.index").is_file():
+        return "no variables/variables.index" if shards else None
+    counts = {match[1] for name in shards if (match := SHARD_NAME.match(name))}
+    if len(counts) != 1:
+        return "no variables/variables.data-* shard" if not counts else "mixed shard counts"
+    total = int(counts.pop())
+    missing = [
+        f"variables.data-{index:05d}-of-{total:05d}"
+        for index in range(total)
+        if not (variables / f"variables.data-{index:05d}-of-{total:05d}").is_file()
+    ]
+    return f"missing variables/{missing[0]}" if missing else None
+
+
+def version_folders(model_dir: Path) -> tuple[dict[int, Path], dict[Path, str]]:
+    """The complete version folders of ``model_dir`` by number, and every other entry
+    with the reason it is not one (a temporary or partial folder, a stray file)."""
+    versions, ignored = {}, {}
     for child in model_dir.iterdir():
-        if VERSION_NAME.match(child.name) and (child / "saved_model.pb").is_file():
+        if not VERSION_NAME.match(child.name) or not child.is_dir():
+            ignored[child] = "not a version folder (its name is not a positive integer)"
+            continue
+        reason = incomplete_reason(child)
+        if reason is None:
             versions[int(child.name)] = child
-    return versions
+        else:
+            ignored[child] = f"not a complete version ({reason})"
+    return versions, ignored
+
+
+def folder_state(folder: Path) -> tuple:
+    """Each file's relative path, size and modification time: changes while a copy goes on."""
+    state = []
+    for path in sorted(folder.rglob("*")):
+        with contextlib.suppress(OSError):
+            info = path.stat()
+            state.append((str(path.relative_to(folder)), info.st_size, info.st_mtime_ns))
+    return tuple(state)
 
 
 def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
@@ -151,7 +202,10 @@ class Repository:
         self.models_dir = Path(models_dir)
         self.models: dict[str, LoadedVersion] = {}
         self.on_retire = on_retire or (lambda version: None)
-        self._failed: set[Path] = set()  # folders that failed to load: not retried
+        # Folders that failed to load, with their state then: retried once it changes (a
+        # copy that was still going on), not on every poll.
+        self._failed: dict[Path, tuple] = {}
+        self._ignored: dict[Path, str] = {}  # entries warned about, with the reason
         self._lock = threading.Lock()  # one poll at a time
 
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
@@ -164,24 +218,17 @@ class Repository:
         return served
 
     def poll(self) -> None:
-        """Read the folder once: load each model's newest complete version, retire the rest."""
+        """Read the folder once: serve each model's newest complete version that loads,
+        retire the rest."""
         with self._lock:
-            wanted = self._newest_versions()
+            found = self._complete_versions()
             current = dict(self.models)
-            for name, (version, path) in wanted.items():
-                served = current.get(name)
-                if served is not None and served.version == version and served.path == path:
-                    continue
-                if path in self._failed:
-                    continue
-                try:
-                    current[name] = load_version(name, version, path)
-                    log.info("serving %s version %d from %s", name, version, path)
-                except Exception as error:  # noqa: BLE001 - a broken export must not stop the others
-                    log.error("cannot load %s version %d from %s: %s", name, version, path, error)
-                    self._failed.add(path)
+            for name, versions in found.items():
+                chosen = self._newest_loadable(name, versions, current.get(name))
+                if chosen is not None:
+                    current[name] = chosen
             for name in list(current):
-                if name not in wanted:
+                if current[name].version not in found.get(name, {}):
                     log.info("retiring %s version %d (removed)", name, current[name].version)
                     del current[name]
             retired = [v for n, v in self.models.items() if current.get(n) is not v]
@@ -189,19 +236,51 @@ class Repository:
         for version in retired:
             self.on_retire(version)
 
-    def _newest_versions(self) -> dict[str, tuple[int, Path]]:
-        """Each model folder's newest complete version (models with none are left out)."""
-        wanted = {}
+    def _newest_loadable(
+        self, name: str, versions: dict[int, Path], served: LoadedVersion | None
+    ) -> LoadedVersion | None:
+        """The newest of ``versions`` that is ``served`` or loads; ``None`` if none does. A
+        folder that failed to load is tried again only once its files have changed."""
+        for number in sorted(versions, reverse=True):
+            path = versions[number]
+            if served is not None and served.version == number and served.path == path:
+                return served
+            if path in self._failed and self._failed[path] == folder_state(path):
+                continue
+            try:
+                loaded = load_version(name, number, path)
+            except Exception as error:  # noqa: BLE001 - a broken export must not stop the others
+                log.error("cannot load %s version %d from %s: %s", name, number, path, error)
+                self._failed[path] = folder_state(path)
+                continue
+            log.info("serving %s version %d from %s", name, number, path)
+            self._failed.pop(path, None)
+            return loaded
+        return None
+
+    def _complete_versions(self) -> dict[str, dict[int, Path]]:
+        """Each model folder's complete versions (models with none are left out); a warning
+        for each entry that is not one."""
+        found, ignored = {}, {}
         if not self.models_dir.is_dir():
-            return wanted
+            return found
         for model_dir in sorted(self.models_dir.iterdir()):
             if not model_dir.is_dir() or not MODEL_NAME.match(model_dir.name):
                 continue
             try:
-                versions = complete_versions(model_dir)
+                versions, ignored_here = version_folders(model_dir)
             except OSError:  # removed while being read
                 continue
+            ignored.update(ignored_here)
             if versions:
-                newest = max(versions)
-                wanted[model_dir.name] = (newest, versions[newest])
-        return wanted
+                found[model_dir.name] = versions
+        self._warn_ignored(ignored)
+        return found
+
+    def _warn_ignored(self, ignored: dict[Path, str]) -> None:
+        """Warn once about each entry that is not a complete version (again if its reason
+        changes); forget those that are gone or complete now."""
+        for path, reason in ignored.items():
+            if self._ignored.get(path) != reason:
+                log.warning("ignoring %s: %s", path, reason)
+        self._ignored = ignored

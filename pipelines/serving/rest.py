@@ -12,6 +12,7 @@ import asyncio
 import logging
 import re
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import orjson
 from fastapi import FastAPI, Request
@@ -22,9 +23,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from pipelines.serving.codec import count_items, decode_request, encode_response
-from pipelines.serving.errors import BadRequestError, NotFoundError, ServingError, TooLargeError
+from pipelines.serving.codec import encode_response
+from pipelines.serving.errors import (
+    BadRequestError,
+    NotFoundError,
+    OverloadedError,
+    RequestTimeoutError,
+    ServingError,
+    TooLargeError,
+)
 from pipelines.serving.repository import LoadedVersion
+from pipelines.serving.rest_body import parse_predict
 from pipelines.serving.service import ModelService, error_status
 
 log = logging.getLogger(__name__)
@@ -88,8 +97,9 @@ def metadata(version: LoadedVersion) -> dict:
     }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is over ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused with 413 as soon as it is over ``limit`` bytes and with
+    408 when it has not all arrived within ``timeout`` seconds (a client sending slowly)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -99,31 +109,31 @@ async def _read_body(request: Request, limit: int) -> bytes:
                 f"the request body is {int(declared):,} bytes; the limit is {limit:,}"
             )
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"the request body is over the limit of {limit:,} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLargeError(f"the request body is over the limit of {limit:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"the request body did not arrive within {timeout:g} s (read_timeout_seconds)"
+        ) from None
     return b"".join(chunks)
 
 
-def _prepare(service: ModelService, version: LoadedVersion, raw: bytes):
-    """Parse and check a predict body; the future of its outputs and whether it is row format."""
+async def _parse(service: ModelService, version: LoadedVersion, raw: bytes):
+    """``parse_predict`` of a body: in a worker process when it is large, else in a thread."""
+    arguments = (raw, version.input_specs, version.limits.max_items, version.name, version.version)
+    future = service.decoder.submit(*arguments)
+    if future is None:
+        return await run_in_threadpool(parse_predict, *arguments)
     try:
-        body = orjson.loads(raw)  # several times faster than json on long lists of numbers
-    except orjson.JSONDecodeError as error:
-        raise BadRequestError(f"JSON Parse error: {error}") from None
-    if not isinstance(body, dict):
-        raise BadRequestError("the request body must be a JSON object")
-    signature = body.get("signature_name", "")
-    if not isinstance(signature, str):
-        raise BadRequestError('"signature_name" must be a string')
-    specs = service.specs(version, signature)
-    if ("instances" in body) == ("inputs" in body):
-        raise BadRequestError('the request must have exactly one of "instances" or "inputs"')
-    service.check_items(version, count_items(body, specs))
-    inputs, rows = decode_request(body, specs)
-    return service.predict_async(version, signature, inputs), rows
+        return await asyncio.wrap_future(future)
+    except BrokenProcessPool:
+        service.decoder.worker_died()
+        raise OverloadedError("the process parsing this request ended; retry later") from None
 
 
 def _encode(outputs, rows: bool) -> bytes:
@@ -181,8 +191,12 @@ def create_app(service: ModelService) -> FastAPI:
             with service.slot():
                 version = service.repository.get(name, number)
                 label = (version.name, str(version.version))
-                raw = await _read_body(request, service.options.max_body_bytes)
-                future, rows = await run_in_threadpool(_prepare, service, version, raw)
+                options = service.options
+                raw = await _read_body(
+                    request, options.max_body_bytes, options.read_timeout_seconds
+                )
+                signature, inputs, rows = await _parse(service, version, raw)
+                future = await run_in_threadpool(service.predict_async, version, signature, inputs)
                 outputs = await asyncio.wrap_future(future)
                 content = await run_in_threadpool(_encode, outputs, rows)
             return Response(content, media_type="application/json")

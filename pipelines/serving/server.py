@@ -15,8 +15,10 @@ import sys
 import threading
 from pathlib import Path
 
+import h11
 import pydantic
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pipelines.errors import UserError
 from pipelines.serving.grpc_service import create_grpc_server
@@ -36,6 +38,52 @@ class _UvicornServer(uvicorn.Server):
         yield
 
 
+class _HeadTimeoutProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol that also closes a connection whose request head has not
+    arrived ``head_timeout`` seconds after the connection opened or its first bytes came
+    (uvicorn itself times out only idle keep-alive connections, so a client that opens a
+    connection and stalls, or sends its headers slowly, would hold it for ever)."""
+
+    head_timeout = ServeOptions().read_timeout_seconds  # set per server by ``_protocol``
+
+    def connection_made(self, transport) -> None:
+        self._head_timer = None
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()
+        elif self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None and not self.transport.is_closing():
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE:  # still no complete request head
+            self.transport.close()
+
+
+def _protocol(options: ServeOptions) -> type[H11Protocol]:
+    """``_HeadTimeoutProtocol`` with the server's read timeout."""
+    return type(
+        "HeadTimeoutProtocol",
+        (_HeadTimeoutProtocol,),
+        {"head_timeout": options.read_timeout_seconds},
+    )
+
+
 def _log_to_stderr() -> None:
     """Show the server's own log (versions loaded and retired, faults) on stderr."""
     package = logging.getLogger("pipelines.serving")
@@ -50,10 +98,20 @@ def _listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket for the REST server (bound here, so that a taken port is a
     UserError rather than uvicorn's exit)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # The protocol is named, not left 0 as socket.create_server leaves it: asyncio turns
+    # Nagle's algorithm off (TCP_NODELAY) only on accepted sockets that say they are TCP,
+    # and with it on, a response's body waits for the client's delayed ACK of its head.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind((host, port))
+        listener.listen(2048)
     except OSError as error:
+        listener.close()
         raise UserError(f"cannot listen on {host}:{port} (REST): {error.strerror}") from None
+    return listener
 
 
 def _grpc_address(host: str, port: int) -> str:
@@ -75,7 +133,8 @@ def serve(models_dir: str | Path, options: ServeOptions | None = None, **setting
 
     ``settings`` are ``ServeOptions`` fields (``host``, ``rest_port``, ``grpc_port``,
     ``max_batch_size``, ``batch_timeout_ms``, ``max_body_bytes``, ``max_in_flight``,
-    ``enable_batching``, ``poll_seconds``, ``drain_seconds``) and override ``options``.
+    ``enable_batching``, ``read_timeout_seconds``, ``decode_processes``, ``poll_seconds``,
+    ``drain_seconds``) and override ``options``.
     Prints one line to stderr once both servers listen, naming their ports (a port of 0
     picks a free one). UserError for a models folder that does not exist or a setting
     out of range.
@@ -91,12 +150,14 @@ def serve(models_dir: str | Path, options: ServeOptions | None = None, **setting
         stopping.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    service = ModelService(models_dir, options)
     try:
-        service = ModelService(models_dir, options)
+        service.decoder.start()
         service.repository.poll()
         if not stopping.is_set():
             asyncio.run(_run(service, options, stopping))
     finally:
+        service.decoder.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -112,6 +173,7 @@ async def _run(service: ModelService, options: ServeOptions, stopping: threading
         port=options.rest_port,
         log_level="warning",
         lifespan="off",
+        http=_protocol(options),
         timeout_graceful_shutdown=options.drain_seconds,
     )
     rest = _UvicornServer(config)

@@ -12,20 +12,30 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.serving.batching import Batcher
-from pipelines.serving.codec import InputSpec, check_limits, input_specs
-from pipelines.serving.errors import OverloadedError, ServingError, TooLargeError
+from pipelines.serving.codec import InputSpec, check_limits
+from pipelines.serving.errors import OverloadedError, ServingError
 from pipelines.serving.metrics import Metrics
 from pipelines.serving.options import ServeOptions
-from pipelines.serving.repository import DEFAULT_SIGNATURE, LoadedVersion, Repository
+from pipelines.serving.repository import LoadedVersion, Repository
+from pipelines.serving.rest_body import (
+    DEFAULT_SIGNATURE,
+    BodyDecoder,
+    check_item_count,
+    unknown_signature,
+)
 
 
 class ModelService:
-    """Predictions, status and metadata of the models in one folder."""
+    """Predictions, status and metadata of the models in one folder.
+
+    ``decoder`` parses large REST bodies in worker processes once started (``serve`` does).
+    """
 
     def __init__(self, models_dir: Path, options: ServeOptions):
         self.options = options
         self.metrics = Metrics()
         self.repository = Repository(models_dir, on_retire=self._retire)
+        self.decoder = BodyDecoder(options.decode_processes)
         self._batchers: dict[tuple[int, str], Batcher] = {}  # (id of version, signature)
         self._lock = threading.Lock()
         self._in_flight = 0
@@ -55,17 +65,17 @@ class ModelService:
 
     def check_items(self, version: LoadedVersion, items: int) -> None:
         """413 when a request has more items than the export takes."""
-        if items > version.limits.max_items:
-            raise TooLargeError(
-                f"{items} items is more than the {version.limits.max_items} a request to "
-                f"{version.name!r} may have"
-            )
+        check_item_count(items, version.limits.max_items, version.name)
 
     # --- prediction ---
 
     def specs(self, version: LoadedVersion, signature: str) -> dict[str, InputSpec]:
         """The inputs of ``signature`` of ``version`` (404 for an unknown signature)."""
-        return input_specs(version.signature(signature))
+        signature = signature or DEFAULT_SIGNATURE
+        specs = version.input_specs.get(signature)
+        if specs is None:
+            raise unknown_signature(version.name, version.version, signature)
+        return specs
 
     def predict_async(
         self, version: LoadedVersion, signature: str, inputs: dict[str, np.ndarray]

@@ -16,6 +16,7 @@ from pipelines.config_base import (
     name_field,
     with_default,
 )
+from pipelines.media_limits import AudioLimits
 from pipelines.sources import DataSource, DataSources
 from tuning.space import space
 
@@ -53,6 +54,19 @@ class SpeechToTextConfig(BaseConfig):
         ge=0.5,
         le=60.0,
         description="longest utterance (data and serving bound); longer ones are left out",
+    )
+    max_sample_rate: int = count_field(
+        192_000,
+        "highest sample rate (Hz) an audio file may declare; a higher one is refused from its "
+        "header, before decoding",
+        low=8000,
+        high=384_000,
+    )
+    max_channels: int = count_field(
+        8,
+        "most channels an audio file may declare; more are refused from its header, before "
+        "decoding",
+        high=64,
     )
     n_mels: int = count_field(
         40, "log-mel bands of the features (25 ms windows every 10 ms)", high=128
@@ -166,13 +180,23 @@ class SpeechToTextConfig(BaseConfig):
             )
         return self
 
+    def audio_limits(self, max_seconds: float | None = None) -> AudioLimits:
+        """What one audio file may declare: ``max_seconds`` (the run's, when given), sample
+        rate and channels; checked from the header before the file is decoded."""
+        return AudioLimits(
+            max_seconds=self.max_seconds if max_seconds is None else max_seconds,
+            max_sample_rate=self.max_sample_rate,
+            max_channels=self.max_channels,
+        )
+
     def sequence_steps(self) -> int:
         """Recurrent steps of the longest utterance (33 per second)."""
         return math.ceil(self.max_seconds * SAMPLE_RATE / FRAME_STEP / TIME_STRIDE)
 
 
 _SPLIT = ("validation_fraction", "test_fraction")
-_FILES = ("max_examples", "max_seconds", *_SPLIT)
+_AUDIO = ("max_seconds", "max_sample_rate", "max_channels")
+_FILES = ("max_examples", *_AUDIO, *_SPLIT)
 
 DATA_SOURCES = DataSources(
     "speech-to-text",
@@ -208,7 +232,7 @@ DATA_SOURCES = DataSources(
             "fsdd_utterances",
             "fsdd_max_digits",
             "fsdd_test_speakers",
-            "max_seconds",
+            *_AUDIO,
             *_SPLIT,
         ),
     ),
@@ -218,10 +242,11 @@ DATA_SOURCES = DataSources(
         "your own recordings: a CSV with a header holding an audio file column (relative to "
         "the CSV's folder) and a transcript column; seeded split. Audio: any format "
         "libsndfile reads (wav, flac, ogg), several channels averaged, resampled to 16000 Hz "
-        "mono; a file that cannot be decoded, is truncated, empty, silent or below 8000 Hz is "
-        "an error naming its line. Transcripts are lower-cased to a-z, space and apostrophe "
-        "(digits spelled out with num2words); utterances over max_seconds are counted, "
-        "reported and left out.",
+        "mono; a file that cannot be decoded, is truncated, empty, silent, below 8000 Hz or "
+        "whose header declares more than max_sample_rate or max_channels is an error naming "
+        "its line. Transcripts are lower-cased to a-z, space and apostrophe (digits spelled "
+        "out with num2words); utterances over max_seconds are counted, reported and left out "
+        "(those whose header says so without being decoded).",
         argument="file",
         settings=("path_column", "transcript_column", *_FILES),
         test_loader="load_test_manifest",

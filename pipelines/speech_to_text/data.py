@@ -24,16 +24,27 @@ import numpy as np
 from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
+from pipelines.file_inputs import folder_files
+from pipelines.media_limits import (
+    AudioHeader,
+    AudioLimits,
+    audio_header,
+    check_audio_duration,
+    check_audio_format,
+    over_limit,
+)
 from pipelines.progress import log
 from pipelines.records import DataInfo
 from pipelines.speech_to_text.config import SAMPLE_RATE, SpeechToTextConfig
 from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.tables import read_table_with_lines
+from pipelines.text_files import bounded_lines
 
 BLANK = ""
 VOCABULARY = [BLANK, " ", "'", *"abcdefghijklmnopqrstuvwxyz"]  # id 0: CTC blank and padding
 MIN_SAMPLE_RATE = 8000  # Hz: below this, speech is not intelligible enough to resample up
 SILENCE_PEAK = 1e-4  # a file whose peak amplitude is below this is silent
+_DECODE_BLOCK = 65_536  # frames decoded at once, then mixed down to mono
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 ACCENTS = [
     "en-us",
@@ -60,7 +71,9 @@ TFDS_SPLITS = {
     "speech_commands": {"train": "train", "validation": "validation", "test": "test"},
 }
 
-Utterances = dict[str, list]  # "audio": float32 arrays, "transcript": str (builtin: "voice")
+# "audio": float32 arrays, "transcript": str (builtin: "voice"); "declared_over": how many
+# files were left out unread because their header declares more than max_seconds.
+Utterances = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,22 +168,55 @@ def _check_wav_complete(path: Path, size: int) -> None:
     raise UserError(f"{path}: not a complete WAV file (no audio data chunk)")
 
 
-def read_audio(path: Path, target: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode one audio file to mono float32 at ``target`` Hz; UserError naming the file."""
-    import soundfile
+def read_audio(path: Path, target: int, limits: AudioLimits) -> np.ndarray:
+    """Decode one audio file to mono float32 at ``target`` Hz; UserError naming the file.
 
+    The header's sample rate, channels and duration are checked against ``limits`` before
+    any sample is decoded, and the file is decoded in blocks mixed down to mono as they come,
+    so memory follows the mono length within ``limits.max_seconds``."""
     if not path.is_file():
         raise UserError(f"{path}: audio file not found")
     size = path.stat().st_size
     if size == 0:
         raise UserError(f"{path}: the audio file is empty (0 bytes)")
     _check_wav_complete(path, size)
+    header = audio_header(path)
+    if header is not None:
+        check_audio_format(path, header, limits)
+        check_audio_duration(path, header, limits)
     try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        audio, rate = _decode_mono(path, limits)
+    except UserError:
+        raise
     except Exception as err:  # libsndfile: not audio, unknown format, corrupt
         reason = str(err).splitlines()[0].split(": ", 1)[-1] if str(err) else type(err).__name__
         raise UserError(f"{path}: cannot decode audio ({reason})") from None
-    return check_audio(audio.mean(axis=1), rate, str(path), target)
+    return check_audio(audio, rate, str(path), target)
+
+
+def _decode_mono(path: Path, limits: AudioLimits) -> tuple[np.ndarray, int]:
+    """The file's samples averaged over its channels, and its rate; UserError as soon as more
+    is decoded than ``limits.max_seconds`` allows (a header may understate the length)."""
+    import soundfile
+
+    blocks, frames = [], 0
+    with soundfile.SoundFile(str(path)) as file:
+        rate = file.samplerate
+        check_audio_format(path, AudioHeader(rate, file.channels, 0), limits)
+        most = math.ceil(limits.max_seconds * rate)
+        for block in file.blocks(_DECODE_BLOCK, dtype="float32", always_2d=True):
+            frames += len(block)
+            if frames > most:
+                raise over_limit(
+                    path,
+                    "decoded duration",
+                    frames / rate,
+                    limits.max_seconds,
+                    limits.seconds_setting,
+                    " s",
+                )
+            blocks.append(block.mean(axis=1))
+    return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), rate
 
 
 def check_audio(audio: np.ndarray, rate: int, name: str, target: int = SAMPLE_RATE):
@@ -402,17 +448,22 @@ def _read_cache(path: Path) -> dict[str, dict[str, Any]] | None:
 # === FSDD: real digit recordings concatenated into digit strings ===
 
 
-def read_fsdd(directory: Path) -> dict[str, dict[int, list[tuple[int, np.ndarray]]]]:
-    """speaker -> digit -> [(index, audio)] of ``{digit}_{speaker}_{index}.wav`` files."""
+def read_fsdd(
+    directory: Path, limits: AudioLimits
+) -> dict[str, dict[int, list[tuple[int, np.ndarray]]]]:
+    """speaker -> digit -> [(index, audio)] of ``{digit}_{speaker}_{index}.wav`` files, each
+    within ``limits``."""
     if not directory.is_dir():
         raise UserError(f"FSDD folder not found: {directory}")
     clips: dict[str, dict[int, list]] = {}
-    for path in sorted(directory.glob("*.wav")):
+    for path in folder_files(directory, (".wav",), max_depth=1):
         match = re.fullmatch(r"(\d)_([A-Za-z0-9-]+)_(\d+)\.wav", path.name)
         if not match:
             continue
         digit, speaker, index = int(match.group(1)), match.group(2), int(match.group(3))
-        clips.setdefault(speaker, {}).setdefault(digit, []).append((index, read_audio(path)))
+        clips.setdefault(speaker, {}).setdefault(digit, []).append(
+            (index, read_audio(path, SAMPLE_RATE, limits))
+        )
     if not clips:
         raise UserError(
             f"{directory}: no FSDD recordings named {{digit}}_{{speaker}}_{{index}}.wav"
@@ -443,7 +494,7 @@ def concatenate_clips(
 def load_fsdd(config: SpeechToTextConfig, directory: str, seed: int) -> Splits:
     """FSDD clips made into digit strings; the test speakers held out whole."""
     folder = Path(directory)
-    clips = read_fsdd(folder)
+    clips = read_fsdd(folder, config.audio_limits())
     test_speakers = list(config.fsdd_test_speakers)
     missing = sorted(set(test_speakers) - set(clips))
     if missing:
@@ -500,12 +551,14 @@ def load_ljspeech(config: SpeechToTextConfig, directory: str, seed: int) -> Spli
 
 def load_test_manifest(config: SpeechToTextConfig, path: str, info: SpeechToTextInfo):
     """Every utterance of a manifest CSV as test data for ``evaluate --data``."""
-    return _test_split(read_manifest(Path(path), config), info, f"manifest:{path}")
+    rows = read_manifest(Path(path), config)
+    return _test_split(rows, info, f"manifest:{path}", config.audio_limits(info.max_seconds))
 
 
 def load_test_ljspeech(config: SpeechToTextConfig, directory: str, info: SpeechToTextInfo):
     """Every utterance of an LJSpeech folder as test data for ``evaluate --data``."""
-    return _test_split(read_ljspeech(Path(directory)), info, f"ljspeech:{directory}")
+    limits = config.audio_limits(info.max_seconds)
+    return _test_split(read_ljspeech(Path(directory)), info, f"ljspeech:{directory}", limits)
 
 
 def read_manifest(path: Path, config: SpeechToTextConfig) -> list[tuple[Path, str, str]]:
@@ -534,7 +587,9 @@ def read_ljspeech(directory: Path) -> list[tuple[Path, str, str]]:
     if not metadata.is_file():
         raise UserError(f"LJSpeech metadata not found: {metadata}")
     pairs = []
-    for number, line in enumerate(metadata.read_text(encoding="utf-8").splitlines(), start=1):
+    lines = bounded_lines(metadata, what="LJSpeech metadata", hint="convert it to UTF-8")
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
         if not line.strip():
             continue
         fields = line.split("|")
@@ -548,15 +603,21 @@ def read_ljspeech(directory: Path) -> list[tuple[Path, str, str]]:
     return pairs
 
 
-def _read_rows(rows: list[tuple[Path, str, str]]) -> Utterances:
-    """Decode every (audio path, transcript, where) row; a UserError names the row and file."""
-    audio = []
-    for path, _, where in rows:
+def _read_rows(rows: list[tuple[Path, str, str]], limits: AudioLimits) -> Utterances:
+    """Decode every (audio path, transcript, where) row; a UserError names the row and file.
+    A file whose header declares more than ``limits.max_seconds`` is counted, not decoded."""
+    audio, transcripts, declared_over = [], [], 0
+    for path, transcript, where in rows:
+        header = audio_header(path)
+        if header is not None and header.seconds > limits.max_seconds:
+            declared_over += 1
+            continue
         try:
-            audio.append(read_audio(path))
+            audio.append(read_audio(path, SAMPLE_RATE, limits))
         except UserError as err:
             raise UserError(f"{where}: {err}") from None
-    return {"audio": audio, "transcript": [normalize_transcript(t) for _, t, _ in rows]}
+        transcripts.append(normalize_transcript(transcript))
+    return {"audio": audio, "transcript": transcripts, "declared_over": declared_over}
 
 
 def _split_rows(rows: list, config: SpeechToTextConfig, seed: int, spec: str) -> Splits:
@@ -570,14 +631,15 @@ def _split_rows(rows: list, config: SpeechToTextConfig, seed: int, spec: str) ->
         what="utterances",
         source=spec,
     )
-    parts = {part: _read_rows([rows[i] for i in indices[part]]) for part in SPLIT_NAMES}
+    limits = config.audio_limits()
+    parts = {part: _read_rows([rows[i] for i in indices[part]], limits) for part in SPLIT_NAMES}
     kind = spec.partition(":")[0]
     return _splits(parts, config, kind, f"{spec} (resampled to {SAMPLE_RATE} Hz)")
 
 
-def _test_split(rows: list, info: SpeechToTextInfo, spec: str):
+def _test_split(rows: list, info: SpeechToTextInfo, spec: str, limits: AudioLimits):
     """Every row within the model's ``max_seconds`` as ``(inputs, ids)``."""
-    inputs, ids, over = _encode_part(_read_rows(rows), info.max_samples)
+    inputs, ids, over = _encode_part(_read_rows(rows, limits), info.max_samples)
     if over:
         log(f"{over} of {len(rows)} utterances are longer than max_seconds and left out")
     if len(ids) == 0:
@@ -628,6 +690,11 @@ def _tfds_utterances(items, audio_key: str, rate: int, labels, where: str) -> Ut
 # === Encoding the splits ===
 
 
+def _count(part: Utterances) -> int:
+    """Utterances of ``part``, those left out unread included."""
+    return len(part["audio"]) + part.get("declared_over", 0)
+
+
 def _encode_part(part: Utterances, max_samples: int):
     """Drop utterances over ``max_samples`` or with an empty transcript; encode the rest."""
     keep = [
@@ -639,7 +706,8 @@ def _encode_part(part: Utterances, max_samples: int):
     audio = np.empty(len(keep), dtype=object)
     audio[:] = [part["audio"][i] for i in keep]
     inputs = {"audio": audio, "transcript": np.array(transcripts, dtype=object)}
-    return inputs, encode_transcripts(transcripts), len(part["audio"]) - len(keep)
+    over = len(part["audio"]) - len(keep) + part.get("declared_over", 0)
+    return inputs, encode_transcripts(transcripts), over
 
 
 def _splits(
@@ -652,7 +720,7 @@ def _splits(
         *encoded[part], over[part] = _encode_part(parts[part], max_samples)
         if over[part]:
             log(
-                f"{part}: {over[part]} of {len(parts[part]['audio'])} utterances are longer than "
+                f"{part}: {over[part]} of {_count(parts[part])} utterances are longer than "
                 f"max_seconds={config.max_seconds} or have no transcript; left out"
             )
         if len(encoded[part][1]) == 0:

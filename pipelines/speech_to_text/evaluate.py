@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plt
 from pipelines.progress import log
@@ -118,6 +119,7 @@ def evaluate(model, splits: Splits, config: SpeechToTextConfig, out_dir: Path) -
             references,
         ),
     }
+    test, baselines = strict_json.defined_evaluation(test, baselines)
     plot_spectrogram(model, audio[0], references[0], beam[0], out_dir / "spectrogram.png")
     return Evaluation(
         test=test,

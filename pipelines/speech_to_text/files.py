@@ -9,7 +9,6 @@ is decoded, so a long recording costs a header read, not its samples.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from pipelines.errors import UserError
 from pipelines.file_inputs import TracedOnce, input_files, reason_of
+from pipelines.media_limits import audio_header, check_audio_duration, over_limit
 from pipelines.predict_files import BadItem, Item, read_table_rows
 from pipelines.speech_to_text import data, evaluate, model
 from pipelines.speech_to_text.config import SpeechToTextConfig
@@ -60,7 +60,7 @@ def read_items(
             yield BadItem(str(file), reason)
             continue
         try:
-            audio = read_recording(file, info)
+            audio = read_recording(file, config, info)
         except UserError as err:
             yield BadItem(str(file), reason_of(err, file))
             continue
@@ -80,45 +80,25 @@ def predict_items(
     ]
 
 
-def read_recording(path: Path, info: SpeechToTextInfo) -> np.ndarray:
+def read_recording(path: Path, config: SpeechToTextConfig, info: SpeechToTextInfo) -> np.ndarray:
     """A file's audio, mono float32 at ``info.sample_rate``; UserError naming the file for
-    one longer than ``max_seconds`` (by its header, before decoding), shorter than the
-    model's shortest input, or one ``data.read_audio`` refuses."""
-    declared = _declared_samples(path, info.sample_rate)
-    if declared is not None and declared > info.max_samples:
-        raise UserError(_too_long(path, declared, info))
-    audio = data.read_audio(path, info.sample_rate)
+    one whose header declares more than the model's ``max_seconds`` or the rate and channels
+    ``config`` allows (before decoding), shorter than the model's shortest input, or one
+    ``data.read_audio`` refuses."""
+    limits = config.audio_limits(info.max_seconds)
+    header = audio_header(path)
+    if header is not None:
+        check_audio_duration(path, header, limits)
+    audio = data.read_audio(path, info.sample_rate, limits)
     if len(audio) > info.max_samples:
-        raise UserError(_too_long(path, len(audio), info))
+        seconds = len(audio) / info.sample_rate
+        raise over_limit(path, "duration", seconds, info.max_seconds, "max_seconds", " s")
     if len(audio) < model.MIN_SAMPLES:
         raise UserError(
             f"{path}: {len(audio)} samples at {info.sample_rate} Hz, shorter than the "
             f"{model.MIN_SAMPLES} the model reads"
         )
     return audio
-
-
-def _declared_samples(path: Path, target: int) -> int | None:
-    """The samples the file's header declares, at ``target`` Hz; None when it has none that
-    libsndfile reads (``data.read_audio`` then says what is wrong)."""
-    import soundfile
-
-    if not path.is_file():  # not opened: a FIFO or device would block or never end
-        return None
-    try:
-        header = soundfile.info(str(path))
-    except Exception:  # libsndfile: not audio, truncated, unknown format
-        return None
-    if header.samplerate <= 0 or header.frames <= 0:
-        return None
-    return math.ceil(header.frames * target / header.samplerate)
-
-
-def _too_long(path: Path, samples: int, info: SpeechToTextInfo) -> str:
-    return (
-        f"{path}: {samples / info.sample_rate:.1f} s of audio is longer than "
-        f"max_seconds={info.max_seconds}"
-    )
 
 
 # === The manifest CSV ===
@@ -144,7 +124,7 @@ def _manifest_items(
             yield BadItem(key, f"empty {column!r}")
             continue
         try:
-            audio = read_recording(path.parent / written, info)
+            audio = read_recording(path.parent / written, config, info)
         except UserError as err:
             yield BadItem(key, str(err))
             continue

@@ -9,11 +9,9 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.base import Pipeline, Splits
-from pipelines.errors import UserError
 from pipelines.export import number_input, request_checks
-from pipelines.speech_to_text import data, evaluate, model
+from pipelines.speech_to_text import evaluate, files, model
 from pipelines.speech_to_text.config import (
-    SAMPLE_RATE,
     SpeechToTextConfig,
 )
 from pipelines.speech_to_text.data import SpeechToTextInfo
@@ -87,15 +85,8 @@ class SpeechToTextPipeline(Pipeline):
 
     def predict(self, keras_model, inputs: list[str], info: SpeechToTextInfo) -> list[str]:
         """``transcript<TAB>file`` per audio file (any rate: resampled to 16000 Hz)."""
-        audio = [data.read_audio(Path(p), info.sample_rate) for p in inputs]
-        for path, samples in zip(inputs, audio, strict=True):
-            if len(samples) > info.max_samples:
-                raise UserError(
-                    f"{path}: {len(samples) / SAMPLE_RATE:.1f} s of audio is longer than "
-                    f"max_seconds={info.max_seconds}"
-                )
-            if len(samples) < model.MIN_SAMPLES:
-                raise UserError(f"{path}: shorter than {model.MIN_SAMPLES} samples")
+        config = SpeechToTextConfig()  # the rate and channel bounds; max_seconds is the run's
+        audio = [files.read_recording(Path(p), config, info) for p in inputs]
         texts = evaluate.transcribe_all(keras_model, info, audio, info.beam_width)
         return [f"{t}\t{p}" for t, p in zip(texts, inputs, strict=True)]
 

@@ -13,8 +13,10 @@ from pipelines.config_base import (
     MAX_VOCABULARY,
     BaseConfig,
     count_field,
+    encoding_field,
 )
 from pipelines.sources import DataSource, DataSources
+from pipelines.text_files import TextEncoding
 from tuning.space import space
 
 SUMMARY = "machine translation: sentence -> sentence, with attention (built-in: numbers en -> fr)"
@@ -54,6 +56,7 @@ class TranslationConfig(BaseConfig):
     max_examples: int = count_field(
         0, "keep a seeded sample of this many pairs; 0 keeps all", low=0, high=MAX_EXAMPLES
     )
+    encoding: TextEncoding = encoding_field("a file of pairs (tatoeba, tsv, scan)")
     builtin_max_number: int = count_field(
         9999, "builtin: the numbers are 0..this", low=100, high=MAX_BUILTIN_NUMBER
     )
@@ -118,6 +121,7 @@ SOURCES_NOTE = (
 
 
 PAIR_SETTINGS = ("max_source_length", "max_target_length", "max_examples")
+FILE_SETTINGS = ("encoding",)  # sources read from the user's text files
 SPLIT_SETTINGS = ("validation_fraction", "test_fraction")
 
 
@@ -128,7 +132,7 @@ def _pairs_file(kind: str, description: str) -> DataSource:
         f"load_{kind}",
         description,
         argument="file",
-        settings=(*PAIR_SETTINGS, *SPLIT_SETTINGS),
+        settings=(*PAIR_SETTINGS, *SPLIT_SETTINGS, *FILE_SETTINGS),
         test_loader=f"load_test_{kind}",
     )
 
@@ -158,7 +162,7 @@ DATA_SOURCES = DataSources(
         'tasks_{train,test}_simple.txt, lines "IN: ... OUT: ..."; --set scan_split='
         "length_split reads DIR/length_split/tasks_*_length.txt; validation carved from train.",
         argument="folder",
-        settings=("scan_split", *PAIR_SETTINGS, "validation_fraction"),
+        settings=("scan_split", *PAIR_SETTINGS, "validation_fraction", *FILE_SETTINGS),
         test_loader="load_test_scan",
     ),
     _pairs_file(

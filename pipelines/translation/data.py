@@ -22,6 +22,7 @@ from pipelines.progress import log
 from pipelines.records import DataInfo
 from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.tables import read_text
+from pipelines.text_files import DEFAULT_ENCODING
 from pipelines.translation.config import TranslationConfig
 
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"
@@ -115,19 +116,19 @@ def load_builtin(config: TranslationConfig, argument: str, seed: int) -> Splits:
 
 def load_tatoeba(config: TranslationConfig, path: str, seed: int) -> Splits:
     """A Tatoeba (manythings) file of pairs, sampled and split with ``seed``."""
-    pairs = read_pairs(Path(path), allow_truncated_last=True)
+    pairs = read_pairs(Path(path), allow_truncated_last=True, encoding=config.encoding)
     return _random_splits(pairs, config, seed, "tatoeba", f"tatoeba:{path}")
 
 
 def load_tsv(config: TranslationConfig, path: str, seed: int) -> Splits:
     """A TSV of ``source<TAB>target`` pairs, sampled and split with ``seed``."""
-    pairs = read_pairs(Path(path))
+    pairs = read_pairs(Path(path), encoding=config.encoding)
     return _random_splits(pairs, config, seed, "tsv", f"tsv:{path}")
 
 
 def load_scan(config: TranslationConfig, directory: str, seed: int) -> Splits:
     """SCAN's official train and test files of ``scan_split``; validation carved from train."""
-    train, test = read_scan(Path(directory), config.scan_split)
+    train, test = read_scan(Path(directory), config.scan_split, config.encoding)
     train = _sample(train, config.max_examples, seed)
     test = _sample(test, config.max_examples and max(50, config.max_examples // 5), seed)
     train, validation = _hold_out(train, config.validation_fraction, seed)
@@ -169,17 +170,18 @@ def load_test_builtin(config: TranslationConfig, argument: str, info: Translatio
 
 def load_test_tatoeba(config: TranslationConfig, path: str, info: TranslationInfo):
     """Every pair of a Tatoeba file as test data, encoded with the run's target vocabulary."""
-    return _test_split(read_pairs(Path(path), allow_truncated_last=True), info, f"tatoeba:{path}")
+    pairs = read_pairs(Path(path), allow_truncated_last=True, encoding=config.encoding)
+    return _test_split(pairs, info, f"tatoeba:{path}")
 
 
 def load_test_tsv(config: TranslationConfig, path: str, info: TranslationInfo):
     """Every pair of a TSV as test data, encoded with the run's target vocabulary."""
-    return _test_split(read_pairs(Path(path)), info, f"tsv:{path}")
+    return _test_split(read_pairs(Path(path), encoding=config.encoding), info, f"tsv:{path}")
 
 
 def load_test_scan(config: TranslationConfig, directory: str, info: TranslationInfo):
     """SCAN's official test file of ``scan_split`` as test data."""
-    pairs = read_scan(Path(directory), config.scan_split)[1]
+    pairs = read_scan(Path(directory), config.scan_split, config.encoding)[1]
     return _test_split(pairs, info, f"SCAN {directory} ({config.scan_split})")
 
 
@@ -208,11 +210,13 @@ def builtin_numbers(config: TranslationConfig, seed: int) -> dict[str, np.ndarra
     return {part: numbers[indices] for part, indices in parts.items()}
 
 
-def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[Pair]:
+def read_pairs(
+    path: Path, allow_truncated_last: bool = False, encoding: str = DEFAULT_ENCODING
+) -> list[Pair]:
     """``source<TAB>target[<TAB>...]`` lines; UserError naming the line for a bad one."""
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
-    lines = _read_lines(path)
+    lines = _read_lines(path, encoding)
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
@@ -234,21 +238,23 @@ def read_pairs(path: Path, allow_truncated_last: bool = False) -> list[Pair]:
     return pairs
 
 
-def read_scan(directory: Path, split: str = "simple_split") -> tuple[list[Pair], list[Pair]]:
+def read_scan(
+    directory: Path, split: str = "simple_split", encoding: str = DEFAULT_ENCODING
+) -> tuple[list[Pair], list[Pair]]:
     """SCAN's official train and test pairs of ``split``."""
     suffix = "simple" if split == "simple_split" else "length"
     train, test = (
-        _read_scan_file(directory / split / f"tasks_{part}_{suffix}.txt")
+        _read_scan_file(directory / split / f"tasks_{part}_{suffix}.txt", encoding)
         for part in ("train", "test")
     )
     return train, test
 
 
-def _read_scan_file(path: Path) -> list[Pair]:
+def _read_scan_file(path: Path, encoding: str) -> list[Pair]:
     if not path.is_file():
         raise UserError(f"SCAN file not found: {path}")
     pairs = []
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in enumerate(_read_lines(path, encoding), start=1):
         if not line.strip():
             continue
         match = re.fullmatch(r"IN:\s*(.*?)\s*OUT:\s*(.*?)\s*", line)
@@ -260,9 +266,9 @@ def _read_scan_file(path: Path) -> list[Pair]:
     return pairs
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The lines of a UTF-8 text file; UserError naming the line of a bad byte."""
-    return read_text(path).splitlines()
+def _read_lines(path: Path, encoding: str) -> list[str]:
+    """The lines of a text file in ``encoding``; UserError naming the line of a bad byte."""
+    return read_text(path, encoding=encoding).splitlines()
 
 
 def _tfds_pairs(tfds, name: str, part: str) -> list[Pair]:

@@ -10,6 +10,7 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
+from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.progress import log
 from pipelines.translation import data
@@ -76,6 +77,7 @@ def evaluate(model, splits: Splits, config: TranslationConfig, out_dir: Path) ->
             most_frequent_baseline(splits.train, len(sources)), references
         ),
     }
+    test, baselines = strict_json.defined_evaluation(test, baselines)
     plots = {}
     if plot_attention(model, info, sources[:4], out_dir / "attention.png"):
         plots["Attention of the greedy decoder over the source (4 test sentences)"] = (

@@ -32,7 +32,7 @@ def read_items(
     """Each non-blank line of ``path`` as a sentence to translate."""
     if not path.is_file():
         raise UserError(f"{path}: translation predicts over a file of sentences, not a folder")
-    for entry in read_lines(path, data.MAX_TEXT_BYTES):
+    for entry in read_lines(path, data.MAX_TEXT_BYTES, config.encoding):
         if isinstance(entry, BadItem):
             yield entry
             continue

@@ -69,6 +69,13 @@ class VideoConfig(BaseConfig):
         0, "folder/tfds: keep a seeded sample of this many clips; 0 keeps all",
         low=0, high=MAX_EXAMPLES,
     )  # fmt: skip
+    max_frame_pixels: int = count_field(
+        3840 * 2160,
+        "most pixels (width x height) a video file's frames may declare; larger ones are "
+        "refused from the container's header, before decoding",
+        low=64,
+        high=7680 * 4320,
+    )
     skip_bad_files: bool = Field(
         False, description="folder: skip (and count) unreadable or empty videos"
     )

@@ -8,6 +8,8 @@ frames sampled uniformly over the clip (``frame_indices``), then resized with
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from sklearn.model_selection import train_test_split
 
 from pipelines.base import Splits
 from pipelines.errors import UserError
+from pipelines.file_inputs import folder_files
+from pipelines.media_limits import check_at_most, over_limit
 from pipelines.progress import log
 from pipelines.records import DataInfo
 from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
@@ -41,7 +45,10 @@ BUILTIN_SOURCE = (
     "load_digits perform 8 activities that differ only in motion over time, in pairs that "
     "are each other's reverse in time; noise, background clutter, camera jitter, varying speed"
 )
-_RESIZE_CHUNK = 64  # frames resized at once while decoding
+_RESIZE_CHUNK = 64  # most frames resized at once while decoding
+DECODE_CHUNK_BYTES = 256 * 2**20  # decoded frames held at once, with their float32 copies
+MAX_DECODED_CLIP_BYTES = 2**30  # one clip's resized frames, all held before sampling
+DEFAULT_MAX_FRAME_PIXELS = VideoConfig.model_fields["max_frame_pixels"].default
 # The most frames a video may have, in a data folder, `predict` or the serving export: an
 # activity clip is seconds long; a longer video is an error naming it, not a slow decode.
 MAX_CLIP_FRAMES = 10_000
@@ -192,14 +199,61 @@ def resize_frames(frames, size: int):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def read_clip(path: Path, frames: int, size: int) -> np.ndarray:
-    """Decode a video file to uint8 ``[frames, size, size, 3]``; UserError naming the file."""
+def read_clip(
+    path: Path, frames: int, size: int, max_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+) -> np.ndarray:
+    """Decode a video file to uint8 ``[frames, size, size, 3]``; UserError naming the file.
+
+    The container's declared frame size and length are checked first (``max_pixels``, the
+    setting ``max_frame_pixels``; ``MAX_CLIP_FRAMES``; ``MAX_DECODED_CLIP_BYTES``), and the
+    frames are decoded a few at a time, as many as ``DECODE_CHUNK_BYTES`` holds at their
+    size, so that memory follows the resized clip."""
     reader = _open_video(path)
     try:
-        clip = _resized_frames(reader, path, size)
+        pixels = _check_header(reader.get_meta_data(), path, size, max_pixels)
+        clip = _resized_frames(reader, path, size, _chunk_frames(pixels))
     finally:
         reader.close()
     return clip[frame_indices(len(clip), frames)]
+
+
+def _check_header(meta: dict, path: Path, size: int, max_pixels: int) -> int:
+    """The pixels of a frame, as the container declares them; UserError for a frame size,
+    a length or a resized clip over its limit."""
+    width, height = meta.get("size") or meta.get("source_size") or (0, 0)
+    pixels = int(width) * int(height)
+    check_at_most(path, "frame size", pixels, max_pixels, "max_frame_pixels", " pixels")
+    declared = _declared_frames(meta)
+    check_at_most(path, "length", declared, MAX_CLIP_FRAMES, "MAX_CLIP_FRAMES", " frames")
+    _check_clip_bytes(path, declared, size)
+    return pixels
+
+
+def _declared_frames(meta: dict) -> int:
+    """Frames the container declares: its count, or its duration times its rate."""
+    count = meta.get("nframes")
+    if isinstance(count, int | float) and math.isfinite(count) and count > 0:
+        return int(count)
+    seconds, fps = meta.get("duration"), meta.get("fps")
+    numbers = isinstance(seconds, int | float) and isinstance(fps, int | float)
+    if numbers and math.isfinite(seconds * fps) and seconds * fps > 0:
+        return round(seconds * fps)
+    return 0
+
+
+def _check_clip_bytes(path: Path, count: int, size: int) -> None:
+    """UserError when ``count`` frames resized to ``size`` exceed ``MAX_DECODED_CLIP_BYTES``."""
+    clip_bytes = count * size * size * 3
+    check_at_most(
+        path, "decoded clip", clip_bytes, MAX_DECODED_CLIP_BYTES, "MAX_DECODED_CLIP_BYTES", " bytes"
+    )
+
+
+def _chunk_frames(pixels: int) -> int:
+    """Frames decoded before each resize: as many as ``DECODE_CHUNK_BYTES`` holds (the
+    resize works in float32), at least one, at most ``_RESIZE_CHUNK``."""
+    per_frame = max(pixels, 1) * 3 * (1 + 4 + 4)
+    return max(1, min(_RESIZE_CHUNK, DECODE_CHUNK_BYTES // per_frame))
 
 
 def _open_video(path: Path):
@@ -216,18 +270,19 @@ def _open_video(path: Path):
         raise UserError(f"{path}: not a readable video ({_reason(err)})") from None
 
 
-def _resized_frames(reader, path: Path, size: int) -> np.ndarray:
-    """Every frame of ``reader``, resized in chunks so that memory follows the resized size."""
+def _resized_frames(reader, path: Path, size: int, chunk_frames: int) -> np.ndarray:
+    """Every frame of ``reader``, resized ``chunk_frames`` at a time; UserError as soon as
+    more are decoded than the header's limits allow (a header may understate the length)."""
     resized, chunk = [], []
     try:
         for count, frame in enumerate(reader, 1):
             if count > MAX_CLIP_FRAMES:
-                raise UserError(
-                    f"{path}: the video has more than {MAX_CLIP_FRAMES:,} frames, longer than "
-                    "an activity clip may be; cut it into clips"
+                raise over_limit(
+                    path, "length", count, MAX_CLIP_FRAMES, "MAX_CLIP_FRAMES", " frames"
                 )
+            _check_clip_bytes(path, count, size)
             chunk.append(_rgb(frame))
-            if len(chunk) == _RESIZE_CHUNK:
+            if len(chunk) == chunk_frames:
                 resized.append(resize_frames(np.stack(chunk), size).numpy())
                 chunk = []
     except UserError:
@@ -274,7 +329,7 @@ def read_folder(
     log(f"decoding {len(listed)} videos from {root}")
     for label, path in listed:
         try:
-            clips.append(read_clip(path, config.frames, config.frame_size))
+            clips.append(read_clip(path, config.frames, config.frame_size, config.max_frame_pixels))
             targets.append(label)
         except UserError as err:
             if not config.skip_bad_files:
@@ -288,14 +343,16 @@ def read_folder(
 
 
 def _video_files(root: Path, min_classes: int) -> dict[str, list[Path]]:
+    """The videos of each class folder of ``root`` (its direct subfolders), walked by
+    ``folder_files``: links out of ``root`` and what is not a regular file passed over."""
     if not root.is_dir():
         raise UserError(f"data folder not found: {root}")
-    files = {
-        folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
-        for folder in sorted(root.iterdir())
-        if folder.is_dir()
-    }
-    files = {name: paths for name, paths in files.items() if paths}
+    files: dict[str, list[Path]] = {}
+    for path in folder_files(root, VIDEO_EXTENSIONS, max_depth=2):
+        relative = path.relative_to(root)
+        if len(relative.parts) == 2:
+            files.setdefault(_class_name(root / relative.parts[0]), []).append(path)
+    files = dict(sorted(files.items()))
     if len(files) < min_classes:
         found = f"one class ({next(iter(files))!r})" if files else "no class folders"
         raise UserError(
@@ -303,6 +360,19 @@ def _video_files(root: Path, min_classes: int) -> dict[str, list[Path]]:
             f"of videos ({', '.join(VIDEO_EXTENSIONS)})"
         )
     return files
+
+
+def _class_name(folder: Path) -> str:
+    """A class folder's name, which becomes a label in outputs and plots: it must be text."""
+    try:
+        folder.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(folder.name).decode("utf-8", "backslashreplace")
+        raise UserError(
+            f"{folder.parent / shown}: a class folder's name must be UTF-8 text (it names the "
+            "class in outputs); rename the folder"
+        ) from None
+    return folder.name
 
 
 # === tfds: (UCF101) ===

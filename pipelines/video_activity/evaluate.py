@@ -7,7 +7,6 @@ the gap between it and the model is what the recurrence learned.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plot_confusion_matrix, plt
 from pipelines.progress import log
@@ -107,6 +107,7 @@ def evaluate(model, splits: Splits, config: VideoConfig, out_dir: Path) -> Evalu
     clips, targets = splits.test
     info = splits.info
     probabilities = model.predict(clips, verbose=0, batch_size=64)
+    strict_json.require_finite_outputs(probabilities)
     baseline = frame_average_baseline(splits, config).predict(clips, verbose=0, batch_size=64)
     majority = majority_probabilities(splits.train[1], len(targets), len(info.class_names))
     plots = _write_plots(splits, probabilities.argmax(-1), baseline.argmax(-1), out_dir)
@@ -115,7 +116,7 @@ def evaluate(model, splits: Splits, config: VideoConfig, out_dir: Path) -> Evalu
         "frame_average": pair_confusion(targets, baseline.argmax(-1), info.pairs, info.class_names),
     }
     if info.pairs:
-        (out_dir / "pair_confusion.json").write_text(json.dumps(pair_rows, indent=2) + "\n")
+        (out_dir / "pair_confusion.json").write_text(strict_json.dumps(pair_rows, indent=2) + "\n")
 
     def scores(p: np.ndarray) -> dict[str, float]:
         return classification_metrics(targets, p, config.top_k, info.pairs)

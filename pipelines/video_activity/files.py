@@ -33,7 +33,7 @@ def read_items(path: Path, config: VideoConfig, info: VideoInfo) -> Iterator[Ite
             yield BadItem(str(file), reason)
             continue
         try:
-            clip = data.read_clip(file, info.frames, info.frame_size)
+            clip = data.read_clip(file, info.frames, info.frame_size, config.max_frame_pixels)
         except UserError as err:
             yield BadItem(str(file), reason_of(err, file))
             continue

@@ -4,7 +4,9 @@
 
 ``KILL_AT`` is ``train:K:B`` (right after batch B of the K-th fit of this process,
 both counted from 1: tuning trials, then the final training), ``export`` (right
-after the SavedModel is written) or ``none``. ``REQUEST_JSON`` holds an experiment's
+after the SavedModel is written), ``pause:K:B:PATH`` (not killed: after that batch it
+creates ``PATH.ready`` and waits until ``PATH.go`` exists, so a test can act while the
+run is live) or ``none``. ``REQUEST_JSON`` holds an experiment's
 values (``pipelines.experiment``), plus ``"resume": true`` to continue the
 interrupted run of its pipeline (or of its ``out``) and ``"distribute"``.
 """
@@ -15,6 +17,8 @@ import json
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -45,6 +49,22 @@ class KillAfterBatch(keras.callbacks.Callback):
         self.batches += 1
         if (self.fit, self.batches) == self.target:
             _die()
+
+
+class PauseAfterBatch(KillAfterBatch):
+    """Stop right after batch ``batch`` of the ``fit``-th fit until the test says go."""
+
+    def __init__(self, fit: int, batch: int, signal_path: str):
+        super().__init__(fit, batch)
+        self.ready = Path(signal_path + ".ready")
+        self.go = Path(signal_path + ".go")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if (self.fit, self.batches) == self.target:
+            self.ready.touch()
+            while not self.go.exists():
+                time.sleep(0.1)
 
 
 def kill_after_export(pipeline) -> None:
@@ -80,6 +100,9 @@ def main(argv: list[str]) -> int:
     if kind == "train":
         fit, _, batch = where.partition(":")
         callbacks.append(KillAfterBatch(int(fit), int(batch)))
+    elif kind == "pause":
+        fit, batch, signal_path = where.split(":", 2)
+        callbacks.append(PauseAfterBatch(int(fit), int(batch), signal_path))
     elif kind == "export":
         kill_after_export(registry.load_pipeline(request.name))
     elif kind != "none":

@@ -34,6 +34,7 @@ import pytest
 from tests.helpers import run_cli
 from tests.pipelines.test_forecasting import BAD_CSVS
 from tests.pipelines.test_sentiment import BAD_FILES
+from tests.serving.exports import record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,7 +359,7 @@ MUSIC_CASES = [
         "over_long_midi",
         "over-long sequence",
         _folder_with("long.mid", _midi_bytes(end_seconds=150_000.0, resolution=24), "midi"),
-        "more than the 100,000 a piece may have",
+        "exceeds the limit 2,000,000 ticks",
     ),
     Case(
         "music",
@@ -915,11 +916,9 @@ def _error(call) -> str:
 def test_sentiment_export_bounds_the_text_length(tmp_path):
     import tensorflow as tf
 
-    from pipelines.sentiment.config import SentimentConfig
-    from pipelines.sentiment.data import MAX_TEXT_BYTES, SentimentInfo
+    from pipelines.sentiment.data import MAX_TEXT_BYTES
 
-    info = SentimentInfo("toy", "test", ["neg", "pos"], ["good", "bad", "film"])
-    export, model = _export("sentiment", SentimentConfig.from_preset("smoke"), info, tmp_path)
+    export, model = _export(*record("sentiment"), tmp_path)
     serve = export.signatures["serving_default"]
     texts = ["a good film", "w" * MAX_TEXT_BYTES]
     out = serve(text=tf.constant(texts))["probabilities"].numpy()
@@ -931,32 +930,7 @@ def test_sentiment_export_bounds_the_text_length(tmp_path):
 def test_forecasting_export_checks_the_window_shape_and_values(tmp_path):
     import tensorflow as tf
 
-    from pipelines.forecasting.config import ForecastingConfig
-    from pipelines.forecasting.data import ForecastingInfo
-
-    config = ForecastingConfig.from_preset("smoke").with_settings({"window": 8})
-    info = ForecastingInfo(
-        name="series",
-        source="test",
-        time_column="date",
-        time_format="",
-        frequency="D",
-        seasonal_period=7,
-        feature_columns=["temp", "wind"],
-        target_columns=["temp"],
-        target_indices=[0],
-        transform="none",
-        window=8,
-        horizon=1,
-        feature_mean=[10.0, 2.0],
-        feature_variance=[4.0, 1.0],
-        target_mean=[10.0],
-        target_std=[2.0],
-        mase_scale=[1.0],
-        split_periods={},
-        notes=[],
-    )
-    export, model = _export("forecasting", config, info, tmp_path)
+    export, model = _export(*record("forecasting"), tmp_path)
     serve = export.signatures["serving_default"]
     window = np.random.default_rng(0).normal(10, 2, (3, 8, 2)).astype(np.float32)
     out = serve(window=tf.constant(window))["forecast"].numpy()
@@ -973,22 +947,9 @@ def test_music_export_bounds_the_primer_and_the_continuation(tmp_path):
     import tensorflow as tf
 
     from pipelines.music import data
-    from pipelines.music.config import MAX_GENERATE_STEPS, MAX_PRIMER_STEPS, MusicConfig
+    from pipelines.music.config import MAX_GENERATE_STEPS, MAX_PRIMER_STEPS
 
-    info = data.MusicInfo(
-        name="bounds",
-        source="no data",
-        kind="token",
-        vocab_size=data.VOCAB,
-        voices=data.VOICES,
-        keys=data.KEYS,
-        lowest_pitch=data.LOWEST,
-        steps_per_quarter=2,
-        transpose=0,
-        pieces={},
-        test_pieces=[],
-    )
-    export, model = _export("music", MusicConfig.from_preset("smoke"), info, tmp_path)
+    export, model = _export(*record("music"), tmp_path)
     serve, generate = export.signatures["serving_default"], export.signatures["generate"]
     primer = np.tile(np.array([[50, 45, 38, 27]], np.int32), (2, 3))
     out = serve(primer=tf.constant(primer))["probabilities"].numpy()
@@ -1017,21 +978,9 @@ def test_translation_export_bounds_the_text_length(tmp_path):
 
     from pipelines.translation import data
     from pipelines.translation import model as translation_model
-    from pipelines.translation.config import TranslationConfig
 
-    config = TranslationConfig.from_preset("smoke")
-    info = data.TranslationInfo(
-        name="bounds",
-        source="no data",
-        source_vocabulary=["one", "two", "three"],
-        target_vocabulary=[*data.RESERVED, "un", "deux", "trois"],
-        over_length={},
-        max_source_length=config.max_source_length,
-        max_target_length=4,
-        beam_width=2,
-        length_penalty=0.6,
-    )
-    export, model = _export("translation", config, info, tmp_path)
+    name, config, info = record("translation")
+    export, model = _export(name, config, info, tmp_path)
     serve = export.signatures["serving_default"]
     translate = translation_model.make_translate(model, info, 2, 0.6)
     texts = ["one two", "three"]

@@ -44,7 +44,7 @@ def test_help_and_list_do_not_import_tensorflow():
         (["run", "sentiment", "--set", "cell=transformer"], "setting 'cell' = transformer"),
         (["run", "sentiment", "--data", "parquet:x.parquet"], "unknown kind 'parquet'"),
         (["run", "sentiment", "--preset", "huge"], "invalid choice"),
-        (["evaluate", "/no/such/run"], "config.json not found"),
+        (["evaluate", "/no/such/run"], "run folder /no/such/run not found"),
     ],
 )
 def test_user_mistakes_end_in_one_error_line(tmp_path, args, expected):

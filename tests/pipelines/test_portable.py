@@ -137,14 +137,16 @@ def test_forecasting_answers_as_the_saved_model_in_original_units(forecasting_ru
         np.testing.assert_allclose(got["forecast"], expected, atol=TOLERANCE, rtol=0)
 
 
-def test_exporting_again_replaces_the_model_whole(forecasting_run):
-    path = portable.export_portable(forecasting_run, "onnx")
+def test_exporting_again_is_refused_or_replaces_the_model_whole(forecasting_run):
+    path = portable.export_portable(forecasting_run, "onnx", overwrite=True)
     _, steps, features = json.loads((path.parent / "signature.json").read_text())["inputs"][
         "window"
     ]["shape"]
     windows = np.full((2, steps, features), 10.0, dtype=np.float32)
     first = run_onnx(path, "window", windows)["forecast"]
-    assert portable.export_portable(forecasting_run, "onnx") == path
+    with pytest.raises(UserError, match="already exists.*--overwrite"):
+        portable.export_portable(forecasting_run, "onnx")
+    assert portable.export_portable(forecasting_run, "onnx", overwrite=True) == path
     np.testing.assert_array_equal(run_onnx(path, "window", windows)["forecast"], first)
     assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".partial")]
 
@@ -172,7 +174,7 @@ def test_cli_reports_a_pipeline_that_does_not_convert_in_one_line(tmp_path, caps
 def test_an_unfinished_run_or_unknown_format_is_refused(forecasting_run, tmp_path):
     partial = tmp_path / "run.partial"
     shutil.copytree(forecasting_run, partial, ignore=shutil.ignore_patterns("export"))
-    with pytest.raises(UserError, match="unfinished run"):
+    with pytest.raises(UserError, match="has not finished; 'rnn-suite run --resume --out"):
         portable.export_portable(partial, "tflite")
     assert not (partial / "export").exists()
     with pytest.raises(UserError, match="choose one of tflite, onnx"):

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from pipelines import registry, runner
+from pipelines import registry, rundir, runner
 from pipelines.errors import UserError
 from pipelines.predict_files import (
     BadItem,
@@ -24,7 +21,7 @@ from pipelines.predict_files import (
     read_table_rows,
     skipped_path,
 )
-from tests.helpers import REPO, run_cli, smoke_run_dir
+from tests.helpers import run_cli, run_cli_with_peak, smoke_run_dir
 
 # Rows of the large sentiment input, and of the small one it is compared with.
 LARGE_ROWS, SMALL_ROWS = 200_000, 20_000
@@ -72,7 +69,9 @@ def _folder_predict(model, items, config, info):
 def stand_in(monkeypatch, tmp_path):
     """A finished run of a stand-in pipeline whose ``files`` module the test sets."""
     run = tmp_path / "run"
-    run.mkdir()
+    for name in rundir.FINISHED_FILES:  # what a finished run has; the loading is stood in
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("{}")
     files = SimpleNamespace(
         OUTPUT="table", read_items=_stand_in_items, predict_items=_stand_in_predict
     )
@@ -201,9 +200,9 @@ def test_partial_run_refused(tmp_path):
     partial.mkdir()
     (tmp_path / "in.txt").write_text("a text\n")
     for run_dir in (partial, tmp_path / "run"):
-        with pytest.raises(UserError, match=r"run.partial is an interrupted run.*--resume"):
+        with pytest.raises(UserError, match=r"run.* has not finished.*--resume --out"):
             predict_files(run_dir, tmp_path / "in.txt", tmp_path / "out.csv")
-    with pytest.raises(UserError, match="run directory not found"):
+    with pytest.raises(UserError, match="run folder .* not found"):
         predict_files(tmp_path / "elsewhere", tmp_path / "in.txt", tmp_path / "out.csv")
 
 
@@ -214,7 +213,10 @@ def test_readers_report_bad_lines(tmp_path):
     assert entries == [
         (1, "first"),
         BadItem("line 2", "longer than 20 bytes"),
-        BadItem("line 3", "not UTF-8 text"),
+        BadItem(
+            "line 3",
+            "not utf-8 text (byte 4 of the line); set --set encoding=... to its encoding",
+        ),
         BadItem("line 4", "holds a NUL byte (not text)"),
         (5, "last"),
     ]
@@ -225,12 +227,26 @@ def test_readers_report_bad_lines(tmp_path):
     rows = list(rows)
     assert rows[0] == (2, {"a": "1", "b": "two\nlines"})
     assert rows[1].key == "line 5" and "1 field(s) where the header has 2" in rows[1].reason
-    assert rows[2] == BadItem("line 6", "not UTF-8 text")
+    assert rows[2] == BadItem("line 6", "not utf-8 text")
     assert rows[3].key == "line 7" and "cannot parse as CSV" in rows[3].reason
     assert rows[4] == (8, {"a": "5", "b": "ok"})
     assert rows[5] == BadItem(
         "line 9", "cannot parse as CSV: the file ends inside a quoted cell (truncated?)"
     )
+
+
+def test_readers_decode_a_declared_encoding_and_name_the_byte_otherwise(tmp_path):
+    text = tmp_path / "latin.txt"
+    text.write_bytes("caf\u00e9 cr\u00e8me\n".encode("latin-1"))
+    [bad] = list(read_lines(text))
+    assert bad.key == "line 1" and "not utf-8 text (byte 3 of the line)" in bad.reason
+    assert list(read_lines(text, encoding="latin-1")) == [(1, "caf\u00e9 cr\u00e8me")]
+    table = tmp_path / "latin.csv"
+    table.write_bytes("text,note\ncaf\u00e9,\u00e0 voir\n".encode("latin-1"))
+    header, rows = read_table_rows(table, ",", "latin-1")
+    assert list(rows) == [(2, {"text": "caf\u00e9", "note": "\u00e0 voir"})]
+    with pytest.raises(UserError, match="encoding 'utf-16' is not read line by line"):
+        list(read_lines(text, encoding="utf-16"))
 
 
 # === Sentiment ===
@@ -328,17 +344,13 @@ def _write_reviews(path: Path, rows: int) -> None:
 
 
 def _peak_memory_of_predict(run: Path, source: Path, out: Path) -> int:
-    """Peak resident bytes of a ``predict`` child process (its own, from wait4)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "pipelines", "predict", str(run)]
-    command += ["--input", str(source), "--output", str(out)]
-    with (out.parent / f"{out.name}.log").open("w+") as log:
-        child = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=log)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        log.seek(0)
-        assert child.returncode == 0, log.read()[-2000:]
-    return usage.ru_maxrss * 1024  # kilobytes on Linux
+    """Peak resident bytes of a ``predict`` child process (its own VmHWM)."""
+    result, peak = run_cli_with_peak(
+        "predict", str(run), "--input", str(source), "--output", str(out), cwd=out.parent
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert peak > 0
+    return peak
 
 
 def test_sentiment_memory_bounded_by_the_batch_not_the_file(sentiment_run, tmp_path):

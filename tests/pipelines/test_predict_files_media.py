@@ -132,6 +132,7 @@ def test_input_folder_walk_stays_inside_and_passes_over_other_files(tmp_path):
 
 def test_speech_refuses_long_audio_by_its_header_and_never_opens_a_fifo(tmp_path, monkeypatch):
     from pipelines.speech_to_text import data, files
+    from pipelines.speech_to_text.config import SpeechToTextConfig
 
     info = data.SpeechToTextInfo(
         name="tones",
@@ -143,14 +144,16 @@ def test_speech_refuses_long_audio_by_its_header_and_never_opens_a_fifo(tmp_path
         beam_width=1,
         n_mels=16,
     )
+    config = SpeechToTextConfig()
     long = _write_audio(tmp_path / "long.flac", 3.0, rate=8000)
-    with monkeypatch.context() as patched, pytest.raises(UserError, match=r"long\.flac: 3\.0 s"):
+    expected = r"long\.flac: duration 3 s exceeds the limit 2 s \(setting 'max_seconds'\)"
+    with monkeypatch.context() as patched, pytest.raises(UserError, match=expected):
         patched.setattr(data, "read_audio", pytest.fail)  # the samples are never decoded
-        files.read_recording(long, info)
+        files.read_recording(long, config, info)
     pipe = tmp_path / "pipe.wav"  # a manifest may name one: refused, never opened
     os.mkfifo(pipe)
     with pytest.raises(UserError, match="pipe.wav: audio file not found"):
-        files.read_recording(pipe, info)
+        files.read_recording(pipe, config, info)
 
 
 # === Speech-to-text ===

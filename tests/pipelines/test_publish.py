@@ -19,6 +19,7 @@ from pipelines.cli import main
 from pipelines.errors import UserError
 from pipelines.publish import publish
 from tests.helpers import smoke_run_dir
+from tests.serving.exports import record
 
 
 @pytest.fixture(scope="module")
@@ -88,12 +89,13 @@ def test_a_published_version_loads_and_answers(run_dir, tmp_path):
 def _partial_copy(run_dir: Path, tmp_path: Path) -> tuple[Path, str]:
     partial = tmp_path / "run.partial"
     shutil.copytree(run_dir, partial)
-    return partial, "is an unfinished run (a .partial folder); `python -m pipelines run --resume"
+    return partial, f"{partial} has not finished; 'rnn-suite run --resume --out {tmp_path / 'run'}'"
 
 
 def _still_partial(run_dir: Path, tmp_path: Path) -> tuple[Path, str]:
     shutil.copytree(run_dir, tmp_path / "run.partial")
-    return tmp_path / "run", "has not finished (it is still"
+    run = tmp_path / "run"
+    return run, f"{run} has not finished (it is still {run}.partial); 'rnn-suite run --resume"
 
 
 def _without(relative: str):
@@ -186,7 +188,7 @@ def test_a_publish_waits_for_the_lock_and_gives_up_with_an_error(run_dir, tmp_pa
     models.mkdir()
     monkeypatch.setattr(publishing, "LOCK_TIMEOUT_SECONDS", 0)
     held = filelock.FileLock(str(models / publishing.LOCK_FILE))
-    with held, pytest.raises(UserError, match="being written by another publish"):
+    with held, pytest.raises(UserError, match=f"{models} is in use by another process"):
         publish(run_dir, models)
     assert _everything(models) == []
 
@@ -216,94 +218,7 @@ def test_the_command_line_ends_a_mistake_in_one_error_line(run_dir, tmp_path, ca
 # === limits.json and the warm-up requests of every export ===
 
 
-def _info(name: str, config):
-    """A small data info of each pipeline, without its data."""
-    if name == "sentiment":
-        from pipelines.sentiment.data import SentimentInfo
-
-        return SentimentInfo("toy", "test", ["neg", "pos"], ["good", "bad", "film"])
-    if name == "forecasting":
-        from pipelines.forecasting.data import ForecastingInfo
-
-        return ForecastingInfo(
-            name="series",
-            source="test",
-            time_column="date",
-            time_format="",
-            frequency="D",
-            seasonal_period=7,
-            feature_columns=["temp", "wind"],
-            target_columns=["temp"],
-            target_indices=[0],
-            transform="none",
-            window=8,
-            horizon=1,
-            feature_mean=[10.0, 2.0],
-            feature_variance=[4.0, 1.0],
-            target_mean=[10.0],
-            target_std=[2.0],
-            mase_scale=[1.0],
-            split_periods={},
-            notes=[],
-        )
-    if name == "music":
-        from pipelines.music import data
-
-        return data.MusicInfo(
-            name="toy",
-            source="test",
-            kind="token",
-            vocab_size=data.VOCAB,
-            voices=data.VOICES,
-            keys=data.KEYS,
-            lowest_pitch=data.LOWEST,
-            steps_per_quarter=2,
-            transpose=0,
-            pieces={},
-            test_pieces=[],
-        )
-    if name == "translation":
-        from pipelines.translation import data
-
-        return data.TranslationInfo(
-            name="toy",
-            source="test",
-            source_vocabulary=["one", "two", "three"],
-            target_vocabulary=[*data.RESERVED, "un", "deux", "trois"],
-            over_length={},
-            max_source_length=config.max_source_length,
-            max_target_length=4,
-            beam_width=2,
-            length_penalty=0.6,
-        )
-    if name == "speech-to-text":
-        from pipelines.speech_to_text import data
-
-        return data.SpeechToTextInfo(
-            name="toy",
-            source="test",
-            sample_rate=16000,
-            vocabulary=list(data.VOCABULARY),
-            max_seconds=config.max_seconds,
-            max_samples=int(config.max_seconds * 16000),
-            beam_width=2,
-            n_mels=config.n_mels,
-        )
-    from pipelines.video_activity import data
-
-    return data.VideoInfo(
-        name="toy",
-        source="test",
-        generated=True,
-        class_names=list(data.CLASS_NAMES),
-        pairs=[],
-        frames=config.frames,
-        frame_size=config.frame_size,
-    )
-
-
 PIPELINES = ["sentiment", "forecasting", "music", "translation", "speech-to-text", "video-activity"]
-SETTINGS = {"forecasting": {"window": 8}}  # the window of its info
 
 
 @pytest.fixture(scope="module")
@@ -316,9 +231,7 @@ def exports(tmp_path_factory):
     def export(name: str):
         if name not in written:
             pipeline = registry.load_pipeline(name)
-            config = pipeline.config_class.from_preset("smoke")
-            config = config.with_settings(SETTINGS.get(name, {}))
-            info = _info(name, config)
+            _, config, info = record(name)
             path = tmp_path_factory.mktemp(name) / "saved_model"
             pipeline.export(pipeline.build_model(config, info), info, path)
             written[name] = pipeline, info, path
@@ -332,8 +245,8 @@ def _warmup_requests(path: Path) -> list:
     from tensorflow_serving.apis import prediction_log_pb2
 
     records = []
-    for record in tf.data.TFRecordDataset(str(path)):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+    for serialized in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(serialized.numpy())
         assert log.WhichOneof("log_type") == "predict_log"
         records.append(log.predict_log.request)
     return records

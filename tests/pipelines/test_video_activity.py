@@ -334,7 +334,7 @@ def test_over_long_videos_are_refused_naming_the_file(tmp_path, monkeypatch):
     path = write_video(tmp_path / "long.mp4", moving_square(1, steps=8))
     assert data.read_clip(path, frames=4, size=8).shape == (4, 8, 8, 3)
     monkeypatch.setattr(data, "MAX_CLIP_FRAMES", 5)
-    with pytest.raises(UserError, match=f"{path}: the video has more than 5 frames"):
+    with pytest.raises(UserError, match=f"{path}: length 8 frames exceeds the limit 5 frames"):
         data.read_clip(path, frames=4, size=8)
 
 

@@ -131,6 +131,23 @@ BUILDERS = {
 }
 
 
+# The registry name of each pipeline -> its key in ``BUILDERS``.
+KIND_OF_PIPELINE = {
+    "sentiment": "sentiment",
+    "forecasting": "forecasting",
+    "speech-to-text": "speech",
+    "music": "music",
+    "translation": "translation",
+    "video-activity": "video",
+}
+
+
+def record(pipeline_name: str):
+    """``(pipeline module name, smoke config, hand-made data info)`` of a pipeline given by
+    its registry name: what a test needs to build and export a model without data."""
+    return BUILDERS[KIND_OF_PIPELINE[pipeline_name]]()
+
+
 def export(kind: str, path: Path) -> dict[str, Any]:
     """Write the ``kind`` export (a key of ``BUILDERS``) to ``path``; its ``serving_example``."""
     from pipelines import registry

@@ -5,14 +5,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import tensorflow as tf
 
 from pipelines.serving.batching import Batcher, pad_and_stack
 from pipelines.serving.codec import InputSpec
 from pipelines.serving.errors import BadRequestError
 from pipelines.serving.limits import InputLimits, Limits
 
-AUDIO = {"audio": InputSpec("audio", tf.float32, (None, None))}
+AUDIO = {"audio": InputSpec("audio", "float32", (None, None))}
 
 
 def test_items_are_padded_to_the_longest_in_the_batch():
