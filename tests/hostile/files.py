@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.pipelines.test_bad_inputs import _midi_bytes
+from tests.pipelines.test_video_activity import moving_square, write_video
+
 SPEECH_RATE = 16000
 HUGE_DIMENSION = 60_000  # a frame of 60,000 x 60,000 RGB pixels is some 10 GB
 HUGE_COUNT = 0x7FFF_FFF0  # a 32-bit count near its largest value
@@ -47,20 +50,8 @@ def translation_pairs(count: int = 40) -> str:
     return "".join(f"word {i}\tmot {i}\n" for i in range(count))
 
 
-@functools.cache
-def midi_bytes(end_seconds: float = 20.0) -> bytes:
-    """A real MIDI file of rising notes (pretty_midi)."""
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI(initial_tempo=120, resolution=220)
-    piano = pretty_midi.Instrument(program=0)
-    for beat in range(40):
-        piano.notes.append(pretty_midi.Note(80, 60 + beat % 12, beat * 0.5, beat * 0.5 + 0.5))
-    piano.notes.append(pretty_midi.Note(80, 48, 0.0, end_seconds))
-    midi.instruments.append(piano)
-    buffer = io.BytesIO()
-    midi.write(buffer)
-    return buffer.getvalue()
+# A real MIDI file of rising notes (pretty_midi), made once.
+midi_bytes = functools.cache(_midi_bytes)
 
 
 def tone(seconds: float = 0.5, rate: int = SPEECH_RATE, seed: int = 0) -> np.ndarray:
@@ -91,26 +82,6 @@ def speech_manifest(folder: Path, clips: int = 8, bad: Path | None = None) -> Pa
     manifest = folder / "manifest.csv"
     manifest.write_text("\n".join(rows) + "\n")
     return manifest
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int = 10) -> Path:
-    """uint8 ``[t, h, w, 3]`` frames as a real video file (imageio, ffmpeg)."""
-    import imageio.v2 as imageio
-
-    with imageio.get_writer(str(path), fps=fps, macro_block_size=1) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    return path
-
-
-def moving_square(direction: int, seed: int = 0, steps: int = 8, size: int = 24) -> np.ndarray:
-    """A bright square sliding left (-1) or right (+1) over a noisy background."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 60, size=(steps, size, size, 3), dtype=np.uint8)
-    for t in range(steps):
-        x = 4 + (t if direction > 0 else steps - 1 - t)
-        frames[t, 8:16, x : x + 8] = 230
-    return frames
 
 
 def video_folder(root: Path, clips_per_class: int = 6) -> Path:

@@ -19,7 +19,6 @@ from pipelines.cli import main
 from pipelines.errors import UserError
 from pipelines.publish import publish
 from tests.helpers import smoke_run_dir
-from tests.serving.exports import record
 
 
 @pytest.fixture(scope="module")
@@ -221,25 +220,6 @@ def test_the_command_line_ends_a_mistake_in_one_error_line(run_dir, tmp_path, ca
 PIPELINES = ["sentiment", "forecasting", "music", "translation", "speech-to-text", "video-activity"]
 
 
-@pytest.fixture(scope="module")
-def exports(tmp_path_factory):
-    """Pipeline name -> (pipeline, info, export folder), each written once on first use."""
-    from pipelines import registry
-
-    written = {}
-
-    def export(name: str):
-        if name not in written:
-            pipeline = registry.load_pipeline(name)
-            _, config, info = record(name)
-            path = tmp_path_factory.mktemp(name) / "saved_model"
-            pipeline.export(pipeline.build_model(config, info), info, path)
-            written[name] = pipeline, info, path
-        return written[name]
-
-    return export
-
-
 def _warmup_requests(path: Path) -> list:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
@@ -253,12 +233,12 @@ def _warmup_requests(path: Path) -> list:
 
 
 @pytest.mark.parametrize("name", PIPELINES)
-def test_each_export_declares_its_limits_and_replays_its_warmup(name, exports):
+def test_each_export_declares_its_limits_and_replays_its_warmup(name, untrained_exports):
     import tensorflow as tf
 
     from pipelines.export import check_limits
 
-    pipeline, info, path = exports(name)
+    pipeline, info, path = untrained_exports(name)
     limits = json.loads((path / "assets.extra" / "limits.json").read_text())
     assert limits == pipeline.serving_limits(info)
     check_limits(limits)
@@ -287,10 +267,10 @@ def test_each_export_declares_its_limits_and_replays_its_warmup(name, exports):
 
 
 @pytest.mark.parametrize("name", PIPELINES)
-def test_each_export_refuses_more_items_than_max_items(name, exports):
+def test_each_export_refuses_more_items_than_max_items(name, untrained_exports):
     import tensorflow as tf
 
-    pipeline, info, path = exports(name)
+    pipeline, info, path = untrained_exports(name)
     limits = pipeline.serving_limits(info)
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     key, items = next(iter(pipeline.serving_example(info).items()))
@@ -312,10 +292,10 @@ def _longest_items(name: str, limits: dict) -> tuple[str, object]:
 
 
 @pytest.mark.parametrize("name", ["sentiment", "translation", "speech-to-text"])
-def test_an_export_refuses_a_request_over_its_whole_request_bound(name, exports):
+def test_an_export_refuses_a_request_over_its_whole_request_bound(name, untrained_exports):
     import tensorflow as tf
 
-    pipeline, info, path = exports(name)
+    pipeline, info, path = untrained_exports(name)
     limits = pipeline.serving_limits(info)
     key, items = _longest_items(name, limits)
     assert len(items) <= limits["max_items"]  # within the item count: the total is what fails

@@ -1,7 +1,7 @@
 """Every export bounds a serving request as a whole, inside its graph, as well as per item,
 and records the bounds in ``assets.extra/limits.json``.
 
-The exports are written from untrained models (as in test_publish.py) and loaded in-process.
+The exports are written from untrained models (the `untrained_exports` fixture of tests/conftest.py) and loaded in-process.
 """
 
 from __future__ import annotations
@@ -12,29 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.pipelines.test_publish import SETTINGS, _info
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    """Pipeline name -> (pipeline, info, export folder), each written once on first use."""
-    from pipelines import registry
-
-    done = {}
-
-    def export(name: str):
-        if name not in done:
-            pipeline = registry.load_pipeline(name)
-            config = pipeline.config_class.from_preset("smoke").with_settings(
-                SETTINGS.get(name, {})
-            )
-            info = _info(name, config)
-            path = tmp_path_factory.mktemp(name) / "saved_model"
-            pipeline.export(pipeline.build_model(config, info), info, path)
-            done[name] = pipeline, info, path
-        return done[name]
-
-    return export
+from tests.serving.exports import record
 
 
 @pytest.mark.parametrize("name", ["forecasting", "music"])
@@ -44,16 +22,15 @@ def test_where_items_cannot_add_up_past_the_request_bound_their_count_bounds_it(
     from pipelines import registry
 
     pipeline = registry.load_pipeline(name)
-    config = pipeline.config_class.from_preset("smoke").with_settings(SETTINGS.get(name, {}))
-    limits = pipeline.serving_limits(_info(name, config))
+    limits = pipeline.serving_limits(record(name)[2])
     for entry in limits["inputs"].values():
         assert limits["max_items"] * entry["max_item_elements"] <= entry["max_request_elements"]
 
 
-def test_video_refuses_a_request_over_its_whole_request_bound(written):
+def test_video_refuses_a_request_over_its_whole_request_bound(untrained_exports):
     import tensorflow as tf
 
-    pipeline, info, path = written("video-activity")
+    pipeline, info, path = untrained_exports("video-activity")
     bound = pipeline.serving_limits(info)["inputs"]["frames"]["max_request_elements"]
     clips = np.zeros((2, 2, 4096, 4096, 3), np.uint8)  # each clip within its own bound
     assert clips[0].size <= bound < clips.size
@@ -64,14 +41,14 @@ def test_video_refuses_a_request_over_its_whole_request_bound(written):
         serve(frames=tf.constant(clips))
 
 
-def test_music_generate_bounds_the_steps_of_a_whole_request(written):
+def test_music_generate_bounds_the_steps_of_a_whole_request(untrained_exports):
     import tensorflow as tf
 
     from pipelines.export import check_limits
     from pipelines.music.config import MAX_GENERATE_STEPS
     from pipelines.music.pipeline import MAX_SERVING_GENERATED_STEPS
 
-    _, _, path = written("music")
+    _, _, path = untrained_exports("music")
     limits = json.loads((path / "assets.extra" / "limits.json").read_text())
     assert limits["max_request_total_generated_steps"] == MAX_SERVING_GENERATED_STEPS
     check_limits(limits)
@@ -105,9 +82,9 @@ def test_check_limits_takes_positive_whole_request_totals_only():
         check_limits({**limits, "max_total_steps": 16})
 
 
-def test_limits_files_keep_their_keys(written):
+def test_limits_files_keep_their_keys(untrained_exports):
     for name in ("sentiment", "speech-to-text"):
-        pipeline, info, path = written(name)
+        pipeline, info, path = untrained_exports(name)
         limits = json.loads((Path(path) / "assets.extra" / "limits.json").read_text())
         assert limits == pipeline.serving_limits(info)
         assert set(limits) == {"max_items", "inputs"}
