@@ -12,6 +12,8 @@ import errno
 import gc
 import json
 import os
+import resource
+import shutil
 import sys
 import traceback
 from collections.abc import Iterator
@@ -123,6 +125,21 @@ def writing(path: Path) -> Iterator[None]:
         finally:
             sys.unraisablehook = hook
         raise OSError(number, os.strerror(number), str(path)) from None
+
+
+def check_room(path: Path, size: int) -> None:
+    """OSError (ENOSPC or EFBIG, naming ``path``) when ``size`` bytes cannot be written to
+    ``path``: less free space on its file system, or a smaller file-size limit.
+
+    For writers that cannot fail cleanly: HDF5 may crash the process when a write fails
+    midway, so its files are checked before they are written.
+    """
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size > limit:
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if shutil.disk_usage(existing).free < size:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 @contextlib.contextmanager

@@ -27,22 +27,40 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import keras
+import numpy as np
 
 from pipelines import resume, rundir
 from pipelines.errors import UserError
 from pipelines.progress import log
 
+# What a weights file takes at most beside the weights themselves (HDF5's own structures);
+# the factor leaves room for the file being replaced while the old one still exists.
+HDF5_ROOM_FACTOR = 2
+HDF5_ROOM_BYTES = 1 << 20
+
 
 class _NamedCheckpoint(keras.callbacks.ModelCheckpoint):
-    """``ModelCheckpoint`` whose failed write (disk full, file-size limit) names its file."""
+    """``ModelCheckpoint`` whose failed write (disk full, file-size limit) names its file.
+
+    The room for the weights is checked before each save: a write that fails inside HDF5
+    can leave the process to crash at exit instead of ending with the error.
+    """
 
     def on_epoch_end(self, epoch, logs=None):
         with rundir.writing(Path(self.filepath)):
+            self._check_room()
             super().on_epoch_end(epoch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         with rundir.writing(Path(self.filepath)):
             super().on_train_batch_end(batch, logs)
+
+    def _check_room(self) -> None:
+        weights = sum(
+            math.prod(weight.shape) * np.dtype(weight.dtype).itemsize
+            for weight in self.model.weights
+        )
+        rundir.check_room(Path(self.filepath), HDF5_ROOM_FACTOR * weights + HDF5_ROOM_BYTES)
 
 
 @dataclasses.dataclass

@@ -1,8 +1,10 @@
 """A write the file system refuses mid-run ends in one error line and a resumable run.
 
 The child run has a file-size limit (``RLIMIT_FSIZE``, with ``SIGXFSZ`` ignored so that
-the write fails with ``EFBIG`` instead of killing it) smaller than its first training
-backup: it stops there with ``error: writing PATH: File too large; ...`` and exit
+the write fails with ``EFBIG`` instead of killing it) smaller than its first large write:
+a training backup inside the epoch, or, with backups at epoch ends only, the HDF5
+best-weights checkpoint (whose failed write could crash the process, so its room is
+checked first). It stops there with ``error: writing PATH: File too large; ...`` and exit
 status 2, keeping its partial folder. ``--resume`` without the limit then finishes it.
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.faults.helpers import child_env, cli
 
@@ -21,8 +25,6 @@ ARGS = (
     "sentiment",
     "--preset",
     "smoke",
-    "--checkpoint-steps",
-    "2",
     "--set",
     "max_examples=400",
     "epochs=2",
@@ -38,11 +40,17 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_a_file_size_limit_mid_run_is_one_error_and_resume_finishes(tmp_path):
+# --checkpoint-steps -> the file the limit stops: a backup mid-epoch, or the HDF5 checkpoint.
+FIRST_LARGE_WRITE = {"2": "backup/state-", "0": "checkpoints/best.weights.h5"}
+
+
+@pytest.mark.parametrize("steps", sorted(FIRST_LARGE_WRITE))
+def test_a_file_size_limit_mid_run_is_one_error_and_resume_finishes(steps, tmp_path):
     out = tmp_path / "run"
     partial = Path(f"{out}.partial")
+    args = [*ARGS, "--checkpoint-steps", steps, "--out", str(out)]
     limited = subprocess.run(
-        [sys.executable, "-c", LIMITED, str(FILE_SIZE_LIMIT_BYTES), *ARGS, "--out", str(out)],
+        [sys.executable, "-c", LIMITED, str(FILE_SIZE_LIMIT_BYTES), *args],
         cwd=tmp_path,
         env=child_env(PYTHONDONTWRITEBYTECODE="1"),
         capture_output=True,
@@ -52,7 +60,7 @@ def test_a_file_size_limit_mid_run_is_one_error_and_resume_finishes(tmp_path):
     assert limited.returncode == 2, limited.stderr[-3000:]
     errors = [line for line in limited.stderr.splitlines() if not line.startswith("[rnn-suite]")]
     assert len(errors) == 1, limited.stderr[-3000:]
-    assert errors[0].startswith(f"error: writing {partial}/"), errors[0]
+    assert errors[0].startswith(f"error: writing {partial}/{FIRST_LARGE_WRITE[steps]}"), errors[0]
     assert errors[0].endswith(
         f": File too large; the run is kept in {partial}, "
         f"'rnn-suite run --resume --out {out}' continues it"
