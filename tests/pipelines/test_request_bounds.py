@@ -1,7 +1,8 @@
 """Every export bounds a serving request as a whole, inside its graph, as well as per item,
 and records the bounds in ``assets.extra/limits.json``.
 
-The exports are written from untrained models (the `untrained_exports` fixture of tests/conftest.py) and loaded in-process.
+The exports are written from untrained models (the ``untrained_exports`` fixture of
+tests/conftest.py) and loaded in-process.
 """
 
 from __future__ import annotations
