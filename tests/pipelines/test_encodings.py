@@ -4,7 +4,7 @@ Text files are UTF-8 (a byte-order mark is accepted) unless the pipeline's ``enc
 setting names another; a byte that is not in the encoding is one ``error:`` line naming the
 file, line and byte offset. Tables are read a bounded line at a time and refused at their
 declared limits (``pipelines.tables``); experiment files are refused past their nesting depth.
-Peak memory is measured in child processes (``ru_maxrss``), against reading the file whole.
+Peak memory is measured in child processes (their own ``VmHWM``), against reading the file whole.
 """
 
 from __future__ import annotations
