@@ -9,22 +9,16 @@ PIPELINES := $(subst _,-,$(notdir $(patsubst %/config.py,%,$(wildcard pipelines/
 ARGS ?=
 WORKERS ?=
 
-.PHONY: help venv test lint format reference serve bench-serve bench bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) $(addprefix tune-,$(PIPELINES)) \
-	pipeline-weather pipeline-stock
+.PHONY: help venv test lint format reference record docs docs-serve serve bench-serve bench \
+	bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) \
+	$(addprefix tune-,$(PIPELINES)) pipeline-weather pipeline-stock
 
+# Every target has one "## NAME: what it does" line above it; `make help` prints them.
+## help: list every target, one line each
 help:
-	@echo "make pipeline-NAME   run a pipeline on its built-in data (NAME: $(PIPELINES)); ARGS='--seed 1 ...'"
-	@echo "make tune-NAME       the same, with a Keras Tuner search first; WORKERS=N: a chief oracle and N local tuner workers"
-	@echo "make pipeline-weather | pipeline-stock   forecasting on its built-in weather or stock data"
-	@echo "make test            the test suite"
-	@echo "make bench           recurrent-layer benchmark (bench/results.json)"
-	@echo "make bench-approaches each way to speed up an LSTM, one process each (bench/approaches.json)"
-	@echo "make bench-pipelines each pipeline, fast path against plain cell (bench/pipelines.json)"
-	@echo "make bench-serve     the model server on loopback against in-process calls (bench/serve.json)"
-	@echo "make serve           serve the models published into MODELS=models (REST 8501, gRPC 8500); ARGS='--rest-port ...'"
-	@echo "make reference       docs/reference/NAME.md from each pipeline's declared settings, data sources and search space"
-	@echo "make lint | format   ruff"
-	@echo "make venv            create $(VENV), install the project, build the native kernels (the targets above do it when needed)"
+	@awk '/^## / { sub(/^## /, ""); name = $$0; sub(/: .*/, "", name); text = $$0; \
+		sub(/^[^:]*: /, "", text); printf "make %-18s %s\n", name, text }' $(MAKEFILE_LIST)
+	@echo "(NAME: $(PIPELINES); ARGS='--seed 1 ...' passes flags to the command)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,51 +33,84 @@ $(STAMP): pyproject.toml
 $(NATIVE): $(STAMP) $(wildcard layers/native/*.cc layers/native/*.h)
 	$(BIN)/python -m layers.native
 
+## venv: create .venv, install the project, build the native kernels (targets do it when needed)
 venv: $(STAMP) $(NATIVE)
 
 # Static pattern rules: make skips implicit-rule search for .PHONY targets.
+## pipeline-NAME: run pipeline NAME with --preset default on its built-in data
 $(addprefix pipeline-,$(PIPELINES)): pipeline-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run $* --preset default $(ARGS)
 
+## tune-NAME: the same, with a Keras Tuner search first; WORKERS=N adds N local tuner workers
 $(addprefix tune-,$(PIPELINES)): tune-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run $* --preset default --tune $(if $(WORKERS),--tune-workers $(WORKERS)) $(ARGS)
 
 # Forecasting on each of its built-in data sets.
+## pipeline-weather: forecasting on the built-in Seattle weather
+## pipeline-stock: forecasting on the built-in stock prices
 pipeline-weather pipeline-stock: pipeline-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run forecasting --preset default --data builtin:$* $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
+## test: the test suite (ARGS: pytest's arguments)
 test: $(STAMP) $(NATIVE)
 	@$(BIN)/python -m pytest $(ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
+## lint: ruff check and format check
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## format: ruff format and fix
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## bench: recurrent-layer benchmark into bench/results.json
 bench: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench
 
+## bench-approaches: each way to speed up an LSTM, one process each (bench/approaches.json)
 bench-approaches: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.approaches
 
+## bench-pipelines: each pipeline, fast path against plain cell (bench/pipelines.json)
 bench-pipelines: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.pipelines
 
+## bench-serve: the model server on loopback against in-process calls (bench/serve.json)
 bench-serve: $(STAMP) $(NATIVE)
 	$(BIN)/python -m bench.serve
 
 # Serve the models published into MODELS (python -m pipelines publish RUN MODELS).
 MODELS ?= models
+## serve: serve the models published into MODELS=models (REST 8501, gRPC 8500)
 serve: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines serve $(MODELS) $(ARGS)
 
+## reference: regenerate docs/reference/ and the generated blocks of docs/ and README.md
 reference: $(STAMP)
 	$(BIN)/python -m pipelines.reference
 
+# A finished run's metrics into docs/results/PIPELINE[-LABEL].json, then the pages again.
+RUN ?=
+LABEL ?=
+EVALUATION ?=
+## record: RUN='runs/a runs/b' [LABEL=...] [EVALUATION=...]: record finished runs (one per seed) for the docs
+record: $(STAMP)
+	@test -n "$(RUN)" || { echo "error: give RUN=runs/NAME/latest" >&2; exit 2; }
+	$(BIN)/python -m pipelines.reference record $(RUN) $(if $(LABEL),--label $(LABEL)) \
+		$(if $(EVALUATION),--evaluation $(EVALUATION))
+
+## docs: regenerate the generated pages, then build the site into build/site (strict)
+docs: reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## docs-serve: preview the site at http://127.0.0.1:8000, rebuilt on every change
+docs-serve: reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+## clean: remove runs, caches, the built site and the native kernels
 clean:
-	rm -rf runs .pytest_cache .ruff_cache $(NATIVE)
+	rm -rf runs .pytest_cache .ruff_cache build/site $(NATIVE)

@@ -13,12 +13,13 @@ import json
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 from pipelines import experiment as experiments
-from pipelines import registry, rundir
+from pipelines import progress, registry, rundir
 from pipelines.config_base import PRESET_NAMES, parse_overrides, settings_table
 from pipelines.errors import UserError
 
@@ -54,6 +55,10 @@ FLAG_OF_KEY = {key: "--" + key.replace("_", "-") for key in RUN_FLAGS} | {
     "tuning.workers": "--tune-workers",
 }
 
+
+# Python loggers of libraries a command runs (besides TensorFlow's own) that print notices
+# at WARNING or INFO on every run.
+QUIET_LOGGERS = ("absl", "tensorflow", "keras", "keras_tuner", "tf2onnx", "h5py")
 
 PIPELINE_ARGUMENT = {"metavar": "NAME", "help": f"one of: {', '.join(registry.PIPELINES)}"}
 # The one flag that lets a command replace an output of its that is already there: nothing
@@ -113,6 +118,14 @@ COMMANDS = {
             (
                 ("--rolling",),
                 {"action": "store_true", "help": "forecasting: one forecast per window"},
+            ),
+            (
+                ("--anomalies",),
+                {
+                    "action": "store_true",
+                    "help": "forecasting: each point after a full window, flagged where it "
+                    "lies outside the model's interval (its lowest to highest quantile)",
+                },
             ),
         ],
     ),
@@ -176,7 +189,24 @@ def build_parser(pipeline_name: str | None = None) -> argparse.ArgumentParser:
                 _add_set_argument(command, options["help"])
             else:
                 command.add_argument(*flags, **options)
+    for command in commands.choices.values():
+        _add_output_flags(command)
     return parser
+
+
+def _add_output_flags(command: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--verbose``, on every command."""
+    shown = command.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (they are also off when output is not a terminal)",
+    )
+    shown.add_argument(
+        "--verbose",
+        action="store_true",
+        help="let TensorFlow's and absl's own logging through to the terminal",
+    )
 
 
 def _add_serve_parser(commands) -> None:
@@ -438,6 +468,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(_help_pipeline(argv)).parse_args(argv)
+        progress.configure(quiet=args.quiet, verbose=args.verbose)
+        if not args.verbose:
+            warnings.showwarning = progress.show_warning
         if args.command == "list":
             _list_pipelines()
             return 0
@@ -513,7 +546,7 @@ def _predict(args: argparse.Namespace) -> None:
             on_error=args.on_error,
             overwrite=args.overwrite,
             batch_size=args.batch_size,
-            options={"rolling": args.rolling},
+            options={"rolling": args.rolling, "anomalies": args.anomalies},
             settings=args.settings,
         )
     else:
@@ -548,9 +581,29 @@ def _check_predict(args: argparse.Namespace) -> None:
 
 
 def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its own logging silenced, unless ``--verbose``."""
+    if progress.MODE.verbose:
+        import tensorflow  # noqa: F401
+
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _native_stderr_held_back():
-        import tensorflow  # noqa: F401
+        import tensorflow as tf
+    _silence_python_logging(tf)
+
+
+def _silence_python_logging(tf) -> None:
+    """Keep TensorFlow's, absl's and the exporters' Python warnings (deprecations,
+    tracing and serialisation notices) off the terminal; errors still show."""
+    import logging
+
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel(logging.ERROR)
+    tf.autograph.set_verbosity(0)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main_exit() -> None:

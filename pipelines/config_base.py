@@ -83,6 +83,11 @@ class BaseConfig(BaseModel):
     )
     # Optimisation.
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0, description="Adam's learning rate")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="constant: learning_rate throughout; cosine: decays each epoch from "
+        "learning_rate to a twentieth of it over the epochs",
+    )
     clipnorm: float = Field(
         1.0, ge=0.0, le=1e6, description="clip gradients to this norm; 0 turns clipping off"
     )

@@ -31,7 +31,6 @@ import os
 import re
 import secrets
 import shutil
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from pipelines import rundir
+from pipelines import progress, rundir
 from pipelines.errors import UserError
 from pipelines.progress import log
 from pipelines.tables import MAX_FIELD_CHARS
@@ -103,8 +102,11 @@ def predict_files(
             goes on and lists skipped items (key, reason) in ``OUTPUT.skipped.csv``.
         overwrite: replace an existing output (and its list of skipped items).
         batch_size: items predicted together; memory is bounded by it, not by the input.
-        options: pipeline-specific flags (forecasting: ``rolling``); a flag that is set and
-            that the pipeline does not take is an error.
+        options: pipeline-specific flags (forecasting: ``rolling``, ``anomalies``); a flag
+            that is set and that the pipeline does not take is an error. A pipeline's
+            ``files`` module may name files it writes beside the output for a flag
+            (``extra_outputs``, e.g. the anomaly plot); those are refused like the output
+            when they exist, and written after it (``write_extra_outputs``).
         settings: ``KEY=VALUE`` settings over the run's for reading the input (e.g.
             ``text_column=review``).
 
@@ -123,6 +125,10 @@ def predict_files(
     chosen = _chosen_options(files, options or {}, pipeline.name)
     source, target = Path(input_path), Path(output_path)
     output_format = _check_paths(source, target, files.OUTPUT, overwrite)
+    extra_outputs = getattr(files, "extra_outputs", lambda target, **chosen: [])(target, **chosen)
+    for path in extra_outputs:
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise UserError(f"{path} already exists; add --overwrite to replace it")
     _, resolved, info, model = runner.load_run(str(run))
     config = resolved.config.with_overrides(settings) if settings else resolved.config
 
@@ -133,6 +139,8 @@ def predict_files(
     counts = _predict_into(
         items, predict, source, target, output_format, on_error, batch_size, pipeline.name
     )
+    if extra_outputs:
+        files.write_extra_outputs(target, output_format, info, **chosen)
     skipped_file = skipped_path(target) if counts["skipped"] else None
     log(
         f"predicted {counts['predicted']:,} item(s) into {target}"
@@ -204,13 +212,7 @@ def _predict_into(
     target.parent.mkdir(parents=True, exist_ok=True)
     writer = _FolderWriter(target) if output_format is None else _TableWriter(target, output_format)
     skipped = _SkippedList(skipped_path(target))
-    bar = tqdm(
-        desc=f"{name}: predicting",
-        unit=" items",
-        file=sys.stdout,
-        disable=not sys.stdout.isatty(),
-        dynamic_ncols=True,
-    )
+    bar = progress.bar(description=f"{name}: predicting")
     try:
         with bar:
             stream = _Stream(predict, writer, skipped, on_error, source, bar)

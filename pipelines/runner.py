@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 import layers  # noqa: F401  (registers the custom cells for loading)
-from pipelines import distributed, locks, registry, report, resume, rundir
+from pipelines import distributed, locks, registry, report, resume, rundir, training
 from pipelines import experiment as experiments
 from pipelines.base import Pipeline, Splits
 from pipelines.errors import UserError
@@ -227,6 +227,7 @@ def _trainer(
         callbacks=callbacks,
         epoch_callbacks=epoch_callbacks,
         chief=chief,
+        learning_rate=training.learning_rate_schedule(config, config.epochs),
     )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
-from pipelines import resume, rundir
+from pipelines import progress, resume, rundir
 from pipelines.errors import UserError
 from pipelines.progress import log
 
@@ -113,8 +112,11 @@ class Trainer:
         divergence_is_error: end training with a UserError once an epoch's loss is not
             finite (a run's training); a search's trial passes False, so the tuner scores
             that trial instead of the search ending.
-        verbose: Keras's progress display (default: a bar on a terminal, else a line
-            per epoch).
+        learning_rate: the callback that sets each epoch's learning rate
+            (``training.learning_rate_schedule``), or None for a constant rate.
+        verbose: Keras's progress display (default ``progress.keras_verbose()``: its bar
+            on a terminal, else none); without Keras's display the trainer logs one
+            ``[rnn-suite]`` line per epoch.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class Trainer:
         chief: bool = True,
         best_checkpoint: bool = True,
         divergence_is_error: bool = True,
+        learning_rate: keras.callbacks.Callback | None = None,
         verbose: int | None = None,
     ):
         self.directory = None if directory is None else Path(directory)
@@ -140,7 +143,8 @@ class Trainer:
         self.chief = chief
         self.best_checkpoint = best_checkpoint
         self.divergence_is_error = divergence_is_error
-        self.verbose = (1 if sys.stdout.isatty() else 2) if verbose is None else verbose
+        self.learning_rate = learning_rate
+        self.verbose = progress.keras_verbose() if verbose is None else verbose
         self._state: resume.TrainingState | None = None
 
     @property
@@ -220,7 +224,10 @@ class Trainer:
         # history.csv is written before the backup, so after a kill it holds every
         # backed-up epoch and at most one more, which _history_logger drops on resume.
         guard = _DivergenceGuard() if self.divergence_is_error else None
-        own = [guard, self._history_logger(), stopping, best, self._state, self._tensorboard()]
+        epoch_log = _EpochLog(self.epochs) if self.verbose == 0 else None
+        own = [self.learning_rate, guard, self._history_logger(), stopping, best, self._state]
+        own.append(self._tensorboard())
+        own.append(epoch_log)
         return [*self.epoch_callbacks, *(c for c in own if c is not None), *self.callbacks]
 
     def _checkpoint(self) -> keras.callbacks.ModelCheckpoint | None:
@@ -302,6 +309,22 @@ def _custom_epoch(steps: CustomSteps, tracker, callbacks, epoch: int) -> dict[st
     logs |= {f"val_{name}": value for name, value in validation.items()}
     callbacks.on_epoch_end(epoch, logs)
     return logs
+
+
+class _EpochLog(keras.callbacks.Callback):
+    """One ``[rnn-suite]`` line per epoch, where Keras's own display is off."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        progress.log(progress.epoch_line(epoch + 1, self.epochs, seconds, logs or {}))
 
 
 class _DivergenceGuard(keras.callbacks.Callback):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 
 from layers import recurrent_stack
@@ -13,6 +15,21 @@ def make_optimizer(config: BaseConfig) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(
         learning_rate=config.learning_rate, clipnorm=config.clipnorm or None
     )
+
+
+def learning_rate_schedule(config: BaseConfig, epochs: int) -> keras.callbacks.Callback | None:
+    """The callback that sets each epoch's learning rate as ``lr_schedule`` asks, or None.
+
+    The rate depends on the epoch's index alone, so a resumed training continues on the
+    same schedule."""
+    if config.lr_schedule == "constant":
+        return None
+    top, floor = config.learning_rate, config.learning_rate / 20
+
+    def cosine(epoch: int, _current: float) -> float:
+        return floor + (top - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+    return keras.callbacks.LearningRateScheduler(cosine)
 
 
 def compile_model(model: keras.Model, config: BaseConfig, **compile_kwargs) -> None:

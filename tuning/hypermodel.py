@@ -6,8 +6,10 @@ from pathlib import Path
 
 import keras_tuner
 
+from pipelines import training
 from pipelines.base import Pipeline, Splits
 from pipelines.config_base import BaseConfig
+from pipelines.progress import log
 from pipelines.trainer import Trainer
 from tuning.space import FIT_SETTINGS, SearchSpace, declare
 
@@ -76,6 +78,9 @@ class PipelineHyperModel(keras_tuner.HyperModel):
         Tuner runs an interrupted trial again from its start. Returns Keras's History.
         """
         batch_size = self.batch_size(hp)
+        if verbose == 0:  # Keras Tuner's own display is off: one line per trial instead
+            values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+            log(f"trial: {', '.join(f'{k}={v}' for k, v in values.items())}")
         train = self.pipeline.make_dataset(self.splits.train, batch_size, shuffle=True, seed=seed)
         validation = self.pipeline.make_dataset(self.splits.validation, batch_size)
         trainer = Trainer(
@@ -87,6 +92,7 @@ class PipelineHyperModel(keras_tuner.HyperModel):
             epoch_callbacks=self.pipeline.epoch_callbacks(self.splits, self.config),
             best_checkpoint=False,
             divergence_is_error=False,
+            learning_rate=training.learning_rate_schedule(self.tuned_config(hp), epochs),
             verbose=verbose,
         )
         return trainer.fit(model, train, validation, initial_epoch=initial_epoch).history

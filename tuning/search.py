@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import keras
 import keras_tuner
 import pandas as pd
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.errors import UserError
 from tuning.space import Objective
 
@@ -140,7 +139,7 @@ def search(
         seed=seed,
         patience=patience,
         callbacks=[ObjectiveCheck(tuner.oracle.objective.name), *callbacks],
-        verbose=1 if sys.stdout.isatty() else 2,
+        verbose=progress.keras_verbose(),
     )
 
 

@@ -22,6 +22,8 @@ SUMMARY = "time-series forecasting: past window -> next steps (built-in: Seattle
 
 MAX_COLUMNS = 1000  # target or feature columns named in one setting
 MAX_HORIZON = 10_000  # forecast steps: far past any useful lead time
+MAX_QUANTILES = 99  # quantile levels given beside a forecast
+MAX_BACKTEST_FOLDS = 20  # cutoffs of a rolling-origin backtest (each trains a model)
 
 
 class ForecastingConfig(BaseConfig):
@@ -53,8 +55,30 @@ class ForecastingConfig(BaseConfig):
         0, "steps per season for seasonal naive; 0: from the frequency", low=0
     )
     encoding: TextEncoding = encoding_field("a csv file")
-    residual: bool = Field(
-        True, description="learn a correction to persistence rather than the level itself"
+    anchor: Literal["linear", "persistence", "none"] = Field(
+        "linear",
+        description="what the network corrects: linear (the ridge forecast, itself around "
+        "the last value), persistence (the last value), or none (it forecasts the level); "
+        "anchored, it reads each window scaled by its own mean and spread",
+    )
+    quantiles: tuple[float, ...] = Field(
+        (0.1, 0.5, 0.9),
+        description="quantile levels given beside each forecast, increasing, each in (0, 1); "
+        "the lowest and highest bound the interval whose coverage the report gives; "
+        "empty: none",
+    )
+    backtest_folds: int = count_field(
+        0,
+        "rolling-origin backtest: cut the period after the training split into this many "
+        "folds; at each fold's start train on everything before it and score the fold, "
+        "model beside every baseline; 0: none",
+        low=0,
+        high=MAX_BACKTEST_FOLDS,
+    )
+    backtest_mode: Literal["retrain", "refit"] = Field(
+        "retrain",
+        description="backtest: retrain a new model at each cutoff, or refit the run's "
+        "model (train on from its weights: faster)",
     )
     validation_fraction: float = with_default(BaseConfig, "validation_fraction", 0.15)
     test_fraction: float = with_default(BaseConfig, "test_fraction", 0.15)
@@ -86,6 +110,20 @@ class ForecastingConfig(BaseConfig):
         if twice:
             raise ValueError(f"column {twice[0]!r} is named twice")
         return names
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantile_levels(cls, levels: tuple[float, ...]) -> tuple[float, ...]:
+        """At most MAX_QUANTILES levels, each strictly between 0 and 1, increasing."""
+        if len(levels) > MAX_QUANTILES:
+            raise ValueError(f"more than {MAX_QUANTILES} quantile levels ({len(levels)})")
+        if any(not 0 < q < 1 for q in levels):
+            raise ValueError("each quantile level must be strictly between 0 and 1")
+        if any(b <= a for a, b in zip(levels, levels[1:], strict=False)):
+            raise ValueError("quantile levels must be increasing, each named once")
+        if len(levels) == 1:
+            raise ValueError("give at least two quantile levels (an interval), or none")
+        return levels
 
     @model_validator(mode="after")
     def _season_inside_window(self) -> Self:
@@ -177,7 +215,7 @@ DATA_SOURCES = DataSources(
 SEARCH_SPACE = space(
     units={"choices": [16, 32, 64, 128]},
     batch_size={"choices": [16, 32, 64]},
-    residual={"choices": [True, False]},
+    anchor={"choices": ["linear", "persistence", "none"]},
 )
 
 CONFIG_CLASS = ForecastingConfig

@@ -13,14 +13,16 @@ import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from pipelines.base import Splits
 from pipelines.errors import UserError
+from pipelines.forecasting import linear
 from pipelines.forecasting.config import ForecastingConfig
+from pipelines.forecasting.linear import LinearFit
 from pipelines.progress import log
 from pipelines.records import DataInfo
 from pipelines.splitting import SPLIT_NAMES
@@ -76,7 +78,11 @@ class ForecastingInfo(DataInfo):
         mase_scale: per target, the training split's mean error of one-step persistence.
         split_periods: ``train``, ``validation`` and ``test`` -> the rows each holds.
         notes: what the data checks found and did (rows sorted, values interpolated).
+        linear: the ridge forecast fit on the training split (None until fit): the linear
+            baseline, and the part of the default model the network corrects.
     """
+
+    VERSION: ClassVar[int] = 2
 
     time_column: str
     time_format: str
@@ -95,6 +101,7 @@ class ForecastingInfo(DataInfo):
     mase_scale: list[float]
     split_periods: dict[str, SplitPeriod]
     notes: list[str]
+    linear: LinearFit | None = None
 
 
 @dataclasses.dataclass
@@ -172,11 +179,15 @@ def windowed_splits(series: Series, config: ForecastingConfig) -> Splits:
     """Check ``series``, split it chronologically and cut each split into windows."""
     prepared = prepare(series, config, config.target_columns, config.feature_columns)
     bounds = split_bounds(len(prepared.values), config, series.where)
+    steps = config.window - (prepared.transform == "log_return")
+    shape = (len(prepared.features), config.horizon, len(prepared.targets))
+    linear.check_size(steps, *shape, series.where)
     windows = [
         _split_windows(prepared, split, bound, config, series.where)
         for split, bound in zip(SPLIT_NAMES, bounds, strict=True)
     ]
     info = _info(series, prepared, bounds, config)
+    info = info.replace(linear=linear.fit(windows[0], windows[1], info))
     log_found(info)
     return Splits(*windows, info)
 

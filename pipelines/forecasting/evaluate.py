@@ -8,14 +8,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import Ridge
 
 from pipelines import strict_json
 from pipelines.base import Evaluation, Splits
-from pipelines.forecasting.data import ForecastingInfo, transformed_series
+from pipelines.forecasting import intervals, linear
+from pipelines.forecasting.data import ForecastingInfo
 from pipelines.plotting import plt
 
-RIDGE_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 MASE_UNDEFINED = (
     "the training split's one-step persistence error is zero for a target (a constant "
     "series), so there is no scale to divide by"
@@ -30,16 +29,12 @@ UNDEFINED_REASONS = {
 
 def transformed_windows(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """What the model's first layer makes of windows: log returns of the price columns."""
-    return transformed_series(inputs.astype(np.float64), info.target_indices, info.transform)
+    return linear.transformed_windows(inputs, info.target_indices, info.transform)
 
 
 def persistence(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """The last value, held: for returns, the last price held, i.e. a zero return."""
-    n, horizon = len(inputs), info.horizon
-    if info.transform == "log_return":
-        return np.zeros((n, horizon, len(info.target_indices)))
-    last = inputs[:, -1, info.target_indices].astype(np.float64)
-    return np.repeat(last[:, None, :], horizon, axis=1)
+    return linear.persistence(inputs, info.target_indices, info.transform, info.horizon)
 
 
 def seasonal_naive(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
@@ -54,51 +49,6 @@ def train_mean(inputs: np.ndarray, info: ForecastingInfo) -> np.ndarray:
     """The training split's mean of each target (climatology; the drift for returns)."""
     shape = (len(inputs), info.horizon, len(info.target_indices))
     return np.broadcast_to(np.asarray(info.target_mean), shape).copy()
-
-
-class LinearBaseline:
-    """Ridge regression from the whole normalised window to every step and target (as the
-    change from persistence, like the model), its penalty chosen on the validation split."""
-
-    def __init__(self, info: ForecastingInfo):
-        self.info = info
-        self.mean = np.asarray(info.feature_mean)
-        self.std = np.sqrt(np.asarray(info.feature_variance))
-        self.alpha = None
-        self.model = None
-
-    def _x(self, inputs):
-        return ((transformed_windows(inputs, self.info) - self.mean) / self.std).reshape(
-            len(inputs), -1
-        )
-
-    def _y(self, split: tuple):
-        inputs, targets = split
-        return (targets - persistence(inputs, self.info)).reshape(len(inputs), -1)
-
-    def fit(self, train: tuple, validation: tuple) -> LinearBaseline:
-        """Fit on ``train`` with each penalty of RIDGE_ALPHAS; keep the best on ``validation``."""
-        x, y, x_val, y_val = (
-            self._x(train[0]),
-            self._y(train),
-            self._x(validation[0]),
-            self._y(validation),
-        )
-        scale = np.tile(np.asarray(self.info.target_std), self.info.horizon)
-        scores = {}
-        for alpha in RIDGE_ALPHAS:
-            model = Ridge(alpha=alpha).fit(x, y)
-            predicted = model.predict(x_val).reshape(y_val.shape)  # (n,) for a single output
-            scores[alpha] = float(np.mean(((predicted - y_val) / scale) ** 2))
-        self.alpha = min(scores, key=scores.get)
-        self.model = Ridge(alpha=self.alpha).fit(x, y)
-        return self
-
-    def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """Forecasts ``[n, horizon, targets]`` for windows ``[n, steps, features]``."""
-        shape = (len(inputs), self.info.horizon, len(self.info.target_indices))
-        change = self.model.predict(self._x(inputs)).reshape(shape)
-        return persistence(inputs, self.info) + change
 
 
 # === Metrics ===
@@ -151,21 +101,19 @@ def implied_prices(log_returns: np.ndarray, inputs: np.ndarray, info: Forecastin
 
 
 def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
-    """Model and baselines on ``splits.test``; writes ``forecast.png``, ``error_by_horizon.png``."""
+    """Model and baselines on ``splits.test``; writes ``forecast.png``, ``error_by_horizon.png``.
+
+    With quantile levels, each also gets the coverage and width of its interval and its
+    pinball loss: the model's calibrated quantiles (``intervals``), each baseline's from the
+    empirical quantiles of its own validation errors."""
     info = splits.info
     inputs, truth = splits.test
-    forecasts = {"model": model.predict(inputs, verbose=0, batch_size=1024).astype(np.float64)}
-    strict_json.require_finite_outputs(forecasts["model"])
-    linear = LinearBaseline(info).fit(splits.train, splits.validation)
-    forecasts |= {
-        "persistence": persistence(inputs, info),
-        "seasonal_naive": seasonal_naive(inputs, info),
-        "linear": linear.predict(inputs),
-        "train_mean": train_mean(inputs, info),
-    }
-    metrics = {name: forecast_metrics(f, truth, inputs, info) for name, f in forecasts.items()}
-    plot_forecast(forecasts, truth, info, out_dir / "forecast.png")
+    forecasts, quantiles, metrics = scored(model, splits.test, splits.validation, info)
+    levels = intervals.model_offsets(model)[0]
+    plot_forecast(forecasts, truth, info, out_dir / "forecast.png", quantiles.get("model"))
     plot_error_by_horizon(metrics, info, out_dir / "error_by_horizon.png")
+    report = report_text(forecasts, truth, inputs, info, info.linear.alpha)
+    report += _interval_text(metrics, levels)
     return Evaluation(
         test=metrics.pop("model"),
         baselines=metrics,
@@ -173,12 +121,82 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
             "Forecast against truth (test period)": "forecast.png",
             "Error by horizon step (test split)": "error_by_horizon.png",
         },
-        report=report_text(forecasts, truth, inputs, info, linear.alpha),
+        report=report,
     )
 
 
-def plot_forecast(forecasts: dict, truth: np.ndarray, info: ForecastingInfo, path: Path) -> None:
-    """Truth beside the model's (and persistence's) first- and last-step forecasts."""
+def scored(model, test: tuple, validation: tuple, info: ForecastingInfo):
+    """``(forecasts, quantiles, metrics)`` of the model and every baseline on ``test``, by
+    name; quantiles (empty without quantile levels) as ``evaluate`` describes."""
+    inputs, truth = test
+    forecasts = {"model": model.predict(inputs, verbose=0, batch_size=1024).astype(np.float64)}
+    strict_json.require_finite_outputs(forecasts["model"])
+    forecasts |= baseline_forecasts(inputs, info)
+    metrics = {name: forecast_metrics(f, truth, inputs, info) for name, f in forecasts.items()}
+    levels, offsets = intervals.model_offsets(model)
+    quantiles = {}
+    if levels:
+        quantiles = {"model": intervals.apply(forecasts["model"], inputs, info, offsets)}
+        quantiles |= _baseline_quantiles(forecasts, validation, info, levels)
+        for name, values in quantiles.items():
+            metrics[name] |= intervals.interval_metrics(values, truth, levels)
+    return forecasts, quantiles, metrics
+
+
+def baseline_forecasts(inputs: np.ndarray, info: ForecastingInfo) -> dict[str, np.ndarray]:
+    """Every baseline's forecasts of the windows ``inputs``."""
+    return {
+        "persistence": persistence(inputs, info),
+        "seasonal_naive": seasonal_naive(inputs, info),
+        "linear": linear.predict(info.linear, inputs, info),
+        "train_mean": train_mean(inputs, info),
+    }
+
+
+def _baseline_quantiles(forecasts: dict, validation: tuple, info: ForecastingInfo, levels):
+    """Each baseline's quantiles: its forecast plus its validation errors' quantiles."""
+    inputs_val, truth_val = validation
+    on_validation = baseline_forecasts(inputs_val, info)
+    return {
+        name: intervals.empirical(on_validation[name], truth_val, forecasts[name], levels)
+        for name in on_validation
+    }
+
+
+def _interval_text(metrics: dict, levels) -> str:
+    """Markdown: the coverage of each interval on the test split against its nominal level."""
+    if not levels:
+        return ""
+    nominal = levels[-1] - levels[0]
+    rows = [
+        f"| {name} | {m['interval_coverage']:.3f} | {m['interval_width']:.4g} | "
+        f"{m['pinball_loss']:.4g} |"
+        for name, m in metrics.items()
+    ]
+    return "\n".join(
+        [
+            "## Intervals",
+            "",
+            f"The interval from quantile {levels[0]:g} to {levels[-1]:g} should cover "
+            f"{nominal:.0%} of the test values. The model's quantiles are its forecast plus "
+            "offsets calibrated on the validation split, scaled by each window's typical "
+            "one-step change; each baseline's are its forecast plus the empirical quantiles "
+            "of its own validation errors (for persistence: the classic residual interval). "
+            f"Pinball loss: averaged over the levels {', '.join(f'{q:g}' for q in levels)}.",
+            "",
+            "| forecast | coverage | mean width | pinball loss |",
+            "| --- | --- | --- | --- |",
+            *rows,
+            "",
+        ]
+    )
+
+
+def plot_forecast(
+    forecasts: dict, truth: np.ndarray, info: ForecastingInfo, path: Path, quantiles=None
+) -> None:
+    """Truth beside the model's (and persistence's) first- and last-step forecasts, with the
+    model's interval (lowest to highest quantile) shaded where it gives one."""
     targets = info.target_columns[:4]
     steps = sorted({1, info.horizon})
     figure, axes = plt.subplots(
@@ -191,6 +209,10 @@ def plot_forecast(forecasts: dict, truth: np.ndarray, info: ForecastingInfo, pat
             axis = axes[row][col]
             axis.plot(truth[:, step - 1, row], color="black", lw=1.2, label="truth")
             axis.plot(forecasts["model"][:, step - 1, row], lw=1.0, label="model")
+            if quantiles is not None:
+                band = quantiles[:, step - 1, row]
+                x = np.arange(len(band))
+                axis.fill_between(x, band[:, 0], band[:, -1], alpha=0.25, label="interval")
             axis.plot(
                 forecasts["persistence"][:, step - 1, row], lw=0.8, alpha=0.6, label="persistence"
             )
@@ -259,7 +281,8 @@ def report_text(forecasts, truth, inputs, info: ForecastingInfo, ridge_alpha) ->
         )
         + f"Seasonal naive: the value {info.seasonal_period} steps earlier "
         f"(frequency: {info.frequency}). Linear: ridge regression on the same window "
-        f"(alpha {ridge_alpha:g}, chosen on the validation split).",
+        f"(alpha {ridge_alpha:g}, chosen on the validation split); the default model "
+        "(anchor=linear) starts from it and learns a correction.",
         "",
     ]
     if info.transform == "log_return":

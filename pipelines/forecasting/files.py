@@ -10,6 +10,15 @@ Out: one row per forecast step: ``window_end`` (the time of the window's last ro
 line where there is no time column), ``forecast_step`` (1 to the horizon), the step's time
 (counted on from the window's end at the run's frequency), and each target's forecast; for
 log-return targets the log return (``NAME_log_return``) and the price it implies (``NAME``).
+Where the run has quantile levels, each target's quantiles follow (``NAME_q10``,
+``NAME_q90``; ``NAME_log_return_q10`` for returns).
+
+``anomalies``: every point of the series that has a full window of good rows before it,
+one row each: its one-step forecast and quantiles, the value seen (``NAME_actual``) and
+``anomaly``: true where a target's value lies outside the interval from the lowest to the
+highest quantile (the interval is chosen with the run's ``quantiles`` setting). The plot
+``OUTPUT.anomalies.png`` shows the last ``ANOMALY_PLOT_POINTS`` points of the first target
+with that interval and the flagged points.
 """
 
 from __future__ import annotations
@@ -25,12 +34,17 @@ import numpy as np
 import pandas as pd
 
 from pipelines.errors import UserError
+from pipelines.forecasting import intervals
 from pipelines.forecasting.config import ForecastingConfig
 from pipelines.forecasting.data import MISSING_TOKENS, ForecastingInfo, time_text
+from pipelines.plotting import plt
 from pipelines.predict_files import BadItem, Item, printed_float, read_table_rows
 
 OUTPUT = "table"
-OPTIONS = ("rolling",)  # rolling: one forecast per window, not only after the end
+ANOMALY_PLOT_POINTS = 10_000  # the plot shows the series' last points, read back in chunks
+# rolling: one forecast per window, not only after the end; anomalies: flag the points of
+# the series outside the model's interval.
+OPTIONS = ("rolling", "anomalies")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest value the model's input holds
 TRADING_DAY = pd.offsets.BDay()  # the step of a series of trading days (holidays unknown)
 
@@ -42,10 +56,13 @@ class Window:
     Attributes:
         values: ``[window, features]`` float32 in original units, the model's columns.
         step_times: the time of each forecast step, as text (empty without a time column).
+        actual: with ``anomalies``, the targets' values of the row after the window, in the
+            forecast's units (log returns for returns); else None.
     """
 
     values: np.ndarray
     step_times: list[str]
+    actual: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -58,14 +75,27 @@ class _Step:
 
 
 def read_items(
-    path: Path, config: ForecastingConfig, info: ForecastingInfo, rolling: bool = False
+    path: Path,
+    config: ForecastingConfig,
+    info: ForecastingInfo,
+    rolling: bool = False,
+    anomalies: bool = False,
 ) -> Iterator[Item | BadItem]:
-    """The window ending at the file's last row, or with ``rolling`` every window, in order."""
+    """The window ending at the file's last row, with ``rolling`` every window, or with
+    ``anomalies`` every window and the row after it, in order."""
     if not path.is_file():
         raise UserError(f"{path}: forecasting predicts over one CSV file, not a folder")
+    if anomalies and len(config.quantiles) < 2:
+        raise UserError(
+            "--anomalies: the run gives no interval (setting 'quantiles' is empty); train "
+            "it with quantiles, e.g. --set quantiles=0.05,0.5,0.95"
+        )
     header, rows = read_table_rows(path, ",", config.encoding)
     _check_columns(header, info, path)
     timed = info.time_column in header
+    if anomalies:
+        yield from _with_next_rows(rows, info, timed)
+        return
     recent: deque[_Step] = deque(maxlen=info.window)
     previous_time, last_bad = None, None
     for row in rows:
@@ -96,28 +126,80 @@ def predict_items(
     """Each window's forecast: one row per step (see the module's docstring)."""
     windows = np.stack([item.value.values for item in items])
     forecasts = np.asarray(model.predict_on_batch(windows))  # [items, horizon, targets]
+    levels, offsets = intervals.model_offsets(model)
+    quantiles = intervals.apply(forecasts.astype(np.float64), windows, info, offsets)
     return [
-        _rows(forecast, item.value, info) for item, forecast in zip(items, forecasts, strict=True)
+        _rows(forecast, bands, item.value, info, levels)
+        for item, forecast, bands in zip(items, forecasts, quantiles, strict=True)
     ]
 
 
-def _rows(forecast: np.ndarray, window: Window, info: ForecastingInfo) -> list[dict[str, Any]]:
+def _rows(
+    forecast: np.ndarray, quantiles: np.ndarray, window: Window, info: ForecastingInfo, levels
+) -> list[dict[str, Any]]:
+    """The rows of one window's forecast; with ``window.actual``, the first step's only,
+    with the value seen and whether it lies outside the interval."""
     rows = []
     last = window.values[-1]
-    for k in range(info.horizon):
+    steps = 1 if window.actual is not None else info.horizon
+    for k in range(steps):
         row: dict[str, Any] = {"forecast_step": k + 1}
         if window.step_times:
             row[info.time_column] = window.step_times[k]
         for t, name in enumerate(info.target_columns):
             value = forecast[k, t]
+            unit = f"{name}_log_return" if info.transform == "log_return" else name
+            row[unit] = printed_float(value)
             if info.transform == "log_return":
-                row[f"{name}_log_return"] = printed_float(value)
                 price = last[info.target_indices[t]] * np.exp(np.sum(forecast[: k + 1, t]))
                 row[name] = printed_float(price)
-            else:
-                row[name] = printed_float(value)
+            for level, bound in zip(levels, quantiles[k, t], strict=True):
+                row[f"{unit}_q{100 * level:g}"] = printed_float(bound)
+        if window.actual is not None:
+            row |= _anomaly_columns(window.actual, quantiles[0], info)
         rows.append(row)
     return rows
+
+
+def _anomaly_columns(actual: np.ndarray, quantiles: np.ndarray, info: ForecastingInfo):
+    """Each target's value seen, and whether any lies outside its interval."""
+    columns: dict[str, Any] = {}
+    outside = False
+    for t, name in enumerate(info.target_columns):
+        unit = f"{name}_log_return" if info.transform == "log_return" else name
+        columns[f"{unit}_actual"] = printed_float(actual[t])
+        outside |= bool(actual[t] < quantiles[t, 0] or actual[t] > quantiles[t, -1])
+    return columns | {"anomaly": outside}
+
+
+def _with_next_rows(rows, info: ForecastingInfo, timed: bool) -> Iterator[Item | BadItem]:
+    """Every window of consecutive good rows with the good row after it, as an item whose
+    window holds the actual values of that row."""
+    recent: deque[_Step] = deque(maxlen=info.window + 1)
+    previous_time = None
+    for row in rows:
+        step = row if isinstance(row, BadItem) else _step(*row, info, timed, previous_time)
+        if isinstance(step, BadItem):
+            recent.clear()
+            yield step
+            continue
+        previous_time = step.time
+        recent.append(step)
+        if len(recent) == info.window + 1:
+            yield _point_item(recent, info)
+
+
+def _point_item(recent: deque[_Step], info: ForecastingInfo) -> Item:
+    """The item of the window before ``recent``'s last row, that row's values its actual."""
+    steps = list(recent)
+    item = _item(deque(steps[:-1]), info)
+    point = steps[-1]
+    targets = np.asarray([point.values[i] for i in info.target_indices], dtype=np.float64)
+    if info.transform == "log_return":
+        targets = np.log(targets / item.value.values[-1, info.target_indices])
+    times = [_time_text(point.time)] if point.time is not None else []
+    item.value = Window(item.value.values, times, targets)
+    return item
 
 
 def _check_columns(header: list[str], info: ForecastingInfo, path: Path) -> None:
@@ -241,3 +323,60 @@ def _time_text(time) -> str:
     if isinstance(time, float):
         return str(int(time)) if time.is_integer() else repr(time)
     return time_text(time)
+
+
+def extra_outputs(target: Path, *, anomalies: bool = False, **_) -> list[Path]:
+    """The files ``predict_files`` writes beside ``target``: the anomaly plot."""
+    return [anomaly_plot_path(target)] if anomalies else []
+
+
+def anomaly_plot_path(target: Path) -> Path:
+    """``OUTPUT.anomalies.png`` beside the output."""
+    return target.with_name(target.name + ".anomalies.png")
+
+
+def write_extra_outputs(
+    target: Path, output_format: str, info: ForecastingInfo, *, anomalies: bool = False, **_
+) -> None:
+    """Draw the anomaly plot from the written output (its last points only)."""
+    if not anomalies:
+        return
+    rows = _last_rows(target, output_format, ANOMALY_PLOT_POINTS)
+    if rows.empty:
+        return
+    name = info.target_columns[0]
+    numeric = [c for c in rows.columns if c not in ("anomaly", info.time_column)]
+    rows[numeric] = rows[numeric].apply(pd.to_numeric, errors="coerce")
+    unit = f"{name}_log_return" if info.transform == "log_return" else name
+    bounds = sorted(
+        (c for c in rows.columns if c.startswith(f"{unit}_q")),
+        key=lambda c: float(c[len(unit) + 2 :]),
+    )
+    x = pd.to_datetime(rows[info.time_column]) if info.time_column in rows else rows.index
+    figure, axis = plt.subplots(figsize=(11, 4))
+    axis.fill_between(x, rows[bounds[0]], rows[bounds[-1]], alpha=0.25, label="interval")
+    axis.plot(x, rows[f"{unit}_actual"], linewidth=0.8, color="black", label="seen")
+    flagged = rows["anomaly"].astype(str).str.lower() == "true"
+    axis.scatter(x[flagged], rows[f"{unit}_actual"][flagged], color="red", s=12, zorder=3,
+                 label=f"anomaly ({int(flagged.sum()):,})")  # fmt: skip
+    axis.set_title(f"{unit}: values outside the {bounds[0][len(unit) + 1:]}–"
+                   f"{bounds[-1][len(unit) + 1:]} interval")  # fmt: skip
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    path = anomaly_plot_path(target)
+    temporary = path.with_name(f".{path.name}.partial.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    temporary.replace(path)
+
+
+def _last_rows(target: Path, output_format: str, count: int) -> pd.DataFrame:
+    """The last ``count`` rows of the written output, read in chunks."""
+    if output_format == "jsonl":
+        chunks = pd.read_json(target, lines=True, chunksize=50_000, dtype=False)
+    else:
+        chunks = pd.read_csv(target, chunksize=50_000, dtype=str, keep_default_na=False)
+    tail = pd.DataFrame()
+    for chunk in chunks:
+        tail = pd.concat([tail, chunk]).iloc[-count:]
+    return tail.reset_index(drop=True)

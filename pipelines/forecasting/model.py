@@ -1,5 +1,6 @@
-"""The forecasting model: a window in original units -> (log returns) -> normalisation ->
-recurrent stack -> dense head -> the next ``horizon`` steps of every target in original units."""
+"""The forecasting model: a window in original units -> (log returns) -> the linear forecast
+(ridge, fit with the data) plus a recurrent network's correction, read from the window scaled
+by its own mean and spread -> the next ``horizon`` steps of every target in original units."""
 
 from __future__ import annotations
 
@@ -10,9 +11,42 @@ from keras import ops
 import layers  # noqa: F401  (registers the recurrent layers a saved model names)
 from pipelines.forecasting.config import ForecastingConfig
 from pipelines.forecasting.data import ForecastingInfo
+from pipelines.forecasting.intervals import step_scale
 from pipelines.training import compile_model, recurrent_stack_from
 
+MIN_WINDOW_SPREAD = 0.1  # a window's spread floor, as a fraction of the training std
+
 # === Layers ===
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
+class WindowScaling(keras.layers.Layer):
+    """Each window's features less their mean over the window, divided by their spread
+    over the window (at least ``floor``): the shape of the window, not its level or scale.
+
+    Args:
+        floor: per feature, the smallest spread divided by (keeps flat windows finite).
+
+    Call arguments:
+        window: ``[batch, steps, features]``.
+
+    Returns the same shape.
+    """
+
+    def __init__(self, floor, **kwargs):
+        super().__init__(**kwargs)
+        self.floor = [float(v) for v in floor]
+
+    def call(self, window):
+        """``(window - mean) / max(std, floor)``, over the steps of each window."""
+        mean = ops.mean(window, axis=1, keepdims=True)
+        spread = ops.sqrt(ops.mean(ops.square(window - mean), axis=1, keepdims=True))
+        floor = ops.convert_to_tensor(self.floor, dtype=window.dtype)
+        return (window - mean) / ops.maximum(spread, floor)
+
+    def get_config(self):
+        """The constructor arguments, for saving."""
+        return {**super().get_config(), "floor": self.floor}
 
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
@@ -56,12 +90,16 @@ class ForecastOutput(keras.layers.Layer):
 
     ``forecast = output * scale + offset``, plus the window's last value of each target
     when ``anchor_columns`` are given (the model then learns a correction to persistence).
+    It also holds the forecast's quantiles as calibrated offsets (``interval_offsets``,
+    set after training by ``pipelines.forecasting.intervals``), which ``quantiles_of``
+    applies; the forecast itself does not use them.
 
     Args:
         horizon: forecast steps.
         scale: per-target standard deviation of the training targets.
         offset: per-target value added (the training mean, or zero around persistence).
         anchor_columns: window columns whose last value is added per target, or None.
+        quantiles: the quantile levels the model gives beside its forecast, increasing.
 
     Call arguments:
         outputs: ``[batch, horizon * targets]``.
@@ -70,12 +108,19 @@ class ForecastOutput(keras.layers.Layer):
     Returns ``[batch, horizon, targets]``.
     """
 
-    def __init__(self, horizon: int, scale, offset, anchor_columns=None, **kwargs):
+    def __init__(self, horizon: int, scale, offset, anchor_columns=None, quantiles=(), **kwargs):
         super().__init__(**kwargs)
         self.horizon = int(horizon)
         self.scale = [float(v) for v in scale]
         self.offset = [float(v) for v in offset]
         self.anchor_columns = None if anchor_columns is None else [int(c) for c in anchor_columns]
+        self.quantiles = [float(q) for q in quantiles]
+        self.interval_offsets = self.add_weight(
+            shape=(len(self.quantiles), self.horizon, len(self.scale)),
+            initializer="zeros",
+            trainable=False,
+            name="interval_offsets",
+        )
 
     def call(self, outputs, window):
         """The forecast in target units, anchored on the window's last values if asked."""
@@ -100,6 +145,7 @@ class ForecastOutput(keras.layers.Layer):
             "scale": self.scale,
             "offset": self.offset,
             "anchor_columns": self.anchor_columns,
+            "quantiles": self.quantiles,
         }
 
 
@@ -128,28 +174,69 @@ class ScaledMeanSquaredError(keras.losses.Loss):
 
 def build_model(config: ForecastingConfig, info: ForecastingInfo) -> keras.Model:
     """A compiled model: ``window`` [batch, steps, features] in original units ->
-    ``forecast`` [batch, horizon, targets] in original units (log returns for stocks)."""
+    ``forecast`` [batch, horizon, targets] in original units (log returns for stocks).
+
+    Anchored (``anchor`` linear or persistence), the network reads each window scaled by its
+    own mean and spread, so a level or trend outside the training range looks familiar, and
+    its zero-initialised head adds a correction to the anchor: at the start of training the
+    model is the anchor itself."""
     targets = info.target_indices
     log_returns = info.transform == "log_return"
     window = keras.Input(shape=(info.window, len(info.feature_columns)), name="window")
     x = LogReturns(targets, name="log_returns")(window) if log_returns else window
-    x = keras.layers.Normalization(
+    normalised = keras.layers.Normalization(
         mean=np.asarray(info.feature_mean),
         variance=np.asarray(info.feature_variance),
         name="normalize",
     )(x)
-    x = recurrent_stack_from(config, x)
-    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
-    x = keras.layers.Dense(info.horizon * len(targets), name="head")(x)
-    residual = config.residual
+    outputs = info.horizon * len(targets)
+    if config.anchor == "none":
+        head = _network_head(config, normalised, outputs, "glorot_uniform")
+        scale, offset, anchor_columns = info.target_std, info.target_mean, None
+    else:
+        floor = MIN_WINDOW_SPREAD * np.sqrt(np.asarray(info.feature_variance))
+        scaled = WindowScaling(floor.tolist(), name="window_scaling")(x)
+        head = _network_head(config, scaled, outputs, "zeros")
+        scale, offset = step_scale(info), [0.0] * len(targets)
+        # Around persistence: the last level, or a zero return (the random walk) for prices.
+        anchor_columns = None if log_returns else targets
+        if config.anchor == "linear":
+            flat = keras.layers.Flatten(name="flatten_window")(normalised)
+            # Zero (persistence) until set_linear_weights puts the record's forecast in.
+            linear = keras.layers.Dense(
+                outputs, kernel_initializer="zeros", trainable=False, name="linear"
+            )(flat)
+            head = keras.layers.Add(name="linear_plus_network")([linear, head])
     forecast = ForecastOutput(
         info.horizon,
-        scale=info.target_std,
-        # Around persistence: the last level, or a zero return (the random walk) for prices.
-        offset=[0.0] * len(targets) if residual else info.target_mean,
-        anchor_columns=targets if residual and not log_returns else None,
+        scale=scale,
+        offset=offset,
+        anchor_columns=anchor_columns,
+        quantiles=config.quantiles,
         name="forecast",
-    )(x, window)
+    )(head, window)
     model = keras.Model(window, forecast, name="forecasting")
-    compile_model(model, config, loss=ScaledMeanSquaredError(info.target_std), metrics=["mae"])
+    if config.anchor == "linear":
+        set_linear_weights(model, info)
+    compile_model(model, config, loss=ScaledMeanSquaredError(scale), metrics=["mae"])
     return model
+
+
+def _network_head(config: ForecastingConfig, inputs, outputs: int, initializer: str):
+    """Recurrent stack, dropout and a dense layer of ``outputs`` values."""
+    x = recurrent_stack_from(config, inputs)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    return keras.layers.Dense(
+        outputs, kernel_initializer=initializer, bias_initializer="zeros", name="head"
+    )(x)
+
+
+def set_linear_weights(model: keras.Model, info: ForecastingInfo) -> None:
+    """Put the data record's ridge forecast into the model's ``linear`` layer, in units of
+    the step scale (ForecastOutput multiplies by it); a record without one leaves it zero."""
+    if info.linear is None:
+        return
+    unit = np.tile(np.asarray(step_scale(info), dtype=np.float64), info.horizon)
+    weights = np.asarray(info.linear.weights, dtype=np.float64) / unit
+    bias = np.asarray(info.linear.bias, dtype=np.float64) / unit
+    model.get_layer("linear").set_weights([weights.astype(np.float32), bias.astype(np.float32)])

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pipelines.base import Pipeline
+from pipelines.base import Evaluation, Pipeline, Splits
 from pipelines.errors import UserError
 from pipelines.export import number_input, request_checks
-from pipelines.forecasting import data
+from pipelines.forecasting import backtest, data, intervals
 from pipelines.forecasting.data import ForecastingInfo
 from pipelines.tables import read_table_with_lines
 
@@ -27,9 +27,29 @@ class ForecastingPipeline(Pipeline):
     name = "forecasting"
     info_class = ForecastingInfo
 
+    def load_data(self, config, spec, seed: int) -> Splits:
+        """The splits; with ``backtest_folds``, checked to leave each fold a window, before
+        any training."""
+        splits = super().load_data(config, spec, seed)
+        if config.backtest_folds:
+            windows = sum(splits.sizes().values())
+            backtest.fold_starts(len(splits.train[1]), windows, config)
+        return splits
+
+    def evaluate(self, model, splits: Splits, config, out_dir: Path) -> Evaluation:
+        """Calibrate the model's quantiles on the validation split, evaluate it, and with
+        ``backtest_folds`` add the rolling-origin backtest."""
+        intervals.calibrate_model(model, splits.validation, splits.info)
+        evaluation = super().evaluate(model, splits, config, out_dir)
+        if not config.backtest_folds:
+            return evaluation
+        summary = backtest.backtest(model, splits, config, out_dir)
+        return backtest.merged(evaluation, summary, config)
+
     def export(self, keras_model, info: ForecastingInfo, path: Path) -> None:
         """``serving_default``: ``window`` float32 [batch, steps, features] in original units
-        -> ``forecast`` [batch, horizon, targets] in original units.
+        -> ``forecast`` [batch, horizon, targets] in original units, and where the run has
+        quantile levels ``quantiles`` [batch, horizon, targets, levels] (``intervals``).
 
         ``steps`` and ``features`` must be the model's (``window`` and the feature columns),
         and every value finite, and the request within ``serving_limits``: otherwise the call
@@ -37,6 +57,7 @@ class ForecastingPipeline(Pipeline):
         steps, features = info.window, len(info.feature_columns)
         columns = ", ".join(info.feature_columns)
         limits = self.serving_limits(info)
+        levels, offsets = intervals.model_offsets(keras_model)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None], tf.float32, name="window")])
         def serve(window):
@@ -59,7 +80,10 @@ class ForecastingPipeline(Pipeline):
                     window, message="forecasting: the window has NaN or infinite values"
                 )
             window = tf.ensure_shape(finite, [None, steps, features])
-            return {"forecast": keras_model(window, training=False)}
+            forecast = keras_model(window, training=False)
+            if not levels:
+                return {"forecast": forecast}
+            return {"forecast": forecast, "quantiles": _quantiles(forecast, window, info, offsets)}
 
         self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
@@ -86,6 +110,19 @@ class ForecastingPipeline(Pipeline):
             forecast = keras_model.predict(window[None], verbose=0)[0]
             lines.append(f"{path}\tafter {last_time}\t{_describe(forecast, window, info)}")
         return lines
+
+
+def _quantiles(forecast, window, info: ForecastingInfo, offsets: np.ndarray):
+    """``intervals.apply`` in the graph: ``[batch, horizon, targets, levels]``."""
+    prices = tf.gather(window, info.target_indices, axis=-1)
+    if info.transform == "log_return":
+        change = tf.abs(tf.math.log(prices[:, 1:] / prices[:, :-1]))
+    else:
+        change = tf.abs(prices[:, 1:] - prices[:, :-1])
+    floor = intervals.MIN_CHANGE_FRACTION * np.asarray(intervals.step_scale(info))
+    typical = tf.maximum(tf.reduce_mean(change, axis=1), tf.constant(floor, tf.float32))
+    scaled = tf.constant(np.moveaxis(offsets, 0, -1), tf.float32)  # [horizon, targets, levels]
+    return forecast[..., None] + scaled[None] * typical[:, None, :, None]
 
 
 def _last_window(path: Path, info: ForecastingInfo) -> tuple[np.ndarray, str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.music import data
 from pipelines.music.config import MusicConfig
@@ -63,7 +63,7 @@ def _padded(sequences: list[np.ndarray]) -> np.ndarray:
 
 def _predict(model, inputs: list[np.ndarray]) -> list[np.ndarray]:
     """Causal predictions of whole pieces: right-padding leaves earlier outputs unchanged."""
-    outputs = model.predict(_padded(inputs), batch_size=16, verbose=0)
+    outputs = model.predict(_padded(inputs), batch_size=16, verbose=progress.keras_verbose())
     strict_json.require_finite_outputs(outputs)
     return [out[: len(x)] for out, x in zip(outputs, inputs, strict=True)]
 

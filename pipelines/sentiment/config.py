@@ -50,8 +50,10 @@ class SentimentConfig(BaseConfig):
     token_dropout: float = Field(
         0.0, ge=0.0, lt=1.0, description="drops whole word embeddings while training"
     )
-    pooling: Literal["last", "max", "mean"] = Field(
-        "last", description="last: final state; max or mean: pooled over all steps"
+    pooling: Literal["last", "max", "mean", "attention"] = Field(
+        "last",
+        description="last: final state; max or mean: pooled over all steps; attention: a "
+        "learned weighted average of the steps",
     )
     max_examples: int = count_field(
         0, "keep a seeded sample of this many examples; 0 keeps all", low=0, high=MAX_EXAMPLES
@@ -117,7 +119,7 @@ DATA_SOURCES = DataSources(
 
 SEARCH_SPACE = space(
     units={"choices": [32, 64, 128, 256]},
-    pooling={"choices": ["last", "max", "mean"]},
+    pooling={"choices": ["last", "max", "mean", "attention"]},
 )
 
 CONFIG_CLASS = SentimentConfig

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plot_confusion_matrix
 
@@ -50,7 +50,9 @@ def _linear_text_baseline(vectorizer, classifier, train: tuple, test_texts) -> n
 def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
     """Model and baselines on ``splits.test``; writes ``confusion_matrix.png``."""
     texts, targets = splits.test
-    probabilities = model.predict(np.asarray(texts, dtype=object), verbose=0, batch_size=256)
+    probabilities = model.predict(
+        np.asarray(texts, dtype=object), verbose=progress.keras_verbose(), batch_size=256
+    )
     strict_json.require_finite_outputs(probabilities)
     predicted = probabilities.argmax(axis=-1)
     baselines = {
@@ -68,8 +70,55 @@ def evaluate(model, splits: Splits, config, out_dir: Path) -> Evaluation:
         test=classification_metrics(targets, predicted),
         baselines=baselines,
         plots={"Confusion matrix (test split)": "confusion_matrix.png"},
-        report=_samples_table(texts, targets, probabilities, class_names),
+        report="\n\n".join(
+            (
+                _confusion_table(targets, predicted, class_names),
+                _samples_table(texts, targets, probabilities, class_names),
+                _confident_mistakes_table(texts, targets, probabilities, class_names),
+            )
+        ),
     )
+
+
+def _confusion_table(targets, predicted, class_names) -> str:
+    """The confusion matrix as a Markdown table: rows true, columns predicted."""
+    counts = confusion_matrix(targets, predicted, labels=range(len(class_names)))
+    header = " | ".join(_cell(name) for name in class_names)
+    rows = [
+        "## Confusion matrix (test split; rows: true class, columns: predicted)",
+        "",
+        f"| true \\ predicted | {header} |",
+        "| --- |" + " --- |" * len(class_names),
+    ]
+    for name, row in zip(class_names, counts, strict=True):
+        rows.append(f"| {_cell(name)} | " + " | ".join(str(n) for n in row) + " |")
+    return "\n".join(rows)
+
+
+def _confident_mistakes_table(texts, targets, probabilities, class_names, count: int = 10) -> str:
+    """The wrong predictions the model was surest of, most confident first."""
+    predicted = probabilities.argmax(axis=-1)
+    wrong = np.flatnonzero(predicted != np.asarray(targets))
+    worst = wrong[np.argsort(-probabilities[wrong].max(axis=-1), kind="stable")][:count]
+    rows = [
+        "## Most confident mistakes (test split)",
+        "",
+        "| text | true | predicted | p |",
+        "| --- | --- | --- | --- |",
+    ]
+    for i in worst:
+        rows.append(
+            f"| {_cell(texts[i])[:120]} | {_cell(class_names[targets[i]])} "
+            f"| {_cell(class_names[predicted[i]])} | {probabilities[i].max():.2f} |"
+        )
+    if len(worst) == 0:
+        rows.append("| (no mistakes) | | | |")
+    return "\n".join(rows)
+
+
+def _cell(value) -> str:
+    """``value`` as a Markdown table cell: pipes escaped, on one line."""
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def _samples_table(texts, targets, probabilities, class_names, count: int = 8) -> str:
@@ -80,7 +129,7 @@ def _samples_table(texts, targets, probabilities, class_names, count: int = 8) -
         "| --- | --- | --- | --- |",
     ]
     for text, target, probs in list(zip(texts, targets, probabilities, strict=True))[:count]:
-        snippet = str(text).replace("|", "\\|")[:90]
+        snippet = _cell(text)[:90]
         rows.append(
             f"| {snippet} | {class_names[target]} | {class_names[probs.argmax()]} "
             f"| {probs.max():.2f} |"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from layers.pooling import MaskedGlobalMaxPooling1D
+from layers.pooling import MaskedAttentionPooling1D, MaskedGlobalMaxPooling1D
 from pipelines.progress import log
 from pipelines.sentiment.config import SentimentConfig
 from pipelines.sentiment.data import SentimentInfo
@@ -39,6 +39,8 @@ def build_model(config: SentimentConfig, info: SentimentInfo) -> keras.Model:
     features = recurrent_stack_from(config, embedded, return_sequences=config.pooling != "last")
     if config.pooling == "max":
         features = MaskedGlobalMaxPooling1D(name="max_pool")(features)
+    elif config.pooling == "attention":
+        features = MaskedAttentionPooling1D(name="attention_pool")(features)
     elif config.pooling == "mean":
         features = keras.layers.GlobalAveragePooling1D(name="mean_pool")(features)
     features = keras.layers.Dropout(config.dropout, name="head_dropout")(features)

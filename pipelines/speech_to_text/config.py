@@ -88,6 +88,27 @@ class SpeechToTextConfig(BaseConfig):
     beam_width: int = count_field(
         16, "CTC beam search width of the test and the export (1: greedy)", high=512
     )
+    lexicon: str = Field(
+        "train",
+        min_length=1,
+        max_length=4096,
+        description="words the decoder may output: 'train' (the training transcripts' words), "
+        "'none' (plain beam search) or PATH of a UTF-8 word list; beam search inside the "
+        "export keeps its best candidate made of these words",
+    )
+    lm_order: int = count_field(
+        3,
+        "n of the word n-gram language model (Kneser-Ney) built from the training transcripts",
+        high=5,
+    )
+    lm_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=10.0,
+        description="shallow fusion weight of the language model's log-probability when it "
+        "rescores beam candidates (evaluation; file prediction on open-vocabulary data); "
+        "0: off",
+    )
     max_examples: int = count_field(
         0,
         "manifest, ljspeech, tfds: keep a seeded sample of this many; 0 keeps all",

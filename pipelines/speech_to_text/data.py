@@ -91,6 +91,11 @@ class SpeechToTextInfo(DataInfo):
         voices: builtin: the espeak-ng voice variants of each split.
         test_voices_used: builtin: the accent+variant voices the test utterances use.
         speakers: fsdd: the ``train`` and ``test`` speakers.
+        lexicon: the words the export's beam search is constrained to (empty: none).
+        language_model: open-vocabulary data (manifest, LJSpeech, LibriSpeech): the word
+            n-gram model of the training transcripts (``WordNgramModel.to_json``) that
+            rescores beam candidates in prediction over files; empty otherwise.
+        lm_weight: the shallow fusion weight of ``language_model``.
     """
 
     sample_rate: int
@@ -103,6 +108,9 @@ class SpeechToTextInfo(DataInfo):
     voices: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     test_voices_used: list[str] = dataclasses.field(default_factory=list)
     speakers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    lexicon: list[str] = dataclasses.field(default_factory=list)
+    language_model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    lm_weight: float = 0.0
 
 
 # === Transcripts ===
@@ -634,7 +642,9 @@ def _split_rows(rows: list, config: SpeechToTextConfig, seed: int, spec: str) ->
     limits = config.audio_limits()
     parts = {part: _read_rows([rows[i] for i in indices[part]], limits) for part in SPLIT_NAMES}
     kind = spec.partition(":")[0]
-    return _splits(parts, config, kind, f"{spec} (resampled to {SAMPLE_RATE} Hz)")
+    return _splits(
+        parts, config, kind, f"{spec} (resampled to {SAMPLE_RATE} Hz)", open_vocabulary=True
+    )
 
 
 def _test_split(rows: list, info: SpeechToTextInfo, spec: str, limits: AudioLimits):
@@ -671,7 +681,8 @@ def load_tfds(config: SpeechToTextConfig, name: str, seed: int) -> Splits:
         items = [items[i] for i in sample_indices(len(items), config.max_examples, seed)]
         where = f"tfds:{name} {tfds_split}"
         parts[part] = _tfds_utterances(items, audio_key, rate, labels, where)
-    return _splits(parts, config, name, f"tfds:{name} (resampled from {rate} Hz)")
+    source = f"tfds:{name} (resampled from {rate} Hz)"
+    return _splits(parts, config, name, source, open_vocabulary=name == "librispeech")
 
 
 def _tfds_utterances(items, audio_key: str, rate: int, labels, where: str) -> Utterances:
@@ -711,9 +722,15 @@ def _encode_part(part: Utterances, max_samples: int):
 
 
 def _splits(
-    parts: dict[str, Utterances], config: SpeechToTextConfig, name: str, source: str, **extra
+    parts: dict[str, Utterances],
+    config: SpeechToTextConfig,
+    name: str,
+    source: str,
+    open_vocabulary: bool = False,
+    **extra,
 ) -> Splits:
-    """The encoded splits (one label width for all) and their record; ``extra`` adds fields."""
+    """The encoded splits (one label width for all) and their record, with the lexicon and,
+    for ``open_vocabulary`` data, the language model; ``extra`` adds fields."""
     max_samples = int(config.max_seconds * SAMPLE_RATE)
     encoded, over = {}, {}
     for part in SPLIT_NAMES:
@@ -740,6 +757,19 @@ def _splits(
         beam_width=config.beam_width,
         n_mels=config.n_mels,
         over_length=over,
+        **_decoding_fields(config, encoded["train"][0]["transcript"], open_vocabulary),
         **extra,
     )
     return Splits(*(tuple(encoded[p]) for p in SPLIT_NAMES), info)
+
+
+def _decoding_fields(config: SpeechToTextConfig, transcripts, open_vocabulary: bool):
+    """The record's ``lexicon``, ``language_model`` and ``lm_weight`` fields."""
+    from pipelines.speech_to_text.decoding import lexicon_words
+    from pipelines.speech_to_text.language_model import WordNgramModel
+
+    fields: dict[str, Any] = {"lexicon": lexicon_words(config.lexicon, transcripts)}
+    if open_vocabulary and config.lm_weight > 0:
+        model = WordNgramModel.from_transcripts([str(t) for t in transcripts], config.lm_order)
+        fields |= {"language_model": model.to_json(), "lm_weight": config.lm_weight}
+    return fields

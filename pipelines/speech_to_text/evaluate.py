@@ -18,7 +18,9 @@ from pipelines.plotting import plt
 from pipelines.progress import log
 from pipelines.speech_to_text.config import SAMPLE_RATE, SpeechToTextConfig
 from pipelines.speech_to_text.data import SpeechToTextInfo
-from pipelines.speech_to_text.model import make_transcribe, padded_length
+from pipelines.speech_to_text.decoding import MAX_SPELLED_LEXICON
+from pipelines.speech_to_text.language_model import WordNgramModel, rescore
+from pipelines.speech_to_text.model import make_candidates, make_transcribe, padded_length
 from pipelines.splitting import sample_indices
 
 MAX_CER_UTTERANCES = 256  # validation utterances decoded at each epoch end for val_cer
@@ -42,22 +44,44 @@ def pad_batch(audio: list[np.ndarray], length: int = 0) -> np.ndarray:
     return out
 
 
-def transcribe_all(model, info: SpeechToTextInfo, audio, beam_width: int, batch: int = 64):
-    """Transcribe every utterance with the in-graph decoder, in batches of similar length."""
-    transcribe = make_transcribe(model, info, beam_width)
+def transcribe_all(
+    model, info: SpeechToTextInfo, audio, beam_width: int, batch: int = 64, lexicon: bool = True
+):
+    """Transcribe every utterance with the in-graph decoder (``model.make_transcribe``), in
+    batches of similar length."""
+    transcribe = make_transcribe(model, info, beam_width, lexicon)
     return transcribe_batches(transcribe, audio, info.max_samples, batch)
+
+
+def rescore_all(
+    candidates, audio, max_samples: int, language_model: WordNgramModel, weight: float
+) -> list[str]:
+    """The beam candidates of every utterance (``model.make_candidates``) rescored with the
+    language model (shallow fusion of ``weight``), in batches of similar length."""
+    out: list[str] = [""] * len(audio)
+    for rows, padded in _length_batches(audio, max_samples, 64):
+        texts, scores, _ = candidates(tf.constant(padded))
+        for row, options, values in zip(rows, texts.numpy(), scores.numpy(), strict=True):
+            options = [o.decode("utf-8") for o in options]
+            out[row] = rescore(options, values.tolist(), language_model, weight)
+    return out
+
+
+def _length_batches(audio, max_samples: int, batch: int):
+    """``(rows, padded audio)`` of batches of similar length padded to the bucket lengths."""
+    order = np.argsort([len(a) for a in audio])
+    for start in range(0, len(order), batch):
+        rows = order[start : start + batch]
+        length = padded_length(len(audio[rows[-1]]), max_samples)
+        yield rows, pad_batch([audio[i] for i in rows], length)
 
 
 def transcribe_batches(transcribe, audio, max_samples: int, batch: int = 64) -> list[str]:
     """``transcribe`` (``model.make_transcribe``) over every utterance, in batches of similar
     length padded to the bucket lengths."""
-    order = np.argsort([len(a) for a in audio])
     out: list[str] = [""] * len(audio)
-    for start in range(0, len(order), batch):
-        rows = order[start : start + batch]
-        length = padded_length(len(audio[rows[-1]]), max_samples)
-        texts = transcribe(tf.constant(pad_batch([audio[i] for i in rows], length))).numpy()
-        for row, text in zip(rows, texts, strict=True):
+    for rows, padded in _length_batches(audio, max_samples, batch):
+        for row, text in zip(rows, transcribe(tf.constant(padded)).numpy(), strict=True):
             out[row] = text.decode("utf-8")
     return out
 
@@ -101,31 +125,49 @@ def most_frequent_baseline(train_transcripts, count: int) -> list[str]:
 
 
 def evaluate(model, splits: Splits, config: SpeechToTextConfig, out_dir: Path) -> Evaluation:
-    """Beam search (``test``) beside greedy decoding and two trivial baselines; a spectrogram."""
+    """The export's decoder (``test``: beam search constrained to the lexicon, or plain beam
+    search without one) beside greedy decoding, plain beam search, language-model rescoring
+    of the beam candidates and two trivial baselines; a spectrogram."""
     info = splits.info
     audio = list(splits.test[0]["audio"])
     references = [str(t) for t in splits.test[0]["transcript"]]
+    train_transcripts = [str(t) for t in splits.train[0]["transcript"]]
     started = time.perf_counter()
-    beam = transcribe_all(model, info, audio, config.beam_width)
+    decoded = transcribe_all(model, info, audio, config.beam_width)
     seconds = time.perf_counter() - started
+    log(f"transcribed {len(audio)} test utterances (the export's decoder: {seconds:.1f} s)")
     greedy = transcribe_all(model, info, audio, 1)
-    log(f"transcribed {len(audio)} test utterances (beam {config.beam_width}: {seconds:.1f} s)")
-    test = speech_metrics(beam, references)
-    baselines = {
-        "greedy_decoding": speech_metrics(greedy, references),
+    beam = transcribe_all(model, info, audio, config.beam_width, lexicon=False)
+    test = speech_metrics(decoded, references)
+    baselines = {"greedy_decoding": speech_metrics(greedy, references)}
+    if info.lexicon:
+        baselines["beam_search"] = speech_metrics(beam, references)
+    rescored = None
+    if config.lm_weight > 0:
+        language_model = WordNgramModel.from_transcripts(train_transcripts, config.lm_order)
+        candidates = make_candidates(model, info, config.beam_width)
+        rescored = rescore_all(
+            candidates, audio, info.max_samples, language_model, config.lm_weight
+        )
+        baselines["language_model_rescoring"] = speech_metrics(rescored, references)
+    baselines |= {
         "empty_transcript": speech_metrics([""] * len(references), references),
         "most_frequent_transcript": speech_metrics(
-            most_frequent_baseline(list(splits.train[0]["transcript"]), len(references)),
-            references,
+            most_frequent_baseline(train_transcripts, len(references)), references
         ),
     }
     test, baselines = strict_json.defined_evaluation(test, baselines)
-    plot_spectrogram(model, audio[0], references[0], beam[0], out_dir / "spectrogram.png")
+    plot_spectrogram(model, audio[0], references[0], decoded[0], out_dir / "spectrogram.png")
+    columns = {"greedy": greedy, "beam": beam}
+    if info.lexicon:
+        columns["lexicon beam"] = decoded
+    if rescored is not None:
+        columns["LM rescored"] = rescored
     return Evaluation(
         test=test,
         baselines=baselines,
         plots={"Log-mel spectrogram of a test utterance with its transcripts": "spectrogram.png"},
-        report=_report(config, info, references, greedy, beam),
+        report=_report(config, info, references, columns, decoded),
     )
 
 
@@ -149,13 +191,15 @@ def plot_spectrogram(model, audio: np.ndarray, reference: str, predicted: str, p
     plt.close(figure)
 
 
-def _report(config, info: SpeechToTextInfo, references, greedy, beam) -> str:
-    """The report's section: what was measured, on which voices or speakers, and samples."""
+def _report(config, info: SpeechToTextInfo, references, columns: dict, decoded) -> str:
+    """The report's section: what was measured, on which voices or speakers, and samples of
+    each decoder's transcripts (``columns``: name -> transcripts)."""
     lines = ["## Speech to text", "", *_data_notes(config, info)]
-    lines += ["", "| reference | greedy | beam | |", "| --- | --- | --- | --- |"]
+    lines += ["", "| reference | " + " | ".join(columns) + " | |"]
+    lines.append("| --- " * (len(columns) + 2) + "|")
     for i in range(min(12, len(references))):
-        cells = [references[i], greedy[i], beam[i]]
-        mark = "ok" if beam[i] == references[i] else "x"
+        cells = [references[i], *(texts[i] for texts in columns.values())]
+        mark = "ok" if decoded[i] == references[i] else "x"
         lines.append(
             "| " + " | ".join(c.replace("|", "\\|") or "(empty)" for c in cells) + f" | {mark} |"
         )
@@ -168,8 +212,8 @@ def _data_notes(config, info: SpeechToTextInfo) -> list[str]:
     lines = [
         f"Audio at {info.sample_rate} Hz. Utterances over max_seconds={config.max_seconds} "
         f"(or with an empty transcript), left out: {left_out}.",
-        f"`test` is CTC beam search (width {config.beam_width}, `keras.ops.ctc_decode`), the "
-        "decoder inside the export; `greedy_decoding` is the same model decoded greedily; "
+        _decoder_note(config, info),
+        "`greedy_decoding` is the same model decoded greedily; "
         "`empty_transcript` outputs nothing (WER and CER 1.0 by definition); "
         "`most_frequent_transcript` outputs the commonest training transcript. WER and CER "
         "are jiwer corpus rates on normalised text (a-z, space, apostrophe).",
@@ -191,3 +235,33 @@ def _data_notes(config, info: SpeechToTextInfo) -> list[str]:
             f"{', '.join(speakers['train'])}."
         )
     return lines
+
+
+def _decoder_note(config, info: SpeechToTextInfo) -> str:
+    """What ``test`` and the decoding baselines are."""
+    width = config.beam_width
+    if not info.lexicon:
+        note = f"`test` is CTC beam search (width {width}), the decoder inside the export. "
+    else:
+        source = "the training transcripts" if config.lexicon == "train" else config.lexicon
+        note = (
+            f"`test` is CTC beam search (width {width}) constrained to a lexicon of "
+            f"{len(info.lexicon):,} words ({source}), the decoder inside the export: the "
+            "candidate of the highest exact CTC probability whose words are all in the "
+            "lexicon (the beam paths"
+            + (
+                ", those paths respelled with the nearest lexicon words, every single word"
+                if len(info.lexicon) <= MAX_SPELLED_LEXICON
+                else ""
+            )
+            + "), else the best beam path; `beam_search` is plain beam search. "
+        )
+    if config.lm_weight > 0:
+        note += (
+            f"`language_model_rescoring` rescores the same candidates with a word "
+            f"{config.lm_order}-gram model (interpolated Kneser-Ney) of the training "
+            f"transcripts, weight {config.lm_weight:g}"
+            + (" (also used by prediction over files)" if info.language_model else "")
+            + ". "
+        )
+    return note

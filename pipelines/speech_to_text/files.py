@@ -22,6 +22,7 @@ from pipelines.predict_files import BadItem, Item, read_table_rows
 from pipelines.speech_to_text import data, evaluate, model
 from pipelines.speech_to_text.config import SpeechToTextConfig
 from pipelines.speech_to_text.data import SpeechToTextInfo
+from pipelines.speech_to_text.language_model import WordNgramModel
 
 OUTPUT = "table"
 # The audio files a folder is read for (what libsndfile decodes); other files are passed over.
@@ -30,6 +31,16 @@ MANIFEST_SUFFIX = ".csv"
 
 _transcriber = TracedOnce(
     lambda keras_model, info: model.make_transcribe(keras_model, info, info.beam_width)
+)
+
+_candidates = TracedOnce(
+    lambda keras_model, info: model.make_candidates(keras_model, info, info.beam_width)
+)
+
+
+# The run's language model, built once for the model in use.
+_language_model = TracedOnce(
+    lambda keras_model, info: WordNgramModel.from_json(info.language_model)
 )
 
 
@@ -70,14 +81,22 @@ def read_items(
 def predict_items(
     keras_model, items: list[Item], config: SpeechToTextConfig, info: SpeechToTextInfo
 ) -> list[dict[str, Any]]:
-    """``{"path", "transcript"}`` per recording: the export's decoder (beam search of
-    ``info.beam_width``), over batches of similar length."""
-    audio = [item.value.audio for item in items]
-    texts = evaluate.transcribe_batches(_transcriber(keras_model, info), audio, info.max_samples)
+    """``{"path", "transcript"}`` per recording (``transcribe_recordings``)."""
+    texts = transcribe_recordings(keras_model, [item.value.audio for item in items], info)
     return [
         {"path": item.value.path, "transcript": text}
         for item, text in zip(items, texts, strict=True)
     ]
+
+
+def transcribe_recordings(keras_model, audio: list[np.ndarray], info: SpeechToTextInfo):
+    """The transcripts of the recordings: the export's decoder, or, when the run holds a
+    language model (open-vocabulary data), the beam candidates rescored with it."""
+    if not (info.language_model and info.lm_weight > 0):
+        return evaluate.transcribe_batches(_transcriber(keras_model, info), audio, info.max_samples)
+    language_model = _language_model(keras_model, info)
+    candidates = _candidates(keras_model, info)
+    return evaluate.rescore_all(candidates, audio, info.max_samples, language_model, info.lm_weight)
 
 
 def read_recording(path: Path, config: SpeechToTextConfig, info: SpeechToTextInfo) -> np.ndarray:

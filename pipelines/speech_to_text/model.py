@@ -8,7 +8,8 @@ batch) -> log-mel features
 frequency masks while training -> two 1-D convolutions (the first keeps every third frame:
 33 per second) -> the recurrent stack of ``layers/`` -> a softmax over the characters plus
 the CTC blank (id 0), as log-probabilities. Trained with ``keras.ops.ctc_loss``; decoded
-greedily or by beam search with ``keras.ops.ctc_decode``, inside a ``tf.function``.
+greedily, by beam search with ``keras.ops.ctc_decode``, or by beam search constrained to the
+run's lexicon (``decoding.LexiconDecoder``), inside a ``tf.function``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pipelines.speech_to_text.config import (
     SpeechToTextConfig,
 )
 from pipelines.speech_to_text.data import SpeechToTextInfo
+from pipelines.speech_to_text.decoding import LexiconDecoder, ids_to_text
 from pipelines.training import compile_model, recurrent_stack_from
 
 FRAME_LENGTH, FFT_LENGTH = 400, 512  # 25 ms windows, FRAME_STEP (10 ms) apart at 16 kHz
@@ -271,10 +273,7 @@ def decode(log_probs, lengths, vocabulary, beam_width):
         )
     else:
         ids, _ = keras.ops.ctc_decode(log_probs, lengths, strategy="greedy", mask_index=0)
-    ids = ids[0]
-    characters = tf.ragged.boolean_mask(tf.gather(vocabulary, tf.maximum(ids, 0)), ids > 0)
-    text = tf.strings.reduce_join(characters, axis=-1)
-    return tf.strings.strip(tf.strings.regex_replace(text, " +", " "))
+    return ids_to_text(ids[0], vocabulary)
 
 
 def input_checks(audio, max_samples: int):
@@ -297,17 +296,43 @@ def input_checks(audio, max_samples: int):
     ]
 
 
-def make_transcribe(model: keras.Model, info: SpeechToTextInfo, beam_width: int):
-    """A ``tf.function`` ``audio [batch, samples] -> transcript strings [batch]``, bounded."""
+def make_transcribe(
+    model: keras.Model, info: SpeechToTextInfo, beam_width: int, lexicon: bool = True
+):
+    """A ``tf.function`` ``audio [batch, samples] -> transcript strings [batch]``, bounded:
+    greedy (``beam_width`` 1), beam search, or (``lexicon`` and ``info.lexicon`` not empty)
+    beam search constrained to ``info.lexicon`` (``decoding.LexiconDecoder``)."""
     vocabulary = tf.constant(info.vocabulary)
-    max_samples = info.max_samples
+    constrained = lexicon and beam_width > 1 and bool(info.lexicon)
+    decoder = LexiconDecoder(info.lexicon, info.vocabulary) if constrained else None
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
     def transcribe(audio):
-        with tf.control_dependencies(input_checks(audio, max_samples)):
-            audio = tf.identity(audio)
-        log_probs = model(audio, training=False)
-        lengths = tf.minimum(output_lengths(audio), tf.shape(log_probs)[1])
+        log_probs, lengths = _log_probs(model, audio, info.max_samples)
+        if decoder is not None:
+            return decoder.decode(log_probs, lengths, beam_width)
         return decode(log_probs, lengths, vocabulary, beam_width)
 
     return transcribe
+
+
+def make_candidates(model: keras.Model, info: SpeechToTextInfo, beam_width: int):
+    """A ``tf.function`` ``audio -> (texts, ctc_scores, in_lexicon)``, each
+    ``[batch, candidates]``: the candidates of ``LexiconDecoder.candidates``, for rescoring
+    with a language model."""
+    decoder = LexiconDecoder(info.lexicon, info.vocabulary)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
+    def candidates(audio):
+        log_probs, lengths = _log_probs(model, audio, info.max_samples)
+        return decoder.candidates(log_probs, lengths, max(beam_width, 2))
+
+    return candidates
+
+
+def _log_probs(model: keras.Model, audio, max_samples: int):
+    """The checked audio's log-probabilities and the output steps that hold audio."""
+    with tf.control_dependencies(input_checks(audio, max_samples)):
+        audio = tf.identity(audio)
+    log_probs = model(audio, training=False)
+    return log_probs, tf.minimum(output_lengths(audio), tf.shape(log_probs)[1])

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.base import Pipeline, Splits
-from pipelines.export import number_input, request_checks
-from pipelines.speech_to_text import evaluate, files, model
+from pipelines.export import EXTRA_FOLDER, number_input, request_checks
+from pipelines.speech_to_text import decoding, evaluate, files, model
 from pipelines.speech_to_text.config import (
     SpeechToTextConfig,
 )
@@ -19,6 +19,7 @@ from pipelines.speech_to_text.data import SpeechToTextInfo
 # What serving_default takes in one request, beside the run's max_samples for each clip.
 MAX_SERVING_CLIPS = 128  # clips per request
 MAX_SERVING_SAMPLES = 2**22  # samples of the padded [clips, samples] request (16 MiB float32)
+LEXICON_FILE = "lexicon.txt"  # the export's lexicon, one word a line, in assets.extra
 
 
 class SpeechToTextPipeline(Pipeline):
@@ -26,6 +27,13 @@ class SpeechToTextPipeline(Pipeline):
 
     name = "speech-to-text"
     info_class = SpeechToTextInfo
+
+    def load_data(self, config: SpeechToTextConfig, spec, seed: int) -> Splits:
+        """The splits; a lexicon file (``lexicon=PATH``) is read first, so that a bad one
+        ends the run before any audio is decoded."""
+        if config.lexicon not in decoding.LEXICON_CHOICES:
+            decoding.read_lexicon(Path(config.lexicon))
+        return super().load_data(config, spec, seed)
 
     def epoch_callbacks(self, splits: Splits, config: SpeechToTextConfig) -> list:
         """``val_cer``: the greedy character error rate on the validation split, each epoch."""
@@ -55,7 +63,8 @@ class SpeechToTextPipeline(Pipeline):
 
     def export(self, keras_model, info: SpeechToTextInfo, path: Path) -> None:
         """``serving_default``: ``audio`` float32 [batch, samples] at 16000 Hz (zero-padded at
-        the end) -> ``transcript`` string [batch], features and beam search inside. A request
+        the end) -> ``transcript`` string [batch], features and beam search (constrained to
+        ``info.lexicon``, which is written to ``assets.extra/lexicon.txt``) inside. A request
         over ``serving_limits`` ends the call with an InvalidArgumentError saying so."""
         transcribe = model.make_transcribe(keras_model, info, info.beam_width)
         limits = self.serving_limits(info)
@@ -68,6 +77,10 @@ class SpeechToTextPipeline(Pipeline):
             return {"transcript": transcribe(audio)}
 
         self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
+        if info.lexicon:
+            extra = path / EXTRA_FOLDER
+            extra.mkdir(exist_ok=True)
+            (extra / LEXICON_FILE).write_text("\n".join(info.lexicon) + "\n", encoding="utf-8")
 
     def serving_example(self, info: SpeechToTextInfo) -> dict[str, Any]:
         """Two half-second tones at the model's sample rate."""
@@ -84,10 +97,11 @@ class SpeechToTextPipeline(Pipeline):
         }
 
     def predict(self, keras_model, inputs: list[str], info: SpeechToTextInfo) -> list[str]:
-        """``transcript<TAB>file`` per audio file (any rate: resampled to 16000 Hz)."""
+        """``transcript<TAB>file`` per audio file (any rate: resampled to 16000 Hz), decoded
+        as prediction over files does (``files.transcribe_recordings``)."""
         config = SpeechToTextConfig()  # the rate and channel bounds; max_seconds is the run's
         audio = [files.read_recording(Path(p), config, info) for p in inputs]
-        texts = evaluate.transcribe_all(keras_model, info, audio, info.beam_width)
+        texts = files.transcribe_recordings(keras_model, audio, info)
         return [f"{t}\t{p}" for t, p in zip(texts, inputs, strict=True)]
 
 

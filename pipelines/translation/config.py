@@ -37,15 +37,21 @@ class TranslationConfig(BaseConfig):
         "luong", description="luong: multiplicative (keras Attention); bahdanau: additive"
     )
     max_source_length: int = count_field(
-        24, "most source tokens; longer pairs are counted and left out", high=MAX_SENTENCE_TOKENS
+        24,
+        "most source subword pieces; longer pairs are counted and left out",
+        high=MAX_SENTENCE_TOKENS,
     )
     max_target_length: int = count_field(
         24,
-        "most target tokens (without start and end); longer pairs are left out",
+        "most target subword pieces (without start and end); longer pairs are left out",
         high=MAX_SENTENCE_TOKENS,
     )
     max_vocabulary: int = count_field(
-        20000, "tokens per side (most frequent in training)", low=8, high=MAX_VOCABULARY
+        8000,
+        "subword pieces per side, learned by SentencePiece (BPE) from the training sentences "
+        "(a soft limit: small data gives fewer)",
+        low=8,
+        high=MAX_VOCABULARY,
     )
     beam_width: int = count_field(
         4, "beams of the beam search; 1 decodes greedily", high=MAX_BEAM_WIDTH
@@ -59,6 +65,11 @@ class TranslationConfig(BaseConfig):
     encoding: TextEncoding = encoding_field("a file of pairs (tatoeba, tsv, scan)")
     builtin_max_number: int = count_field(
         9999, "builtin: the numbers are 0..this", low=100, high=MAX_BUILTIN_NUMBER
+    )
+    learning_curve: bool = Field(
+        False,
+        description="also train on 25 % and 50 % of the training pairs and report the "
+        "test BLEU of each (a learning curve; three trainings in all)",
     )
     scan_split: Literal["simple_split", "length_split"] = Field(
         "simple_split", description="scan: which of SCAN's official splits to read"
@@ -115,8 +126,11 @@ class TranslationConfig(BaseConfig):
 
 
 SOURCES_NOTE = (
-    "Text is lower-cased and punctuation split off; pairs longer than max_source_length / "
-    "max_target_length tokens are counted and reported, and left out of training and test."
+    "Over-long pairs are left out of training and test: pairs longer than max_source_length "
+    "/ max_target_length pieces are counted and reported. Text is kept as written (case, "
+    "punctuation, accents) and cut into subword pieces learned by SentencePiece from the "
+    "training sentences; pairs are split by source sentence (no test source in training) and "
+    "a test source is scored against all of its references."
 )
 
 

@@ -1,14 +1,17 @@
 """Translation data: built-in number phrases, Tatoeba pairs, SCAN, the user's TSV, TFDS.
 
-Every source gives (source, target) sentence pairs. Sources are normalised inside the model
-(``normalize``: lower case, punctuation split off); targets are normalised here and turned
-into token ids ``[start] w1 ... wn [end]`` padded with 0 to ``max_target_length + 2``.
-A split is ``({"source": str array, "target": normalised str array}, ids [n, T + 2])``.
+Every source gives (source, target) sentence pairs, kept as written (case, punctuation,
+accents). Each side's subword pieces are learned with SentencePiece from the training
+sentences (``subwords``); the model segments sources in its graph, and targets are segmented
+here by the same graph code into ids ``[start] p1 ... pn [end]`` padded with 0 to
+``max_target_length + 2``. Pairs are grouped by source sentence before splitting, so that no
+test source is seen in training, and a test row is scored against all of its references.
+A split is ``({"source": str array, "target": str array (the first reference),
+"references": tuples of str}, ids [n, T + 2])``.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import re
 from pathlib import Path
@@ -23,17 +26,20 @@ from pipelines.records import DataInfo
 from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.tables import read_text
 from pipelines.text_files import DEFAULT_ENCODING
+from pipelines.translation import subwords
 from pipelines.translation.config import TranslationConfig
 
 PAD, UNK, START, END = "", "[UNK]", "[start]", "[end]"
 RESERVED = [PAD, UNK, START, END]
-PUNCTUATION = r"""([.,!?;:«»"()¿¡-])"""
+UNK_ID = RESERVED.index(UNK)
 # The longest source text, in UTF-8 bytes, that `predict` and the serving export take (the
-# export also refuses more than max_source_length tokens); a longer one is a clear error.
+# export also refuses more than max_source_length pieces); a longer one is a clear error.
 MAX_TEXT_BYTES = 10_000
 BUILTIN_SOURCE = "num2words 0.5.14: English -> French number phrases, 0..{}"
+SEGMENT_BATCH = 1024  # texts segmented at once when preparing data
 
 Pair = tuple[str, str]
+Group = tuple[str, tuple[str, ...]]  # a source sentence and all of its reference translations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +47,11 @@ class TranslationInfo(DataInfo):
     """What the translation model is built from and decodes with.
 
     Attributes:
-        source_vocabulary: the training sources' tokens, most frequent first (no specials).
-        target_vocabulary: ``RESERVED`` then the training targets' tokens, most frequent first.
-        over_length: pairs of each split left out for being over the length limits.
-        max_source_length: most source tokens the model reads (the export refuses more).
-        max_target_length: most target tokens it writes (without start and end).
+        source_vocabulary: the source side's subword pieces (SentencePiece, training sources).
+        target_vocabulary: ``RESERVED`` then the target side's subword pieces.
+        over_length: rows of each split left out for being over the length limits.
+        max_source_length: most source pieces the model reads (the export refuses more).
+        max_target_length: most target pieces it writes (without start and end).
         beam_width: beams of the export's beam search.
         length_penalty: the export's GNMT length penalty alpha.
         test_numbers: built-in data only: the first test numbers, for the record.
@@ -61,44 +67,68 @@ class TranslationInfo(DataInfo):
     test_numbers: list[int] = dataclasses.field(default_factory=list)
 
 
-# === Normalisation (the same rules in the graph and in Python) ===
+# === Segmentation (the model's own graph code, run here on the data) ===
 
 
-def normalize(text):
-    """tf: lower case (UTF-8), punctuation and hyphens split off as tokens, spaces collapsed."""
-    text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, PUNCTUATION, r" \1 ")
-    text = tf.strings.regex_replace(text, r"\s+", " ")
-    return tf.strings.strip(text)
+class Segmenter:
+    """``subwords.segment`` over one side's pieces (ids from ``first_id``), in batches."""
+
+    def __init__(self, pieces: list[str], first_id: int, max_pieces: int):
+        self.table = subwords.piece_table(pieces, first_id)
+        chars = min(subwords.MAX_PIECE_CHARS, max(len(p) for p in pieces))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def run(text):
+            return subwords.segment(text, self.table, chars, max_pieces, UNK_ID)
+
+        self.run = run
+
+    def __call__(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """(ids [n, max_pieces], piece counts [n], up to max_pieces + 1) of ``texts``."""
+        texts = [str(t) for t in texts]
+        ids, counts = [], []
+        for start in range(0, max(len(texts), 1), SEGMENT_BATCH):
+            batch_ids, batch_counts = self.run(tf.constant(texts[start : start + SEGMENT_BATCH]))
+            ids.append(batch_ids.numpy())
+            counts.append(batch_counts.numpy())
+        return np.concatenate(ids), np.concatenate(counts)
 
 
-def normalize_text(text: str) -> str:
-    """Python twin of ``normalize`` for targets."""
-    text = re.sub(PUNCTUATION, r" \1 ", text.lower())
-    return re.sub(r"\s+", " ", text).strip()
+_SOURCE_SEGMENTERS: dict[int, tuple[list[str], Segmenter]] = {}
 
 
-def detokenize_text(text: str) -> str:
-    """Join hyphenated words back ("quatre - vingt" -> "quatre-vingt")."""
-    return text.replace(" - ", "-")
+def source_segmenter(info: TranslationInfo) -> Segmenter:
+    """The segmenter of ``info``'s source pieces, made once per vocabulary."""
+    key = id(info.source_vocabulary)
+    cached = _SOURCE_SEGMENTERS.get(key)
+    if cached is None or cached[0] is not info.source_vocabulary:
+        cached = (
+            info.source_vocabulary,
+            Segmenter(info.source_vocabulary, 2, info.max_source_length),
+        )
+        _SOURCE_SEGMENTERS[key] = cached
+    return cached[1]
 
 
-def source_tokens(texts) -> list[list[str]]:
-    """Source texts as the model's TextVectorization sees them."""
-    normalised = normalize(tf.constant(list(texts), dtype=tf.string)).numpy()
-    return [t.decode("utf-8").split() for t in normalised]
+def source_pieces(texts, info: TranslationInfo) -> list[list[str]]:
+    """Source texts as the model's pieces."""
+    ids, _ = source_segmenter(info)(texts)
+    return [[info.source_vocabulary[i - 2] if i > 1 else UNK for i in row if i] for row in ids]
 
 
-def input_problem(text: str, max_source_length: int) -> str | None:
-    """Why ``text`` cannot be translated (too many bytes, no words, too many tokens), or None."""
+def input_problem(text: str, info: TranslationInfo) -> str | None:
+    """Why ``text`` cannot be translated (too many bytes, no words, too many pieces), or None."""
     size = len(text.encode("utf-8", errors="surrogateescape"))
     if size > MAX_TEXT_BYTES:
         return f"is {size:,} bytes long, more than the {MAX_TEXT_BYTES:,} a text may have"
-    words = source_tokens([text])[0]
-    if not words:
+    count = int(source_segmenter(info)([text])[1][0])
+    if not count:
         return "is empty"
-    if len(words) > max_source_length:
-        return f"has {len(words)} tokens, more than max_source_length={max_source_length}"
+    if count > info.max_source_length:
+        return (
+            f"has {count} tokens or more (subword pieces), "
+            f"more than max_source_length={info.max_source_length}"
+        )
     return None
 
 
@@ -109,21 +139,22 @@ def load_builtin(config: TranslationConfig, argument: str, seed: int) -> Splits:
     """The built-in number phrases, split by number with ``seed`` (disjoint splits)."""
     numbers = builtin_numbers(config, seed)
     parts = {part: builtin_pairs(numbers[part]) for part in SPLIT_NAMES}
+    parts["test"] = group_by_source(parts["test"])
     source = BUILTIN_SOURCE.format(config.builtin_max_number)
     test_numbers = [int(n) for n in numbers["test"][:20]]
     return _splits(parts, config, "numbers_en_fr", source, test_numbers=test_numbers)
 
 
 def load_tatoeba(config: TranslationConfig, path: str, seed: int) -> Splits:
-    """A Tatoeba (manythings) file of pairs, sampled and split with ``seed``."""
+    """A Tatoeba (manythings) file of pairs, split by source sentence with ``seed``."""
     pairs = read_pairs(Path(path), allow_truncated_last=True, encoding=config.encoding)
-    return _random_splits(pairs, config, seed, "tatoeba", f"tatoeba:{path}")
+    return _grouped_splits(pairs, config, seed, "tatoeba", f"tatoeba:{path}")
 
 
 def load_tsv(config: TranslationConfig, path: str, seed: int) -> Splits:
-    """A TSV of ``source<TAB>target`` pairs, sampled and split with ``seed``."""
+    """A TSV of ``source<TAB>target`` pairs, split by source sentence with ``seed``."""
     pairs = read_pairs(Path(path), encoding=config.encoding)
-    return _random_splits(pairs, config, seed, "tsv", f"tsv:{path}")
+    return _grouped_splits(pairs, config, seed, "tsv", f"tsv:{path}")
 
 
 def load_scan(config: TranslationConfig, directory: str, seed: int) -> Splits:
@@ -132,7 +163,7 @@ def load_scan(config: TranslationConfig, directory: str, seed: int) -> Splits:
     train = _sample(train, config.max_examples, seed)
     test = _sample(test, config.max_examples and max(50, config.max_examples // 5), seed)
     train, validation = _hold_out(train, config.validation_fraction, seed)
-    parts = {"train": train, "validation": validation, "test": test}
+    parts = {"train": train, "validation": validation, "test": group_by_source(test)}
     return _splits(parts, config, "scan", f"SCAN {directory} ({config.scan_split})")
 
 
@@ -159,6 +190,7 @@ def load_tfds(config: TranslationConfig, name: str, seed: int) -> Splits:
         parts["train"], parts["validation"] = _hold_out(
             parts["train"], config.validation_fraction, seed
         )
+    parts["test"] = group_by_source(parts["test"])
     return _splits(parts, config, name, f"tfds:{name} {keys}")
 
 
@@ -293,70 +325,117 @@ def _hold_out(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair]
     return [pairs[i] for i in order[count:]], [pairs[i] for i in order[:count]]
 
 
-def _random_splits(pairs, config: TranslationConfig, seed: int, name: str, source: str) -> Splits:
-    pairs = _sample(pairs, config.max_examples, seed)
+def group_by_source(pairs: list[Pair]) -> list[Group]:
+    """Each distinct source once, in order of first appearance, with all of its targets."""
+    targets: dict[str, list[str]] = {}
+    for source, target in pairs:
+        targets.setdefault(source, []).append(target)
+    return [(source, tuple(references)) for source, references in targets.items()]
+
+
+def _pairs_of(groups: list[Group]) -> list[Pair]:
+    return [(source, target) for source, targets in groups for target in targets]
+
+
+def _grouped_splits(pairs, config: TranslationConfig, seed: int, name: str, source: str):
+    """Distinct source sentences sampled and split with ``seed``: every translation of a
+    source lands in the same split (train and validation as pairs, test grouped)."""
+    groups = group_by_source(pairs)
+    groups = [groups[i] for i in sample_indices(len(groups), config.max_examples, seed)]
     fractions = (config.validation_fraction, config.test_fraction)
-    parts = split_indices(len(pairs), *fractions, seed, what="pairs", source=source)
+    parts = split_indices(len(groups), *fractions, seed, what="source sentences", source=source)
+    chosen = {part: [groups[i] for i in indices] for part, indices in parts.items()}
     return _splits(
-        {part: [pairs[i] for i in indices] for part, indices in parts.items()},
+        {
+            "train": _pairs_of(chosen["train"]),
+            "validation": _pairs_of(chosen["validation"]),
+            "test": chosen["test"],
+        },
         config,
         name,
         source,
     )
 
 
-def _within_limits(pairs: list[Pair], max_source: int, max_target: int) -> list[Pair]:
-    if not pairs:
-        return []
-    sources = source_tokens([s for s, _ in pairs])
-    return [
-        pair
-        for pair, tokens in zip(pairs, sources, strict=True)
-        if 0 < len(tokens) <= max_source and 0 < len(normalize_text(pair[1]).split()) <= max_target
-    ]
+def _test_split(pairs: list[Pair], info: TranslationInfo, source: str):
+    """Test rows (grouped by source) within the run's length limits, with its vocabularies."""
+    groups = group_by_source(pairs)
+    target = Segmenter(
+        info.target_vocabulary[len(RESERVED) :], len(RESERVED), info.max_target_length
+    )
+    kept, _ = _within_limits(groups, source_segmenter(info), target, info)
+    if len(kept) < len(groups):
+        log(
+            f"{len(groups) - len(kept)} of {len(groups)} sources are over the length limits; "
+            "left out"
+        )
+    if not kept:
+        raise UserError(f"{source}: no pair within the length limits")
+    return _encode(kept, target, info.max_target_length)
 
 
-def _vocabulary(token_lists, limit: int) -> list[str]:
-    counts = collections.Counter(t for tokens in token_lists for t in tokens)
-    return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+def _within_limits(groups: list[Group], source: Segmenter, target: Segmenter, limits):
+    """The groups whose source and first reference are within the length limits in pieces,
+    and how many were left out."""
+    if not groups:
+        return [], 0
+    _, source_counts = source(s for s, _ in groups)
+    _, target_counts = target(refs[0] for _, refs in groups)
+    fits = (
+        (source_counts > 0)
+        & (source_counts <= limits.max_source_length)
+        & (target_counts > 0)
+        & (target_counts <= limits.max_target_length)
+    )
+    return [g for g, ok in zip(groups, fits, strict=True) if ok], int((~fits).sum())
 
 
-def _encode(pairs: list[Pair], target_vocabulary: list[str], max_target_length: int):
-    index = {t: i for i, t in enumerate(target_vocabulary)}
-    targets = [normalize_text(t) for _, t in pairs]
-    ids = np.zeros((len(pairs), max_target_length + 2), np.int32)
-    for row, target in enumerate(targets):
-        tokens = [START, *target.split(), END]
-        ids[row, : len(tokens)] = [index.get(t, 1) for t in tokens]
+def _encode(groups: list[Group], target: Segmenter, max_target_length: int):
+    """Inputs and ``[start] pieces [end]`` ids of the first reference of each group."""
+    pieces, counts = target(refs[0] for _, refs in groups)
+    ids = np.zeros((len(groups), max_target_length + 2), np.int32)
+    ids[:, 0] = RESERVED.index(START)
+    ids[:, 1 : max_target_length + 1] = pieces[:, :max_target_length]
+    ids[np.arange(len(groups)), np.minimum(counts, max_target_length) + 1] = RESERVED.index(END)
+    references = np.empty(len(groups), dtype=object)
+    references[:] = [refs for _, refs in groups]
     inputs = {
-        "source": np.array([s for s, _ in pairs], dtype=object),
-        "target": np.array(targets, dtype=object),
+        "source": np.array([s for s, _ in groups], dtype=object),
+        "target": np.array([refs[0] for _, refs in groups], dtype=object),
+        "references": references,
     }
     return inputs, ids
 
 
-def _test_split(pairs: list[Pair], info: TranslationInfo, source: str):
-    """Pairs within the run's length limits, encoded with its target vocabulary."""
-    kept = _within_limits(pairs, info.max_source_length, info.max_target_length)
-    if len(kept) < len(pairs):
-        log(f"{len(pairs) - len(kept)} of {len(pairs)} pairs are over the length limits; left out")
-    if not kept:
-        raise UserError(f"{source}: no pair within the length limits")
-    return _encode(kept, info.target_vocabulary, info.max_target_length)
+def _splits(parts: dict[str, list], config: TranslationConfig, name: str, source: str, **extra):
+    """Pieces learned on train, over-long rows counted and left out, every split encoded.
 
-
-def _splits(
-    parts: dict[str, list[Pair]], config: TranslationConfig, name: str, source: str, **extra
-) -> Splits:
-    """Over-long pairs counted and left out, vocabularies built on train, every split encoded."""
-    kept, over = _drop_over_long(parts, config, source)
-    train = kept["train"]
+    ``parts``: train and validation as pairs, test as groups (a source, all its targets)."""
+    groups = {
+        part: parts[part] if part == "test" else [(s, (t,)) for s, t in parts[part]]
+        for part in SPLIT_NAMES
+    }
+    train = parts["train"]
+    source_vocabulary = subwords.learn_pieces([s for s, _ in train], config.max_vocabulary)
+    target_pieces = subwords.learn_pieces([t for _, t in train], config.max_vocabulary)
+    source_side = Segmenter(source_vocabulary, 2, config.max_source_length)
+    target_side = Segmenter(target_pieces, len(RESERVED), config.max_target_length)
+    kept, over = {}, {}
+    for part in SPLIT_NAMES:
+        kept[part], over[part] = _within_limits(groups[part], source_side, target_side, config)
+        if over[part]:
+            log(
+                f"{part}: {over[part]} of {len(groups[part])} rows are longer than "
+                f"max_source_length={config.max_source_length} / "
+                f"max_target_length={config.max_target_length} pieces; left out"
+            )
+        if not kept[part]:
+            raise UserError(f"{source}: no {part} pair within the length limits")
     info = TranslationInfo(
         name=name,
         source=source,
-        source_vocabulary=_vocabulary(source_tokens([s for s, _ in train]), config.max_vocabulary),
-        target_vocabulary=RESERVED
-        + _vocabulary([normalize_text(t).split() for _, t in train], config.max_vocabulary),
+        source_vocabulary=source_vocabulary,
+        target_vocabulary=RESERVED + target_pieces,
         over_length=over,
         max_source_length=config.max_source_length,
         max_target_length=config.max_target_length,
@@ -365,25 +444,6 @@ def _splits(
         **extra,
     )
     encoded = {
-        part: _encode(kept[part], info.target_vocabulary, config.max_target_length)
-        for part in SPLIT_NAMES
+        part: _encode(kept[part], target_side, config.max_target_length) for part in SPLIT_NAMES
     }
     return Splits(**encoded, info=info)
-
-
-def _drop_over_long(parts: dict[str, list[Pair]], config: TranslationConfig, source: str):
-    """Each split's pairs within the length limits, and how many were left out (logged)."""
-    kept, over = {}, {}
-    for part in SPLIT_NAMES:
-        pairs = parts[part]
-        kept[part] = _within_limits(pairs, config.max_source_length, config.max_target_length)
-        over[part] = len(pairs) - len(kept[part])
-        if over[part]:
-            log(
-                f"{part}: {over[part]} of {len(pairs)} pairs are longer than "
-                f"max_source_length={config.max_source_length} / "
-                f"max_target_length={config.max_target_length} tokens; left out"
-            )
-        if not kept[part]:
-            raise UserError(f"{source}: no {part} pair within the length limits")
-    return kept, over

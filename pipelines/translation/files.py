@@ -1,7 +1,7 @@
 """Translation over a file: one sentence per line in; ``source`` and ``translation`` out.
 
 Blank lines are ignored. A line longer than ``data.MAX_TEXT_BYTES``, with no words or with
-more tokens than the model's ``max_source_length`` is a bad row. Translations come from the
+more subword pieces than the model's ``max_source_length`` is a bad row. Translations come from the
 same beam search as the serving export (the run's beam width and length penalty).
 """
 
@@ -39,7 +39,7 @@ def read_items(
         line, text = entry
         if not text.strip():
             continue
-        problem = data.input_problem(text, info.max_source_length)
+        problem = data.input_problem(text, info)
         if problem:
             yield BadItem(f"line {line}", f"the sentence {problem}")
         else:

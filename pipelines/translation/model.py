@@ -1,6 +1,7 @@
 """The translation model: encoder-decoder on the cells of ``layers/`` with attention.
 
-Training (teacher forcing): ``source`` strings -> normalise -> TextVectorization -> embedding
+Training (teacher forcing): ``source`` strings -> subword piece ids (``subwords.SubwordIds``,
+standard TensorFlow ops) -> embedding
 -> recurrent encoder (optionally bidirectional, deep) -> encoder outputs; the decoder (one
 recurrent layer, initial state from a dense bridge over the masked mean of the encoder
 outputs) reads the target one step behind (``target_in``); attention (Luong multiplicative:
@@ -9,7 +10,8 @@ decoder output over the encoder outputs; ``[decoder output; context]`` -> dense 
 softmax over the target vocabulary.
 
 Decoding (``Decoder``, ``make_translate``): the same trained layers one step at a time inside a
-``tf.function``; beam search with a GNMT length penalty, greedy decoding = beam width 1.
+``tf.function``; beam search with a GNMT length penalty, greedy decoding = beam width 1;
+the target pieces joined back into cased, detokenized text.
 """
 
 from __future__ import annotations
@@ -22,23 +24,9 @@ from pipelines.training import compile_model, recurrent_stack_from
 from pipelines.translation import data
 from pipelines.translation.config import TranslationConfig
 from pipelines.translation.data import TranslationInfo
+from pipelines.translation.subwords import SubwordIds, detokenize
 
 START_ID, END_ID = data.RESERVED.index(data.START), data.RESERVED.index(data.END)
-
-
-@keras.saving.register_keras_serializable(package="rnn_suite")
-class Normalize(keras.layers.Layer):
-    """Strings -> lower-cased strings with punctuation split off (``data.normalize``)."""
-
-    def call(self, text):
-        """``data.normalize`` of a batch of strings."""
-        return data.normalize(text)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def compute_output_spec(self, text):
-        return keras.KerasTensor(text.shape, dtype="string")
 
 
 def build_model(config: TranslationConfig, info: TranslationInfo) -> keras.Model:
@@ -53,15 +41,11 @@ def build_model(config: TranslationConfig, info: TranslationInfo) -> keras.Model
 
 
 def _encoder(config: TranslationConfig, info: TranslationInfo, source):
-    """Source strings -> normalised -> token ids -> embedding -> the recurrent encoder's outputs."""
-    vectorize = keras.layers.TextVectorization(
-        standardize=None,
-        split="whitespace",
-        vocabulary=info.source_vocabulary,
-        output_sequence_length=config.max_source_length,
-        name="source_vectorize",
+    """Source strings -> piece ids -> embedding -> the recurrent encoder's outputs."""
+    vectorize = SubwordIds(
+        info.source_vocabulary, config.max_source_length, name="source_vectorize"
     )
-    source_ids = vectorize(Normalize(name="normalize")(source))
+    source_ids = vectorize(source)
     x = keras.layers.Embedding(
         vectorize.vocabulary_size(), config.embedding_dim, mask_zero=True, name="source_embedding"
     )(source_ids)
@@ -109,6 +93,7 @@ class Decoder:
         self.vocab_size = len(info.target_vocabulary)
         self.max_length = info.max_target_length + 1  # room for the end token
         self.max_source_length = info.max_source_length
+        self.source_pieces = model.get_layer("source_vectorize")
         depth = sum(1 for layer in model.layers if layer.name.startswith("encoder_"))
         bridges = [layer for layer in model.layers if layer.name.startswith("bridge_")]
         self.encoder = keras.Model(
@@ -202,12 +187,10 @@ class Decoder:
         return sequences, was_finished | tf.equal(token, END_ID), lengths
 
     def to_text(self, ids):
-        """Token ids -> strings: the words before the end token, hyphens joined back."""
+        """Piece ids -> text: the pieces before the end token, joined and detokenized."""
         before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(ids, END_ID), tf.int32), axis=1), 0)
-        keep = before_end & tf.greater(ids, END_ID) | tf.equal(ids, 1) & before_end
-        words = tf.ragged.boolean_mask(tf.gather(self.vocabulary, ids), keep)
-        text = tf.strings.reduce_join(words, axis=-1, separator=" ")
-        return tf.strings.regex_replace(text, " - ", "-")
+        keep = before_end & (tf.greater(ids, END_ID) | tf.equal(ids, data.UNK_ID))
+        return detokenize(tf.ragged.boolean_mask(tf.gather(self.vocabulary, ids), keep))
 
     def check(self, source):
         """Assertions that end a call with a clear error for an input over
@@ -219,7 +202,7 @@ class Decoder:
             message=f"translation: an input text is longer than {data.MAX_TEXT_BYTES} bytes",
         )
         with tf.control_dependencies([size]):
-            counts = tf.strings.split(data.normalize(source)).row_lengths()
+            counts = self.source_pieces.segment(source)[1]
         return [
             tf.debugging.assert_positive(
                 counts, message="translation: an input text is empty (no words)"
@@ -228,7 +211,7 @@ class Decoder:
                 counts,
                 tf.cast(self.max_source_length, counts.dtype),
                 message=f"translation: an input text is longer than {self.max_source_length} "
-                "tokens (max_source_length)",
+                "tokens (subword pieces, max_source_length)",
             ),
         ]
 

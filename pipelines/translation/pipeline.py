@@ -11,7 +11,7 @@ import tensorflow as tf
 from pipelines.base import Pipeline
 from pipelines.errors import UserError
 from pipelines.export import request_checks, string_input
-from pipelines.translation import data, model
+from pipelines.translation import data, model, subwords
 from pipelines.translation.data import TranslationInfo
 
 # What serving_default takes in one request, beside data.MAX_TEXT_BYTES for each text: each
@@ -27,7 +27,8 @@ class TranslationPipeline(Pipeline):
     info_class = TranslationInfo
 
     def make_dataset(self, split, batch_size: int, shuffle: bool = False, seed: int = 0):
-        """((source strings, target ids one step behind), target ids) batches."""
+        """((source strings, target ids one step behind), target ids) batches; the model
+        segments the sources itself."""
         inputs, ids = split
         dataset = tf.data.Dataset.from_tensor_slices(
             ((inputs["source"].astype(str), ids[:, :-1]), ids[:, 1:])
@@ -39,7 +40,7 @@ class TranslationPipeline(Pipeline):
     def export(self, keras_model, info: TranslationInfo, path: Path) -> None:
         """``serving_default``: ``text`` string [batch] -> ``translation`` string [batch]
         (beam search inside, with the run's beam width and length penalty). A text over
-        ``data.MAX_TEXT_BYTES`` bytes, empty or over ``max_source_length`` tokens, or a
+        ``data.MAX_TEXT_BYTES`` bytes, empty or over ``max_source_length`` pieces, or a
         request over ``serving_limits``, ends the call with an InvalidArgumentError saying so."""
         translate = model.make_translate(keras_model, info, info.beam_width, info.length_penalty)
         limits = self.serving_limits(info)
@@ -53,8 +54,12 @@ class TranslationPipeline(Pipeline):
         self.write_serving_export(keras_model, {"serving_default": serve}, info, path, limits)
 
     def serving_example(self, info: TranslationInfo) -> dict[str, Any]:
-        """Two short sentences of the source vocabulary's most frequent words."""
-        words = [w for w in info.source_vocabulary if w.isalpha()][:4] or ["hello"]
+        """Two short sentences of the source vocabulary's most frequent whole-word pieces."""
+        words = [
+            piece[1:]
+            for piece in info.source_vocabulary
+            if piece.startswith(subwords.MARKER) and piece[1:].isalpha()
+        ][:4] or ["hello"]
         return {"text": [" ".join(words[:2]), words[-1]]}
 
     def serving_limits(self, info: TranslationInfo) -> dict[str, Any]:
@@ -67,7 +72,7 @@ class TranslationPipeline(Pipeline):
     def predict(self, keras_model, inputs: list[str], info: TranslationInfo) -> list[str]:
         """``translation<TAB>input`` per input, by beam search."""
         for number, text in enumerate(inputs, start=1):
-            problem = data.input_problem(text, info.max_source_length)
+            problem = data.input_problem(text, info)
             if problem:
                 raise UserError(f"input {number} {problem}")
         translate = model.make_translate(keras_model, info, info.beam_width, info.length_penalty)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plot_confusion_matrix, plt
 from pipelines.progress import log
@@ -90,7 +90,7 @@ def frame_average_baseline(splits: Splits, config: VideoConfig) -> keras.Model:
             )
         ],
         shuffle=False,  # the dataset shuffles itself
-        verbose=2,
+        verbose=progress.keras_verbose(),
     )
     return model
 
@@ -106,7 +106,7 @@ def evaluate(model, splits: Splits, config: VideoConfig, out_dir: Path) -> Evalu
     """Model and baselines on ``splits.test``; writes the plots and ``pair_confusion.json``."""
     clips, targets = splits.test
     info = splits.info
-    probabilities = model.predict(clips, verbose=0, batch_size=64)
+    probabilities = model.predict(clips, verbose=progress.keras_verbose(), batch_size=64)
     strict_json.require_finite_outputs(probabilities)
     baseline = frame_average_baseline(splits, config).predict(clips, verbose=0, batch_size=64)
     majority = majority_probabilities(splits.train[1], len(targets), len(info.class_names))

@@ -16,7 +16,9 @@ import pytest
 
 from tests.helpers import run_cli, run_python_without_project, run_saved_model_cli, smoke_run_dir
 
-METRIC_KEYS = {"mae", "rmse", "mase"}
+POINT_KEYS = {"mae", "rmse", "mase"}  # also per forecast step where the horizon exceeds one
+INTERVAL_KEYS = {"interval_coverage", "interval_width", "pinball_loss"}
+METRIC_KEYS = POINT_KEYS | INTERVAL_KEYS
 BASELINES = {"persistence", "seasonal_naive", "linear", "train_mean"}
 
 
@@ -83,12 +85,17 @@ def test_metrics_sit_beside_baselines_with_the_same_keys(smoke_run):
     assert splits["train"] > splits["validation"] > 0 and splits["test"] > 0
     report = (smoke_run / "report.md").read_text()
     assert "The model against the baselines" in report and "persistence" in report
+    assert "## Intervals" in report and "| model |" in report
+    # Daily weather, a seasonal series: the model starts as the linear forecast and keeps up.
+    best = min(baseline["mae"] for baseline in metrics["baselines"].values())
+    assert metrics["test"]["mae"] <= best * 1.01
 
 
 def test_saved_model_matches_the_keras_model_in_a_fresh_process(smoke_run, tmp_path):
     import keras
 
     import pipelines.forecasting.model  # noqa: F401  (registers the custom layers)
+    from pipelines.forecasting import intervals
     from pipelines.forecasting.data import load_builtin
 
     windows = load_builtin(smoke_config(), "", seed=0).test[0][:16]
@@ -104,12 +111,22 @@ def test_saved_model_matches_the_keras_model_in_a_fresh_process(smoke_run, tmp_p
             "serving_default"]
         out = serve(window=tf.constant(np.load("windows.npy")))
         np.save("forecast.npy", out["forecast"].numpy())
+        np.save("quantiles.npy", out["quantiles"].numpy())
     """)
     result = run_python_without_project(child, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     forecast = np.load(tmp_path / "forecast.npy")
     assert forecast.shape == (16, 1, 1) == expected.shape
     np.testing.assert_allclose(forecast, expected, rtol=1e-5, atol=1e-5)
+    info = load_builtin(smoke_config(), "", seed=0).info
+    model = keras.models.load_model(smoke_run / "model.keras")
+    levels, offsets = intervals.model_offsets(model)
+    quantiles = np.load(tmp_path / "quantiles.npy")
+    assert quantiles.shape == (16, 1, 1, len(levels))
+    np.testing.assert_allclose(
+        quantiles, intervals.apply(expected, windows, info, offsets), rtol=1e-5, atol=1e-4
+    )
+    assert np.all(np.diff(quantiles, axis=-1) >= 0)  # they cannot cross
 
 
 # === Built-in data ===
@@ -148,7 +165,7 @@ def test_stock_model_saves_loads_and_forecasts_returns(tmp_path):
     )
     np.testing.assert_allclose(reloaded, predicted, atol=1e-6)
     metrics = forecast_metrics(predicted, splits.test[1][:8], windows, splits.info)
-    assert set(metrics) == METRIC_KEYS | {"directional_accuracy", "price_mae", "price_rmse"}
+    assert set(metrics) == POINT_KEYS | {"directional_accuracy", "price_mae", "price_rmse"}
 
 
 def test_jena_through_get_file_offline(tmp_path, monkeypatch):
@@ -287,7 +304,7 @@ def test_user_csv_with_two_targets_and_a_horizon_of_three(tmp_path):
     assert info["feature_columns"] == ["level", "cycle", "noise"]  # the text column is skipped
     assert info["frequency"] == "D" and info["seasonal_period"] == 7
     metrics = json.loads((final / "metrics.json").read_text())
-    per_step = {f"{k}_step_{s}" for k in METRIC_KEYS for s in (1, 2, 3)}
+    per_step = {f"{k}_step_{s}" for k in POINT_KEYS for s in (1, 2, 3)}
     assert set(metrics["test"]) == METRIC_KEYS | per_step
     assert all(set(b) == set(metrics["test"]) for b in metrics["baselines"].values())
     assert "MAE per target" in (final / "report.md").read_text()
@@ -427,7 +444,7 @@ def test_run_help_lists_the_forecasting_settings_and_data_kinds():
     assert result.returncode == 0
     for text in ("builtin[:weather|weather-hourly|stock]", "csv:PATH", "jena", "target_columns"):
         assert text in result.stdout
-    for text in ("horizon", "1..10000", "error|interpolate|drop", "search space", "residual"):
+    for text in ("horizon", "1..10000", "error|interpolate|drop", "search space", "anchor"):
         assert text in result.stdout
 
 

@@ -393,7 +393,8 @@ def test_forecasting_after_the_end_and_rolling(forecasting_run, tmp_path):
     predict_files(forecasting_run, tmp_path / "weather.csv", out)
     forecast = read_csv(out)
     target = info.target_columns[0]
-    assert list(forecast[0]) == ["window_end", "forecast_step", "date", target]
+    quantiles = [f"{target}_q10", f"{target}_q50", f"{target}_q90"]
+    assert list(forecast[0]) == ["window_end", "forecast_step", "date", target, *quantiles]
     assert len(forecast) == info.horizon
     assert forecast[0]["window_end"] == "2015-12-31" and forecast[0]["date"] == "2016-01-01"
     windows = np.array(

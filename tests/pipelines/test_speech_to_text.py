@@ -83,6 +83,8 @@ def test_run_directory_and_metrics_beside_baselines(smoke_run):
     assert set(metrics["test"]) == METRIC_KEYS
     assert set(metrics["baselines"]) == {
         "greedy_decoding",
+        "beam_search",
+        "language_model_rescoring",
         "empty_transcript",
         "most_frequent_transcript",
     }
@@ -93,7 +95,8 @@ def test_run_directory_and_metrics_beside_baselines(smoke_run):
     header = (smoke_run / "history.csv").read_text().splitlines()[0].split(",")
     assert "val_cer" in header  # the epoch callback's value, beside val_loss
     report = (smoke_run / "report.md").read_text()
-    assert "| reference | greedy | beam |" in report
+    assert "| reference | greedy | beam | lexicon beam | LM rescored |" in report
+    assert "constrained to a lexicon of" in report
     assert "never heard in training" in report
 
 
@@ -107,6 +110,9 @@ def test_saved_model_equals_the_python_decoder_in_a_fresh_process(smoke_run, tmp
 
     info = SpeechToTextInfo.from_json(json.loads((smoke_run / "data_info.json").read_text()))
     assert info.sample_rate == RATE
+    assert "three" in info.lexicon and not info.language_model  # closed vocabulary: no LM
+    written = smoke_run / "saved_model" / "assets.extra" / "lexicon.txt"
+    assert written.read_text().split() == info.lexicon
     keras_model = keras.models.load_model(smoke_run / "model.keras")
     audio = evaluate.pad_batch([_tone_words(1.0), _tone_words(0.6, seed=1)])
     transcribe = model.make_transcribe(keras_model, info, info.beam_width)
@@ -136,6 +142,14 @@ def test_saved_model_equals_the_python_decoder_in_a_fresh_process(smoke_run, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads((tmp_path / "out.json").read_text())
     assert served["out"] == expected
+    # Lexicon decoding: a small lexicon always has candidates made of its words.
+    assert all(set(text.split()) <= set(info.lexicon) for text in served["out"])
+    from pipelines.speech_to_text import files
+
+    in_process = files.transcribe_recordings(
+        keras_model, [_tone_words(1.0), _tone_words(0.6, seed=1)], info
+    )
+    assert in_process == expected
     assert "longer than" in served["errors"][0]
     assert "shorter than" in served["errors"][1]
 
@@ -424,6 +438,9 @@ def test_record_round_trips_through_json(tmp_path):
         ("train", "validation", "test"), 0
     )
     assert data.SpeechToTextInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
+    # Open-vocabulary data: a lexicon and a language model of the training transcripts.
+    assert info.lexicon and set(info.lexicon) <= {*data.DIGITS, "ten", "eleven"}
+    assert info.language_model["order"] == 3 and info.lm_weight == 0.5
 
 
 def test_validation_cer_is_written_to_the_epoch_logs(tmp_path):
@@ -452,6 +469,11 @@ def test_validation_cer_is_written_to_the_epoch_logs(tmp_path):
     assert logs["val_cer"] == pytest.approx(
         evaluate.speech_metrics(texts, callback.references)["cer"], abs=1e-4
     )
+    # Prediction over files rescores the beam candidates with the run's language model.
+    from pipelines.speech_to_text import files
+
+    rescored = files.transcribe_recordings(keras_model, callback.audio, splits.info)
+    assert len(rescored) == len(callback.audio) and all(isinstance(t, str) for t in rescored)
 
 
 def test_a_search_can_minimise_val_cer(tmp_path):

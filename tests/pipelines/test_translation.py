@@ -13,7 +13,7 @@ from pipelines.errors import UserError
 from tests.helpers import run_cli, run_python_without_project, shared_data, smoke_run_dir
 
 TEXTS = ["twenty-one", "one thousand, nine hundred and eighty-seven", "Seven"]
-METRIC_KEYS = {"exact_match", "bleu", "chrf"}
+METRIC_KEYS = {"exact_match", "bleu", "chrf", "bleu_lowercase"}
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_over_long_pairs_are_counted_not_silently_dropped(tmp_path):
     from pipelines.translation.config import TranslationConfig
 
     path = tmp_path / "pairs.tsv"
-    rows = [f"word {i}\tmot {i}" for i in range(40)] + ["a b c d e f g h\tx"] * 3
+    rows = [f"word {i}\tmot {i}" for i in range(40)] + [f"a b c d e f g h {i}\tx" for i in range(3)]
     path.write_text("\n".join(rows) + "\n")
     config = TranslationConfig().with_settings({"max_source_length": 5})
     splits = data.load_tsv(config, str(path), seed=0)
