@@ -21,6 +21,7 @@ import ast
 import contextlib
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -47,6 +48,8 @@ BLOCK = re.compile(
 # Width of the CLI reference's help texts, so that they do not depend on the terminal.
 HELP_COLUMNS = 100
 # Metrics where a lower value is the better one (all others: higher is better).
+# The metric a summary row shows, the first of these a result has (else its first metric).
+HEADLINE_METRICS = ("bleu", "wer", "accuracy", "mae", "nll", "frame_nll")
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mase", "nll", "wer", "cer", "loss", "price_mae"})
 # The packages whose ``raise UserError(...)`` sites the troubleshooting page lists.
 ERROR_PACKAGES = ("pipelines", "layers", "tuning")
@@ -264,7 +267,9 @@ def _results_table(result: dict) -> str:
 
 
 def _with_spread(value, spread) -> str:
-    return _shown(value) if spread is None else f"{_shown(value)} ± {_shown(spread)}"
+    if spread is None or not isinstance(value, float):
+        return _shown(value)
+    return f"{_shown(value)} ± {_shown(float(spread), _decimals(value))}"
 
 
 def _provenance(result: dict) -> str:
@@ -274,12 +279,18 @@ def _provenance(result: dict) -> str:
     return f"{test}{machine['cpus']} CPUs, {machine['platform']}, {result['date'][:10]}"
 
 
-def _shown(value) -> str:
+def _decimals(value: float) -> int:
+    """Four decimals, fewer for large values, or four significant digits of a small one."""
+    if 0 < abs(value) < 0.1:
+        return min(8, 3 - math.floor(math.log10(abs(value))))
+    return 4 if abs(value) < 10 else 2 if abs(value) < 1000 else 0
+
+
+def _shown(value, decimals: int | None = None) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        digits = 4 if abs(value) < 10 else 2 if abs(value) < 1000 else 0
-        return f"{value:,.{digits}f}"
+        return f"{value:,.{decimals if decimals is not None else _decimals(value)}f}"
     return str(value)
 
 
@@ -293,12 +304,13 @@ def results_summary(page: Path = REPO / "README.md") -> str:
     ]
     for name in registry.PIPELINES:
         module = registry.config_module(name)
-        builtin = module.SUMMARY.split("(built-in: ", 1)[-1].rstrip(")")
-        results = [r for r in recorded_results(name) if r.get("data") == "builtin"]
+        builtin = RESULTS / f"{name}.json"  # NAME-LABEL.json files are other data
+        results = [json.loads(builtin.read_text())] if builtin.is_file() else []
+        builtin_data = module.SUMMARY.split("(built-in: ", 1)[-1].rstrip(")")
         if not results:
             lines.append(
                 markdown_row(
-                    [f"[{name}]({pages}/{name}.md)", builtin, "-", "-", "not recorded yet"]
+                    [f"[{name}]({pages}/{name}.md)", builtin_data, "-", "-", "not recorded yet"]
                 )
             )
             continue
@@ -307,7 +319,7 @@ def results_summary(page: Path = REPO / "README.md") -> str:
             markdown_row(
                 [
                     f"[{name}]({pages}/{name}.md)",
-                    builtin,
+                    builtin_data,
                     f"{metric} ({'lower' if metric in LOWER_IS_BETTER else 'higher'} is better)",
                     f"**{_shown(model)}**",
                     f"{_shown(value)} ({baseline})",
@@ -348,7 +360,7 @@ def public_results_summary(page: Path = REPO / "README.md") -> str:
 
 
 def _headline(result: dict) -> tuple[str, float, str, float]:
-    metric = next(iter(result["test"]))
+    metric = next((m for m in HEADLINE_METRICS if m in result["test"]), next(iter(result["test"])))
     scored = [
         (values[metric], baseline)
         for baseline, values in (result.get("baselines") or {}).items()

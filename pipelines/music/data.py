@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
@@ -294,7 +294,7 @@ def read_chorales(max_pieces: int = 0) -> tuple[list[str], list[list[Note]]]:
         from music21 import corpus
 
         log(f"parsing {len(missing)} chorales from music21's corpus (cached afterwards)")
-        for name in missing:
+        for name in progress.bar(missing, description="parsing chorales", unit=" pieces"):
             cached[name] = score_notes(corpus.parse(name))
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(".partial")

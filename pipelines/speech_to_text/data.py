@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import progress
 from pipelines.base import Splits
 from pipelines.cache import cache_dir
 from pipelines.errors import UserError
@@ -364,7 +365,7 @@ def synthesize_split(
     engine = espeak()
     audio, transcripts, spoken_by = [], [], []
     low, high = config.builtin_snr_db
-    for _ in range(count):
+    for _ in progress.bar(range(count), description="synthesising", unit=" utterances"):
         text = builtin_transcript(rng, config.builtin_max_digits)
         voice = f"{ACCENTS[rng.integers(len(ACCENTS))]}+{voices[rng.integers(len(voices))]}"
         raw = engine.synthesize(text, voice, rng.integers(130, 211), rng.integers(20, 81))

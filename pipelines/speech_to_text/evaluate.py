@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.plotting import plt
 from pipelines.progress import log
@@ -70,7 +70,8 @@ def rescore_all(
 def _length_batches(audio, max_samples: int, batch: int):
     """``(rows, padded audio)`` of batches of similar length padded to the bucket lengths."""
     order = np.argsort([len(a) for a in audio])
-    for start in range(0, len(order), batch):
+    starts = range(0, len(order), batch)
+    for start in progress.bar(starts, description="decoding", unit=" batches"):
         rows = order[start : start + batch]
         length = padded_length(len(audio[rows[-1]]), max_samples)
         yield rows, pad_batch([audio[i] for i in rows], length)

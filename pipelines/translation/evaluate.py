@@ -11,7 +11,7 @@ import numpy as np
 import sacrebleu
 import tensorflow as tf
 
-from pipelines import strict_json
+from pipelines import progress, strict_json
 from pipelines.base import Evaluation, Splits
 from pipelines.progress import log
 from pipelines.translation import data
@@ -65,7 +65,8 @@ def translate_all(
     """Decode every source string in batches with the in-graph decoder."""
     translate = make_translate(model, info, beam_width, alpha)
     out = []
-    for start in range(0, len(sources), batch):
+    starts = range(0, len(sources), batch)
+    for start in progress.bar(starts, description="translating", unit=" batches"):
         chunk = tf.constant(np.asarray(sources[start : start + batch]).astype(str))
         out.extend(t.decode("utf-8") for t in translate(chunk).numpy())
     return out
