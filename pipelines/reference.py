@@ -49,7 +49,7 @@ BLOCK = re.compile(
 HELP_COLUMNS = 100
 # Metrics where a lower value is the better one (all others: higher is better).
 # The metric a summary row shows, the first of these a result has (else its first metric).
-HEADLINE_METRICS = ("bleu", "wer", "accuracy", "mae", "nll", "frame_nll")
+HEADLINE_METRICS = ("bleu", "wer", "nll", "frame_nll", "accuracy", "mae")
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mase", "nll", "wer", "cer", "loss", "price_mae"})
 # The packages whose ``raise UserError(...)`` sites the troubleshooting page lists.
 ERROR_PACKAGES = ("pipelines", "layers", "tuning")
