@@ -225,9 +225,16 @@ class Trainer:
         # backed-up epoch and at most one more, which _history_logger drops on resume.
         guard = _DivergenceGuard() if self.divergence_is_error else None
         epoch_log = _EpochLog(self.epochs) if self.verbose == 0 else None
-        own = [self.learning_rate, guard, self._history_logger(), stopping, best, self._state]
-        own.append(self._tensorboard())
-        own.append(epoch_log)
+        own = [
+            self.learning_rate,
+            guard,
+            self._history_logger(),
+            stopping,
+            best,
+            self._state,
+            self._tensorboard(),
+            epoch_log,
+        ]
         return [*self.epoch_callbacks, *(c for c in own if c is not None), *self.callbacks]
 
     def _checkpoint(self) -> keras.callbacks.ModelCheckpoint | None:
