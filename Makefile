@@ -8,6 +8,8 @@ NATIVE := layers/native/librnn_suite_ops.so
 PIPELINES := $(subst _,-,$(notdir $(patsubst %/config.py,%,$(wildcard pipelines/*/config.py))))
 ARGS ?=
 WORKERS ?=
+# Test processes (pytest-xdist): one per core by default; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= auto
 
 .PHONY: help venv test lint format reference record docs docs-serve serve bench-serve bench \
 	bench-approaches bench-pipelines clean $(addprefix pipeline-,$(PIPELINES)) \
@@ -52,9 +54,9 @@ pipeline-weather pipeline-stock: pipeline-%: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pipelines run forecasting --preset default --data builtin:$* $(ARGS)
 
 # pytest exits 5 when it collects nothing; that is not a failure of the suite.
-## test: the test suite (ARGS: pytest's arguments)
+## test: the test suite, one process per core (ARGS: pytest's arguments; TEST_WORKERS=N)
 test: $(STAMP) $(NATIVE)
-	@$(BIN)/python -m pytest $(ARGS); status=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$status
 
 ## lint: ruff check and format check

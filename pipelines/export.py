@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 import layers
-from pipelines import rundir
+from pipelines import progress, rundir
 
 # Beside the SavedModel, in the folder TensorFlow Serving keeps for files it reads itself.
 EXTRA_FOLDER = "assets.extra"
@@ -51,12 +51,17 @@ def write_export(
     """
     if limits is not None:
         check_limits(limits)
-    with layers.serving_kernels():
+    steps = progress.bar(total=len(endpoints) + 1, description="exporting", unit=" steps")
+    with steps, layers.serving_kernels():
         archive = keras.export.ExportArchive()
         archive.track(model)
         for name, function in endpoints.items():
+            steps.set_postfix_str(f"tracing {name}")
             archive.add_endpoint(name, function)
+            steps.update()
+        steps.set_postfix_str("writing")
         archive.write_out(str(path), verbose=False)
+        steps.update()
     extra = Path(path) / EXTRA_FOLDER
     if limits is not None:
         extra.mkdir(exist_ok=True)

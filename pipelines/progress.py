@@ -9,6 +9,7 @@ and absl's own logging through as well. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -54,6 +55,23 @@ def log(message: str) -> None:
     print(f"{PREFIX} {message}", file=sys.stdout, flush=True)
 
 
+class ProjectLineFormatter(logging.Formatter):
+    """A log record as one of the project's lines: ``[rnn-suite] message``, with
+    ``warning:`` or ``error:`` before it at those levels; the record's traceback follows
+    only with ``--verbose``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        if record.exc_info and MODE.verbose:
+            message = f"{message}\n{self.formatException(record.exc_info)}"
+        elif record.exc_info:
+            error = record.exc_info[1]
+            message = f"{message}: {type(error).__name__}: {error}"
+        return f"{PREFIX} {message}"
+
+
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """``warnings.showwarning`` outside ``--verbose``: a library's warning as one of the
     project's lines, without the library's file and source line."""
@@ -66,14 +84,16 @@ def bar(
     description: str,
     total: int | None = None,
     unit: str = " items",
+    scaled: bool = False,
 ) -> tqdm:
     """A progress bar with rate and time left over ``iterable`` (or updated by hand),
-    drawn only where ``bars_shown()``."""
+    drawn only where ``bars_shown()``; ``scaled`` shows counts as k, M, G (for bytes)."""
     return tqdm(
         iterable,
         desc=f"{PREFIX} {description}",
         total=total,
         unit=unit,
+        unit_scale=scaled,
         file=sys.stdout,
         disable=not bars_shown(),
         dynamic_ncols=True,

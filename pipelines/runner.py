@@ -399,8 +399,11 @@ def load_run(run_dir: str):
         # safe_mode refuses Lambda layers and anything else that would run pickled code.
         model = keras.models.load_model(path / "model.keras", safe_mode=True)
     except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0]
         raise UserError(
-            f"{path / 'model.keras'}: cannot load the model ({type(error).__name__}: {error})"
+            f"{path / 'model.keras'}: cannot load the model ({type(error).__name__}: "
+            f"{reason}); a run made by another version of the suite may not load: rerun it "
+            f"with `rnn-suite run --config {path / 'config.json'}`"
         ) from None
     return pipeline, resolved, info, model
 

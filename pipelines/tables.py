@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines import progress
 from pipelines.errors import UserError
 from pipelines.text_files import DEFAULT_ENCODING, bounded_lines
 
@@ -46,8 +47,11 @@ def read_table_with_lines(
     kind = "TSV" if delimiter == "\t" else "CSV"
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
+    read = progress.bar(
+        description=f"reading {path.name}", total=path.stat().st_size, unit="B", scaled=True
+    )
     reader = csv.reader(
-        bounded_lines(path, encoding, f"a {kind} text file"),
+        _counted(bounded_lines(path, encoding, f"a {kind} text file"), read),
         delimiter=delimiter,
         quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL,
         strict=delimiter != "\t",
@@ -57,9 +61,17 @@ def read_table_with_lines(
         header, rows, lines = _read_rows(reader, path, kind)
     finally:
         csv.field_size_limit(previous_limit)
+        read.close()
     if header is None:
         raise UserError(f"{path}: the file is empty")
     return pd.DataFrame(rows, columns=header, dtype=str), lines
+
+
+def _counted(lines, bar):
+    """``lines``, each one's length in characters (about its bytes) added to ``bar``."""
+    for line in lines:
+        bar.update(len(line))
+        yield line
 
 
 def _read_rows(reader, path: Path, kind: str):

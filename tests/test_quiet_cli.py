@@ -90,3 +90,92 @@ def test_a_library_warning_becomes_one_of_the_projects_lines(capsys):
 def test_epoch_line_puts_the_losses_first():
     line = progress.epoch_line(2, 10, 3.14159, {"val_mae": 1.5, "mae": 2, "val_loss": 0.25})
     assert line == "epoch 2/10 (3.1 s): val_loss 0.25, mae 2, val_mae 1.5"
+
+
+def _cli_on_a_terminal(*args: str, cwd) -> str:
+    """The CLI's output (stdout and stderr) with a pseudo-terminal as its stdout."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    primary, secondary = pty.openpty()
+    # A terminal 120 columns wide: a new pseudo-terminal has no size, and bars fit its width.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", *args],
+        cwd=cwd,
+        env=env,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert child.wait(timeout=600) == 0, b"".join(chunks)[-3000:].decode(errors="replace")
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_run_on_a_terminal_draws_bars_for_reading_training_and_exporting(tmp_path):
+    import datetime
+
+    first = datetime.date(2020, 1, 1)
+    rows = ["date,value"] + [
+        f"{first + datetime.timedelta(days=t)},{t * 0.05 + (t % 7):.3f}" for t in range(300)
+    ]
+    (tmp_path / "series.csv").write_text("\n".join(rows) + "\n")
+    shown = _cli_on_a_terminal(
+        "run",
+        "forecasting",
+        "--preset",
+        "smoke",
+        "--data",
+        "csv:series.csv",
+        "--set",
+        "target_columns=value",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
+    for step in ("reading series.csv", "exporting"):
+        assert re.search(rf"{re.escape(progress.PREFIX)} {step}.*/s", shown), step
+    quiet = _cli_on_a_terminal(
+        "predict",
+        "run",
+        "--input",
+        "series.csv",
+        "--output",
+        "forecast.csv",
+        "--quiet",
+        cwd=tmp_path,
+    )
+    assert "/s]" not in quiet and "reading series.csv" not in quiet
+
+
+def test_a_log_record_becomes_one_of_the_projects_lines():
+    import logging
+
+    formatter = progress.ProjectLineFormatter()
+    record = logging.LogRecord(
+        "pipelines.serving", logging.INFO, "x.py", 1, "serving %s", ("a",), None
+    )
+    assert formatter.format(record) == f"{progress.PREFIX} serving a"
+    try:
+        raise ValueError("bad shard")
+    except ValueError:
+        failure = logging.LogRecord(
+            "pipelines.serving", logging.ERROR, "x.py", 1, "cannot load", (), sys.exc_info()
+        )
+    line = formatter.format(failure)
+    assert line == f"{progress.PREFIX} error: cannot load: ValueError: bad shard"
+    progress.configure(verbose=True)
+    assert "Traceback" in formatter.format(failure)

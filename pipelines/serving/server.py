@@ -20,6 +20,7 @@ import pydantic
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from pipelines import progress
 from pipelines.errors import UserError
 from pipelines.serving.grpc_service import create_grpc_server
 from pipelines.serving.options import ServeOptions
@@ -85,13 +86,15 @@ def _protocol(options: ServeOptions) -> type[H11Protocol]:
 
 
 def _log_to_stderr() -> None:
-    """Show the server's own log (versions loaded and retired, faults) on stderr."""
-    package = logging.getLogger("pipelines.serving")
-    if not package.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        package.addHandler(handler)
-        package.setLevel(logging.INFO)
+    """Show the server's own log (versions loaded and retired, faults) and uvicorn's
+    warnings on stderr, as the project's lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(progress.ProjectLineFormatter())
+    for name, level in (("pipelines.serving", logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(level)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -171,7 +174,8 @@ async def _run(service: ModelService, options: ServeOptions, stopping: threading
         create_app(service),
         host=options.host,
         port=options.rest_port,
-        log_level="warning",
+        log_config=None,  # uvicorn's loggers go through _log_to_stderr's handler
+        access_log=False,
         lifespan="off",
         http=_protocol(options),
         timeout_graceful_shutdown=options.drain_seconds,
@@ -186,7 +190,7 @@ async def _run(service: ModelService, options: ServeOptions, stopping: threading
             await asyncio.sleep(0.05)
         names = ", ".join(sorted(service.repository.models)) or "none yet"
         print(
-            f"serving models from {service.repository.models_dir} ({names}): "
+            f"{progress.PREFIX} serving models from {service.repository.models_dir} ({names}): "
             f"REST http://{options.host}:{rest_port} gRPC {options.host}:{grpc_port}",
             file=sys.stderr,
             flush=True,

@@ -11,6 +11,7 @@ back into spaces gives the text again, case, punctuation and accents included.
 
 from __future__ import annotations
 
+import collections
 import io
 import re
 
@@ -24,14 +25,33 @@ MAX_PIECE_CHARS = 16
 
 
 def learn_pieces(texts: list[str], vocabulary_size: int) -> list[str]:
-    """A BPE vocabulary of about ``vocabulary_size`` pieces learned from ``texts`` (a soft
-    limit: small data gives fewer), most useful first, every character of ``texts`` and the
-    bare marker included."""
-    import sentencepiece
+    """About ``vocabulary_size`` pieces for ``texts`` (a soft limit: small data gives fewer),
+    most useful first, every character of ``texts`` and the bare marker included.
 
+    Subwords exist to cover an open vocabulary within a budget: where every distinct word
+    fits the budget (a closed, synthetic language such as SCAN's actions), the pieces are the
+    whole words, which keeps sequences as short as the sentences; otherwise they are a BPE
+    vocabulary learned by SentencePiece.
+    """
     # Collapse only what ``prepare`` collapses (RE2's \s): a no-break space stays a character.
     texts = [re.sub(r"[\t\n\f\r ]+", " ", t).strip(" ") for t in texts]
     texts = [t for t in texts if t]
+    words = collections.Counter(MARKER + w for t in texts for w in t.split(" "))
+    fits = len(words) <= vocabulary_size and all(len(w) <= MAX_PIECE_CHARS for w in words)
+    characters = sorted({c for t in texts for c in t if c != " "} | {MARKER})
+    if fits:
+        pieces = [w for w, _ in words.most_common()]
+    else:
+        # SentencePiece refuses a budget below its characters plus the unknown id.
+        pieces = _bpe_pieces(texts, max(vocabulary_size, len(characters) + 1))
+    known = set(pieces)
+    return pieces + [c for c in characters if c not in known]
+
+
+def _bpe_pieces(texts: list[str], vocabulary_size: int) -> list[str]:
+    """SentencePiece BPE pieces of ``texts``, most useful first, without its special ids."""
+    import sentencepiece
+
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(texts),
@@ -48,14 +68,11 @@ def learn_pieces(texts: list[str], vocabulary_size: int) -> list[str]:
         minloglevel=2,
     )
     processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
-    pieces = [
+    return [
         processor.id_to_piece(i)
         for i in range(processor.get_piece_size())
         if not (processor.is_unknown(i) or processor.is_control(i))
     ]
-    known = set(pieces)
-    characters = sorted({c for t in texts for c in t if c != " "} | {MARKER})
-    return pieces + [c for c in characters if c not in known]
 
 
 def prepare(text):

@@ -20,7 +20,7 @@ from pipelines.base import Splits
 from pipelines.errors import UserError
 from pipelines.file_inputs import folder_files
 from pipelines.media_limits import check_at_most, over_limit
-from pipelines.progress import log
+from pipelines.progress import bar, log
 from pipelines.records import DataInfo
 from pipelines.splitting import SPLIT_NAMES, sample_indices, split_indices
 from pipelines.video_activity.config import VideoConfig
@@ -327,7 +327,7 @@ def read_folder(
     check_clip_memory(len(listed), config, str(root))
     clips, targets, skipped = [], [], []
     log(f"decoding {len(listed)} videos from {root}")
-    for label, path in listed:
+    for label, path in bar(listed, description="decoding videos", unit=" videos"):
         try:
             clips.append(read_clip(path, config.frames, config.frame_size, config.max_frame_pixels))
             targets.append(label)
@@ -387,7 +387,9 @@ def _tfds_arrays(dataset, config: VideoConfig, seed: int, source: str):
         wanted = set(sample_indices(count, config.max_examples, seed).tolist())
         check_clip_memory(len(wanted), config, source)
     clips, labels = [], []
-    for i, example in enumerate(dataset.as_numpy_iterator()):
+    examples = dataset.as_numpy_iterator()
+    total = count if count >= 0 else None
+    for i, example in enumerate(bar(examples, description="decoding clips", total=total)):
         video = example["video"]
         if (wanted is not None and i not in wanted) or len(video) == 0:
             continue
@@ -427,7 +429,7 @@ def generate_clips(config: VideoConfig, seed: int) -> tuple[np.ndarray, np.ndarr
     targets = targets[rng.permutation(count)]
     shape = (count, config.frames, config.frame_size, config.frame_size, 3)
     clips = np.empty(shape, dtype=np.uint8)
-    for i, target in enumerate(targets):
+    for i, target in enumerate(bar(targets, description="rendering clips", unit=" clips")):
         clip = render_clip(rng, digits, int(target) // 2, config)
         clips[i] = clip[::-1] if target % 2 else clip
     return clips, targets

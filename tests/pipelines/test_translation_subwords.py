@@ -20,23 +20,54 @@ TRAINING = [
 ] * 5
 
 
-def _pieces():
+WORDS = len({w for t in TRAINING for w in t.split(" ")})  # no-break spaces do not split
+
+
+def _pieces(budget=WORDS - 1):
     from pipelines.translation import subwords
 
-    return subwords.learn_pieces(TRAINING, 60)
+    return subwords.learn_pieces(TRAINING, budget)
 
 
-def _segment(texts, max_pieces=64):
+def _segment(texts, max_pieces=64, budget=WORDS - 1):
     import tensorflow as tf
 
     from pipelines.translation import subwords
 
-    layer = subwords.SubwordIds(_pieces(), max_pieces)
+    layer = subwords.SubwordIds(_pieces(budget), max_pieces)
     ids, counts = layer.segment(tf.constant(texts))
     return layer, ids.numpy(), counts.numpy()
 
 
-def test_segmentation_round_trips_case_punctuation_and_accents():
+def test_whole_words_are_the_pieces_only_where_every_word_fits_the_budget():
+    from pipelines.translation.subwords import MARKER
+
+    closed = ["walk twice", "I_TURN_RIGHT I_WALK", "walk"] * 3  # a SCAN-like language
+    assert _pieces_of(closed, 8)[:4] == [
+        f"{MARKER}walk",
+        f"{MARKER}twice",
+        f"{MARKER}I_TURN_RIGHT",
+        f"{MARKER}I_WALK",
+    ]
+    words = {f"{MARKER}{w}" for t in TRAINING for w in t.split(" ")}
+    assert set(_pieces(WORDS)) >= words
+    assert not set(_pieces(WORDS - 1)) >= words  # BPE: some words are split
+
+
+@pytest.mark.parametrize("budget", [8, WORDS - 1])
+def test_a_budget_below_the_characters_still_covers_every_character(budget):
+    characters = {c for t in TRAINING for c in t if c != " "}
+    assert set(_pieces(budget)) >= characters
+
+
+def _pieces_of(texts, budget):
+    from pipelines.translation import subwords
+
+    return subwords.learn_pieces(texts, budget)
+
+
+@pytest.mark.parametrize("budget", [WORDS - 1, WORDS])
+def test_segmentation_round_trips_case_punctuation_and_accents(budget):
     import tensorflow as tf
 
     from pipelines.translation import subwords
@@ -48,7 +79,7 @@ def test_segmentation_round_trips_case_punctuation_and_accents():
         "Noël à Zürich",
         "Tu as un stylo\u202f?",
     ]
-    layer, ids, counts = _segment(texts)
+    layer, ids, counts = _segment(texts, budget=budget)
     vocabulary = tf.constant(["", "[UNK]", *layer.pieces])
     pieces = tf.ragged.boolean_mask(tf.gather(vocabulary, ids), ids > 0)
     assert counts.tolist() == [int(sum(row > 0)) for row in ids]
