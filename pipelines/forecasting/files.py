@@ -4,7 +4,9 @@ In: a CSV with the columns the model was trained on (its ``feature_columns``, an
 column where present), one row per step in time order. The file is read a row at a time and
 only the last ``window`` rows are held. A row with a missing, non-numeric or out-of-range
 value, a time that does not parse or is not after the previous row's, is a bad row; windows
-are made of consecutive good rows only.
+are made of consecutive good rows only. A run trained with ``missing=interpolate`` fills a
+missing value as training did, linearly between the values around it (by time where the
+file has a time column), for gaps of up to a window; a longer gap's rows are bad rows.
 
 Out: one row per forecast step: ``window_end`` (the time of the window's last row, or its
 line where there is no time column), ``forecast_step`` (1 to the horizon), the step's time
@@ -47,6 +49,7 @@ ANOMALY_PLOT_POINTS = 10_000  # the plot shows the series' last points, read bac
 OPTIONS = ("rolling", "anomalies")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the largest value the model's input holds
 TRADING_DAY = pd.offsets.BDay()  # the step of a series of trading days (holidays unknown)
+MISSING = "missing value"
 
 
 @dataclasses.dataclass
@@ -67,11 +70,13 @@ class Window:
 
 @dataclasses.dataclass
 class _Step:
-    """One good row: its line, values and time (None without a time column)."""
+    """One good row: its line, values (NaN where missing, until filled) and time (None
+    without a time column); ``filled`` where a value was interpolated."""
 
     line: int
     values: list[float]
     time: Any
+    filled: bool = False
 
 
 def read_items(
@@ -92,20 +97,18 @@ def read_items(
         )
     header, rows = read_table_rows(path, ",", config.encoding)
     _check_columns(header, info, path)
-    timed = info.time_column in header
+    steps = _steps(rows, info, info.time_column in header, config.missing == "interpolate")
     if anomalies:
-        yield from _with_next_rows(rows, info, timed)
+        yield from _with_next_rows(steps, info)
         return
     recent: deque[_Step] = deque(maxlen=info.window)
-    previous_time, last_bad = None, None
-    for row in rows:
-        step = row if isinstance(row, BadItem) else _step(*row, info, timed, previous_time)
+    last_bad = None
+    for step in steps:
         if isinstance(step, BadItem):
             recent.clear()  # a window is made of consecutive good rows
             last_bad = step.key
             yield step
             continue
-        previous_time = step.time
         recent.append(step)
         if rolling and len(recent) == info.window:
             yield _item(recent, info)
@@ -172,21 +175,114 @@ def _anomaly_columns(actual: np.ndarray, quantiles: np.ndarray, info: Forecastin
     return columns | {"anomaly": outside}
 
 
-def _with_next_rows(rows, info: ForecastingInfo, timed: bool) -> Iterator[Item | BadItem]:
+def _with_next_rows(steps, info: ForecastingInfo) -> Iterator[Item | BadItem]:
     """Every window of consecutive good rows with the good row after it, as an item whose
-    window holds the actual values of that row."""
+    window holds the actual values of that row (an interpolated row is no point to flag)."""
     recent: deque[_Step] = deque(maxlen=info.window + 1)
-    previous_time = None
-    for row in rows:
-        step = row if isinstance(row, BadItem) else _step(*row, info, timed, previous_time)
+    for step in steps:
         if isinstance(step, BadItem):
             recent.clear()
             yield step
             continue
-        previous_time = step.time
         recent.append(step)
-        if len(recent) == info.window + 1:
+        if len(recent) == info.window + 1 and not step.filled:
             yield _point_item(recent, info)
+
+
+def _steps(rows, info: ForecastingInfo, timed: bool, interpolate: bool):
+    """Each row as a ``_Step`` or a ``BadItem``, in file order; with ``interpolate``, rows
+    with missing values are held until the values after them arrive and then filled."""
+    gaps = _GapFiller(len(info.feature_columns), info.window) if interpolate else None
+    previous_time = None
+    for row in rows:
+        if not isinstance(row, BadItem):
+            row = _step(*row, info, timed, previous_time, allow_missing=interpolate)
+        if isinstance(row, _Step):
+            previous_time = row.time
+        yield from gaps.push(row) if gaps else [row]
+    if gaps:
+        yield from gaps.finish()
+
+
+class _GapFiller:
+    """Missing values filled as training's ``missing=interpolate`` fills them: linearly
+    between the nearest values before and after (by time, else by row), the first and last
+    values carried to a column's ends; a gap longer than ``max_gap`` rows is not filled, its
+    rows become bad rows. Holds at most ``max_gap`` rows."""
+
+    def __init__(self, columns: int, max_gap: int):
+        self.max_gap = max_gap
+        self.held: deque[_Step] = deque()
+        self.known: list[tuple[float, float] | None] = [None] * columns  # (position, value)
+        self.rows = 0
+
+    def push(self, step: _Step | BadItem) -> Iterator[_Step | BadItem]:
+        """``step`` in; the steps (and bad rows) that are complete now, in order."""
+        if isinstance(step, BadItem):
+            yield from self.finish()
+            yield step
+            return
+        self.rows += 1
+        position = self._position(step)
+        for column, value in enumerate(step.values):
+            if math.isnan(value):
+                step.filled = True
+                continue
+            self._fill(column, position, value)
+            self.known[column] = (position, value)
+        self.held.append(step)
+        while self.held and not _has_missing(self.held[0]):
+            yield self.held.popleft()
+        if len(self.held) > self.max_gap:
+            yield from self._too_long()
+
+    def finish(self) -> Iterator[_Step | BadItem]:
+        """The held rows at a bad row or the end: each column's last value carried on."""
+        for step in self.held:
+            for column, value in enumerate(step.values):
+                if math.isnan(value) and self.known[column] is not None:
+                    step.values[column] = self.known[column][1]
+        while self.held:
+            step = self.held.popleft()
+            yield _gap_row(step, "no value of it before or after") if _has_missing(step) else step
+
+    def _fill(self, column: int, position: float, value: float) -> None:
+        """The held rows' missing values of ``column`` filled up to ``value``."""
+        before = self.known[column]
+        for step in self.held:
+            if not math.isnan(step.values[column]):
+                continue
+            if before is None:  # the column's first value: carried back
+                step.values[column] = value
+                continue
+            start, first = before
+            share = (self._position(step) - start) / (position - start)
+            step.values[column] = first + (value - first) * share
+
+    def _too_long(self) -> Iterator[BadItem]:
+        """The held rows as bad rows: their gap is longer than ``max_gap`` rows."""
+        reason = f"longer than the model's window ({self.max_gap} rows), not interpolated"
+        for step in self.held:
+            yield _gap_row(step, reason)
+        for column, value in enumerate(self.held[-1].values):
+            if math.isnan(value):
+                self.known[column] = None  # the gap is not filled across
+        self.held.clear()
+
+    def _position(self, step: _Step) -> float:
+        if step.time is None:
+            return float(step.line)
+        if isinstance(step.time, float):
+            return step.time
+        return float(step.time.value)  # nanoseconds
+
+
+def _has_missing(step: _Step) -> bool:
+    return any(math.isnan(value) for value in step.values)
+
+
+def _gap_row(step: _Step, reason: str) -> BadItem:
+    return BadItem(f"line {step.line}", f"missing value in a gap {reason}")
 
 
 def _point_item(recent: deque[_Step], info: ForecastingInfo) -> Item:
@@ -212,13 +308,21 @@ def _check_columns(header: list[str], info: ForecastingInfo, path: Path) -> None
 
 
 def _step(
-    line: int, row: dict[str, str], info: ForecastingInfo, timed: bool, previous_time
+    line: int,
+    row: dict[str, str],
+    info: ForecastingInfo,
+    timed: bool,
+    previous_time,
+    allow_missing: bool = False,
 ) -> _Step | BadItem:
-    """One row's values and time, or a BadItem saying what is wrong with it."""
+    """One row's values and time, or a BadItem saying what is wrong with it; with
+    ``allow_missing``, a missing value is NaN instead."""
     key = f"line {line}"
     values = []
     for column in info.feature_columns:
         value = _number(row[column])
+        if value == MISSING and allow_missing:
+            value = math.nan
         if isinstance(value, str):
             return BadItem(key, f"column {column!r}: {value}")
         values.append(value)
@@ -248,7 +352,7 @@ def _number(text: str) -> float | str:
     """A cell as a float32-sized number, or why it is not one."""
     text = text.strip()
     if text.lower() in MISSING_TOKENS:
-        return "missing value"
+        return MISSING
     try:
         value = float(text)
     except ValueError:

@@ -446,6 +446,62 @@ def test_forecasting_bad_rows(forecasting_run, tmp_path):
         predict_files(forecasting_run, tmp_path / "cols.csv", tmp_path / "c.csv")
 
 
+def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_forecasting_fills_missing_values_as_training_does(forecasting_run, tmp_path):
+    import pandas as pd
+
+    _, _, info, model = runner.load_run(str(forecasting_run))
+    rows = _weather_csv(tmp_path / "weather.csv", info.window + 6)
+    rows[0]["temp_min"] = ""  # the first value: carried back
+    rows[3]["wind"] = ""
+    rows[5]["temp_max"], rows[6]["temp_max"] = "NaN", ""  # two in a row
+    rows[-1]["wind"] = "NA"  # the last value: carried on
+    path = tmp_path / "gappy.csv"
+    _write_rows(path, rows)
+    with pytest.raises(UserError, match=r"gappy.csv, line 2: column 'temp_min': missing value"):
+        predict_files(forecasting_run, path, tmp_path / "f.csv", options={"rolling": True})
+
+    out = tmp_path / "rolling.csv"
+    predict_files(forecasting_run, path, out, options={"rolling": True},
+                  settings=["missing=interpolate"])  # fmt: skip
+    frame = pd.read_csv(path, parse_dates=["date"], index_col="date")[info.feature_columns]
+    filled = frame.interpolate(method="time", limit_direction="both").to_numpy(np.float32)
+    windows = np.stack([filled[i : i + info.window] for i in range(7)])
+    target = info.target_columns[0]
+    np.testing.assert_allclose(
+        [float(row[target]) for row in read_csv(out)], model.predict(windows, verbose=0)[:, 0, 0],
+        rtol=1e-5,
+    )  # fmt: skip
+
+
+def test_forecasting_gaps_longer_than_a_window_are_bad_rows(forecasting_run, tmp_path):
+    _, _, info, _ = runner.load_run(str(forecasting_run))
+    rows = _weather_csv(tmp_path / "weather.csv", 3 * info.window + 2)
+    for row in rows[1 : info.window + 2]:  # lines 3 .. window + 3
+        row["wind"] = ""
+    path = tmp_path / "gappy.csv"
+    _write_rows(path, rows)
+    out = tmp_path / "rolling.csv"
+    summary = predict_files(
+        forecasting_run,
+        path,
+        out,
+        on_error="skip",
+        options={"rolling": True},
+        settings=["missing=interpolate"],
+    )
+    skipped = read_csv(skipped_path(out))
+    assert [row["key"] for row in skipped] == [f"line {n}" for n in range(3, info.window + 4)]
+    assert "longer than the model's window" in skipped[0]["reason"]
+    assert summary["predicted"] == len(rows) - (info.window + 2) - info.window + 1
+
+
 # === Translation ===
 
 
