@@ -214,7 +214,6 @@ class _GapFiller:
         self.max_gap = max_gap
         self.held: deque[_Step] = deque()
         self.known: list[tuple[float, float] | None] = [None] * columns  # (position, value)
-        self.rows = 0
 
     def push(self, step: _Step | BadItem) -> Iterator[_Step | BadItem]:
         """``step`` in; the steps (and bad rows) that are complete now, in order."""
@@ -222,7 +221,6 @@ class _GapFiller:
             yield from self.finish()
             yield step
             return
-        self.rows += 1
         position = self._position(step)
         for column, value in enumerate(step.values):
             if math.isnan(value):

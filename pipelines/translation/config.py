@@ -48,8 +48,9 @@ class TranslationConfig(BaseConfig):
     )
     max_vocabulary: int = count_field(
         8000,
-        "subword pieces per side, learned by SentencePiece (BPE) from the training sentences "
-        "(a soft limit: small data gives fewer)",
+        "pieces per side: the whole words where every distinct training word fits, else "
+        "subwords learned by SentencePiece (BPE) from the training sentences (a soft limit: "
+        "small data gives fewer; never fewer than the distinct characters)",
         low=8,
         high=MAX_VOCABULARY,
     )

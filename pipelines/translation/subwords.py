@@ -1,7 +1,8 @@
 """Subword pieces: learned with SentencePiece, applied with standard TensorFlow ops.
 
-SentencePiece (BPE) learns each side's vocabulary of pieces from the training sentences;
-the model then segments with its own deterministic rule, written in standard TensorFlow ops
+SentencePiece (BPE) learns each side's vocabulary of pieces from the training sentences
+(or, where every distinct word fits the budget, the pieces are the whole words); the model
+then segments with its own deterministic rule, written in standard TensorFlow ops
 so that a stock TensorFlow Serving runs the export: whitespace collapsed, every word marked
 with a leading ``MARKER``, then greedy longest match over the pieces, left to right (a
 character that no piece covers becomes the unknown id). Training data is segmented by the
