@@ -6,16 +6,19 @@ concurrent clients, over REST (JSON) and gRPC (binary tensors), with server-side
 on and off, and over REST with large bodies parsed in the server's threads rather than its
 decoder processes (``decode_processes=0``, how the server parsed before), beside the
 SavedModel called in this process on batches of as many items as there are clients (the
-limit the server approaches). The models are small untrained exports of each pipeline's
-smoke preset (``tests/serving/exports.py``): the numbers measure the server, not a trained
-model. Each client keeps one connection and sends a request encoded once, so the client's
-own encoding is not counted. Prints a table and each mode's share of the in-process
+limit the server approaches). The models are untrained exports
+(``tests/serving/exports.py``) of each pipeline's default preset, the model a run trains
+unless told otherwise, so the share of the in-process throughput is what a user keeps behind
+the server; ``--preset smoke`` measures the server's fixed cost per request against
+near-empty models. Each client keeps one connection and sends a request encoded once, so
+the client's own encoding is not counted. Prints a table and each mode's share of the in-process
 throughput, and writes the numbers to bench/serve.json.
 
 Examples:
   python -m bench.serve                  # what `make bench-serve` does
   python -m bench.serve --requests 2     # fewer requests per client (a quick look)
   python -m bench.serve --models speech --clients 1,32
+  python -m bench.serve --preset smoke   # the server's own cost, against tiny models
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ MODELS = ("sentiment", "speech", "forecasting", "music", "translation", "video")
 CLIP_SECONDS = 2.0
 SENTENCE = "a gorgeous, witty and moving film that never once loses its nerve"
 DEFAULT_OUT = Path(__file__).with_name("serve.json")
+PRESETS = ("default", "smoke")
 MAX_BATCH_SIZE = 32  # the server's batch bound: the largest client count
 # Each server the clients are measured against: its settings and the APIs measured on it.
 SERVERS = {
@@ -229,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=20, help="requests per client per point")
     parser.add_argument("--models", type=_names, default=MODELS, help="comma-separated")
     parser.add_argument("--clients", type=_numbers, default=CONCURRENCY, help="e.g. 1,8,32")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="the pipelines' preset whose (untrained) models are served",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON file written")
     args = parser.parse_args(argv)
     load_at_start = os.getloadavg()
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         models_dir = Path(folder)
         items, dtypes = {}, {}
         for model in args.models:
-            example = exports.export(model, models_dir / model / "1")
+            example = exports.export(model, models_dir / model / "1", args.preset)
             items[model] = _request_item(model, example, exports.SPEECH_RATE)
             dtypes[model] = input_dtype(models_dir / model / "1", items[model][0])
             for clients in args.clients:
@@ -263,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_start": load_at_start,
             "load_average_at_end": os.getloadavg(),
         },
+        "preset": args.preset,
         "requests_per_client": args.requests,
         "clip_seconds": CLIP_SECONDS,
         "results": results,

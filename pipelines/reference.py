@@ -481,16 +481,20 @@ def bench_serve() -> str:
     """``bench/serve.json`` (``make bench-serve``): the model server against in-process calls."""
     results = _bench("serve.json")
     machine = results["machine"]
+    preset = results.get("preset", "smoke")
     lines = [
         f"Measured on {machine['cpus']} CPUs ({machine['platform']}), {results['date'][:10]}; "
+        f"untrained models of each pipeline's `{preset}` preset; "
         f"{results['requests_per_client']} requests per client.",
         "",
-        "| model | clients | way | requests/s | p50 ms | p99 ms |",
-        "| --- | ---: | --- | ---: | ---: | ---: |",
+        "| model | clients | way | items/s | share of in-process | p50 ms | p99 ms |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for model, by_clients in results["results"].items():
         for clients, ways in by_clients.items():
+            limit = ways["in-process"]["throughput"]
             for way, figures in ways.items():
+                share = "" if way == "in-process" else f"{figures['throughput'] / limit:.0%}"
                 lines.append(
                     markdown_row(
                         [
@@ -498,6 +502,7 @@ def bench_serve() -> str:
                             clients,
                             way,
                             f"{figures['throughput']:,.1f}",
+                            share,
                             f"{figures['p50_ms']:.2f}",
                             f"{figures['p99_ms']:.2f}",
                         ]

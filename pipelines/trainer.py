@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,15 +173,19 @@ class Trainer:
             return self._finished()
         backed_up = resume.read_state(self._state.directory) if self._state else None
         started = time.perf_counter()
-        history = model.fit(
-            train,
-            validation_data=validation,
-            epochs=self.epochs,
-            initial_epoch=max(initial_epoch, backed_up["epoch"] if backed_up else 0),
-            callbacks=callbacks,
-            shuffle=False,
-            verbose=self.verbose,
-        )
+        with warnings.catch_warnings():
+            # Keras warns at the end of the first epoch of any dataset of unknown length
+            # (bucketed, filtered) that its input "ran out of data", though no step was cut.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = model.fit(
+                train,
+                validation_data=validation,
+                epochs=self.epochs,
+                initial_epoch=max(initial_epoch, backed_up["epoch"] if backed_up else 0),
+                callbacks=callbacks,
+                shuffle=False,
+                verbose=self.verbose,
+            )
         return self._result(history, started, examples)
 
     def loop(

@@ -179,3 +179,22 @@ def test_a_log_record_becomes_one_of_the_projects_lines():
     assert line == f"{progress.PREFIX} error: cannot load: ValueError: bad shard"
     progress.configure(verbose=True)
     assert "Traceback" in formatter.format(failure)
+
+
+def test_training_on_a_dataset_of_unknown_length_raises_no_ran_out_of_data_warning(recwarn):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pipelines.trainer import Trainer
+
+    features = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    targets = features.sum(axis=1, keepdims=True)
+    # filter() leaves the dataset's length unknown, as bucketing does.
+    data = tf.data.Dataset.from_tensor_slices((features, targets)).filter(lambda x, y: True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    Trainer(None, epochs=2, patience=2, backup_steps=None, verbose=0).fit(
+        model, data.batch(4), data.batch(8)
+    )
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]

@@ -1,6 +1,7 @@
-"""Small untrained exports in TensorFlow Serving's layout (``MODELS/NAME/N/``) for the server tests
-and ``bench/serve.py``: each built from a pipeline's smoke config and a hand-made data record,
-so no training run is needed. ``python -m tests.serving.exports FOLDER`` writes them all."""
+"""Untrained exports in TensorFlow Serving's layout (``MODELS/NAME/N/``) for the server tests
+and ``bench/serve.py``: each built from one of a pipeline's presets (the small smoke preset
+unless told otherwise) and a hand-made data record, so no training run is needed.
+``python -m tests.serving.exports FOLDER`` writes them all."""
 
 from __future__ import annotations
 
@@ -11,19 +12,19 @@ from typing import Any
 SPEECH_RATE = 16000
 
 
-def _sentiment():
+def _sentiment(preset: str):
     from pipelines.sentiment.config import SentimentConfig
     from pipelines.sentiment.data import SentimentInfo
 
     info = SentimentInfo("toy", "test", ["neg", "pos"], ["good", "bad", "film", "dull", "witty"])
-    return "sentiment", SentimentConfig.from_preset("smoke"), info
+    return "sentiment", SentimentConfig.from_preset(preset), info
 
 
-def _forecasting():
+def _forecasting(preset: str):
     from pipelines.forecasting.config import ForecastingConfig
     from pipelines.forecasting.data import ForecastingInfo
 
-    config = ForecastingConfig.from_preset("smoke").with_settings({"window": 8})
+    config = ForecastingConfig.from_preset(preset).with_settings({"window": 8})
     info = ForecastingInfo(
         name="series",
         source="test",
@@ -48,10 +49,11 @@ def _forecasting():
     return "forecasting", config, info
 
 
-def _speech():
+def _speech(preset: str):
     from pipelines.speech_to_text import data
     from pipelines.speech_to_text.config import SpeechToTextConfig
 
+    config = SpeechToTextConfig.from_preset(preset)
     info = data.SpeechToTextInfo(
         name="tones",
         source="test tones",
@@ -60,12 +62,12 @@ def _speech():
         max_seconds=3.0,
         max_samples=3 * SPEECH_RATE,
         beam_width=4,
-        n_mels=16,
+        n_mels=config.n_mels,
     )
-    return "speech_to_text", SpeechToTextConfig.from_preset("smoke"), info
+    return "speech_to_text", config, info
 
 
-def _music():
+def _music(preset: str):
     from pipelines.music import data
     from pipelines.music.config import MusicConfig
 
@@ -82,10 +84,10 @@ def _music():
         pieces={},
         test_pieces=[],
     )
-    return "music", MusicConfig.from_preset("smoke"), info
+    return "music", MusicConfig.from_preset(preset), info
 
 
-def _translation():
+def _translation(preset: str):
     from pipelines.translation import data
     from pipelines.translation.config import TranslationConfig
 
@@ -101,14 +103,14 @@ def _translation():
         beam_width=2,
         length_penalty=0.6,
     )
-    return "translation", TranslationConfig.from_preset("smoke"), info
+    return "translation", TranslationConfig.from_preset(preset), info
 
 
-def _video():
+def _video(preset: str):
     from pipelines.video_activity import data
     from pipelines.video_activity.config import VideoConfig
 
-    config = VideoConfig.from_preset("smoke")
+    config = VideoConfig.from_preset(preset)
     info = data.VideoInfo(
         name="clips",
         source="test",
@@ -142,17 +144,18 @@ KIND_OF_PIPELINE = {
 }
 
 
-def record(pipeline_name: str):
-    """``(pipeline module name, smoke config, hand-made data info)`` of a pipeline given by
-    its registry name: what a test needs to build and export a model without data."""
-    return BUILDERS[KIND_OF_PIPELINE[pipeline_name]]()
+def record(pipeline_name: str, preset: str = "smoke"):
+    """``(pipeline module name, config of ``preset``, hand-made data info)`` of a pipeline given
+    by its registry name: what a test needs to build and export a model without data."""
+    return BUILDERS[KIND_OF_PIPELINE[pipeline_name]](preset)
 
 
-def export(kind: str, path: Path) -> dict[str, Any]:
-    """Write the ``kind`` export (a key of ``BUILDERS``) to ``path``; its ``serving_example``."""
+def export(kind: str, path: Path, preset: str = "smoke") -> dict[str, Any]:
+    """Write the ``kind`` export (a key of ``BUILDERS``) of ``preset``'s model to ``path``;
+    its ``serving_example``."""
     from pipelines import registry
 
-    pipeline_name, config, info = BUILDERS[kind]()
+    pipeline_name, config, info = BUILDERS[kind](preset)
     pipeline = registry.load_pipeline(pipeline_name)
     model = pipeline.build_model(config, info)
     pipeline.export(model, info, path)
