@@ -230,7 +230,7 @@ def _measure_servers(models_dir: Path, items: dict, dtypes: dict, args, results:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=20, help="requests per client per point")
+    parser.add_argument("--requests", type=int, default=50, help="requests per client per point")
     parser.add_argument("--models", type=_names, default=MODELS, help="comma-separated")
     parser.add_argument("--clients", type=_numbers, default=CONCURRENCY, help="e.g. 1,8,32")
     parser.add_argument(
