@@ -1,8 +1,9 @@
 """Server-side batching, as TensorFlow Serving's ``--enable_batching``.
 
 Concurrent requests to one signature of one model version queue in a ``Batcher``; its
-thread takes the first, waits up to the timeout for more, and runs them as one batch of
-at most ``max_batch_size`` items (never above the export's ``max_items`` nor its
+thread takes the first, waits up to the timeout for more unless no other request is in the
+server, and runs them as one batch of at most
+``max_batch_size`` items (never above the export's ``max_items`` nor its
 per-request bounds once padded). Each input is padded to the longest item in the batch
 (zeros, or empty strings) and each output is split back by the requests' item counts.
 """
@@ -57,7 +58,12 @@ def pad_and_stack(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 class Batcher:
-    """Combines requests to ``run`` (one signature of one loaded version)."""
+    """Combines requests to ``run`` (one signature of one loaded version).
+
+    ``in_flight`` counts the requests the server holds (this batch's among them). When the
+    batch holds all of them, no other client is waiting on the server, so the batch runs
+    at once rather than after the timeout: a lone client pays no batching delay.
+    """
 
     def __init__(
         self,
@@ -66,8 +72,10 @@ class Batcher:
         limits: Limits,
         max_batch_size: int,
         timeout_ms: float,
+        in_flight: Callable[[], int] | None = None,
     ):
         self.run = run
+        self.in_flight = in_flight
         self.specs = specs
         self.limits = limits
         self.max_items = max(1, min(max_batch_size, limits.max_items))
@@ -115,6 +123,8 @@ class Batcher:
         deadline = time.monotonic() + self.timeout
         while sum(p.items for p in batch) < self.max_items:
             remaining = deadline - time.monotonic()
+            if self.in_flight is not None and self.in_flight() <= len(batch):
+                remaining = 0  # take what is queued; no other request is in the server
             try:
                 nxt = (
                     self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()

@@ -24,7 +24,10 @@ class ServeOptions(BaseModel):
         description="most items in one combined batch (never above the export's max_items)",
     )
     batch_timeout_ms: float = Field(
-        5.0, ge=0, description="how long a batch waits for more requests before it runs"
+        5.0,
+        ge=0,
+        description="how long a batch waits for more requests before it runs; a batch that "
+        "holds every request in the server runs at once, so a lone client is not delayed",
     )
     max_body_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="largest request body accepted (larger: 413)"

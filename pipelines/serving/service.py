@@ -115,6 +115,7 @@ class ModelService:
                     version.limits,
                     self.options.max_batch_size,
                     self.options.batch_timeout_ms,
+                    in_flight=lambda: self._in_flight,
                 )
                 self._batchers[key] = batcher
             return batcher

@@ -71,3 +71,28 @@ def test_one_bad_request_does_not_fail_the_others_in_its_batch():
     good, bad, other = _submit_all(batcher, model, [r.astype(np.float32) for r in requests])
     assert good["total"].tolist() == [2.0] and other["total"].tolist() == [3.0]
     assert isinstance(bad, BadRequestError)
+
+
+def test_a_lone_request_runs_at_once_when_no_other_is_in_the_server():
+    model = Recorder()
+    model.release.set()
+    # A timeout far longer than the wait below: the answer can only come from not waiting.
+    batcher = Batcher(
+        model, AUDIO, Limits(), max_batch_size=10, timeout_ms=600_000, in_flight=lambda: 1
+    )
+    answer = batcher.submit({"audio": np.ones((1, 2), np.float32)}, 1).result(timeout=60)
+    assert answer["total"].tolist() == [2.0]
+
+
+def test_a_batch_waits_while_another_request_is_in_the_server():
+    model = Recorder()
+    model.release.set()
+    batcher = Batcher(
+        model, AUDIO, Limits(), max_batch_size=2, timeout_ms=600_000, in_flight=lambda: 2
+    )
+    first = batcher.submit({"audio": np.ones((1, 2), np.float32)}, 1)
+    assert not first.done()  # waiting: the other request is still being read
+    second = batcher.submit({"audio": np.ones((1, 3), np.float32)}, 1)
+    assert first.result(timeout=60)["total"].tolist() == [2.0]
+    assert second.result(timeout=60)["total"].tolist() == [3.0]
+    assert model.batches == [(2, 3)]
