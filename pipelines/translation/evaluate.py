@@ -22,6 +22,7 @@ from pipelines.translation.model import END_ID, Decoder, build_model, make_trans
 SCAN_ANCHOR = 0.997  # best LSTM seq2seq, simple split (Lake & Baroni 2018)
 # With learning_curve=true: the fractions (percent of the training pairs) trained again.
 LEARNING_CURVE_PERCENTS = (25, 50)
+SHOWN_ROWS = 12  # test rows shown in the report, and mistakes shown
 
 
 def translation_metrics(predicted: list[str], references: list[tuple[str, ...]]) -> dict:
@@ -188,6 +189,15 @@ def plot_attention(model, info: TranslationInfo, sources, path: Path) -> bool:
     return True
 
 
+def _rows_table(indices, sources, references, greedy, beam) -> list[str]:
+    """A Markdown table of the given test rows: source, references, greedy and beam output."""
+    lines = ["| source | reference | greedy | beam |", "| --- | --- | --- | --- |"]
+    for i in indices:
+        cells = [sources[i], " / ".join(references[i]), greedy[i], beam[i]]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
+
+
 def _report(config, info, sources, references, greedy, beam, test) -> str:
     lines = ["## Translation", ""]
     over = info.over_length
@@ -222,10 +232,12 @@ def _report(config, info, sources, references, greedy, beam, test) -> str:
             f"SCAN sequence-level exact match: {test['exact_match']:.3f}; published anchor "
             f"about {SCAN_ANCHOR} for the best LSTM seq2seq (Lake & Baroni 2018, simple split)."
         )
-    lines += ["", "| source | reference | greedy | beam | |", "| --- | --- | --- | --- | --- |"]
-    for i in range(min(12, len(sources))):
-        cells = [sources[i], " / ".join(references[i]), greedy[i], beam[i]]
-        cells = [c.replace("|", "\\|") for c in cells]
-        hit = _squeeze(beam[i]) in {_squeeze(r) for r in references[i]}
-        lines.append("| " + " | ".join(cells) + f" | {'ok' if hit else 'x'} |")
+    hits = [_squeeze(beam[i]) in {_squeeze(r) for r in references[i]} for i in range(len(sources))]
+    lines += ["", "First test sentences:", ""]
+    lines += _rows_table(range(min(SHOWN_ROWS, len(sources))), sources, references, greedy, beam)
+    misses = [i for i, hit in enumerate(hits) if not hit]
+    lines += ["", f"Mistakes: {len(misses)} of {len(sources)} beam outputs match no reference"]
+    if misses:
+        lines[-1] += f"; the first {min(SHOWN_ROWS, len(misses))}:"
+        lines += [""] + _rows_table(misses[:SHOWN_ROWS], sources, references, greedy, beam)
     return "\n".join(lines) + "\n"

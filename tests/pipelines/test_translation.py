@@ -43,6 +43,29 @@ def test_run_directory_and_metrics_beside_baselines(smoke_run):
     report = (smoke_run / "report.md").read_text()
     assert "| source | reference | greedy | beam |" in report
     assert "over the length limits" in report
+    assert "beam outputs match no reference" in report
+
+
+def test_the_report_lists_the_mistakes_of_beam_search():
+    from types import SimpleNamespace
+
+    from pipelines.translation import data, evaluate
+    from pipelines.translation.config import TranslationConfig
+
+    info = SimpleNamespace(
+        name="numbers",
+        over_length={"test": 0},
+        source_vocabulary=["one", "two"],
+        target_vocabulary=[*data.RESERVED, "un", "deux"],
+    )
+    sources = ["one", "two", "ninety-one"]
+    references = [("un",), ("deux",), ("quatre-vingt-onze",)]
+    beam = ["un", "deux", "quatre-vingt-quatre"]
+    config = TranslationConfig.from_preset("smoke")
+    report = evaluate._report(config, info, sources, references, beam, beam, {})
+    mistakes = report[report.index("Mistakes: 1 of 3") :]
+    assert "| ninety-one | quatre-vingt-onze | quatre-vingt-quatre |" in mistakes
+    assert "| one |" not in mistakes
 
 
 def test_saved_model_equals_the_python_beam_decoder_in_a_fresh_process(smoke_run, tmp_path):
