@@ -11,8 +11,8 @@ limit the server approaches). The models are untrained exports
 unless told otherwise, so the share of the in-process throughput is what a user keeps behind
 the server; ``--preset smoke`` measures the server's fixed cost per request against
 near-empty models. Each client keeps one connection and sends a request encoded once, so
-the client's own encoding is not counted. Prints a table and each mode's share of the in-process
-throughput, and writes the numbers to bench/serve.json.
+the client's own encoding is not counted. Prints a table and each mode's share of the
+in-process throughput, and writes the numbers to bench/serve.json.
 
 Examples:
   python -m bench.serve                  # what `make bench-serve` does

@@ -481,10 +481,9 @@ def bench_serve() -> str:
     """``bench/serve.json`` (``make bench-serve``): the model server against in-process calls."""
     results = _bench("serve.json")
     machine = results["machine"]
-    preset = results.get("preset", "smoke")
     lines = [
         f"Measured on {machine['cpus']} CPUs ({machine['platform']}), {results['date'][:10]}; "
-        f"untrained models of each pipeline's `{preset}` preset; "
+        f"untrained models of each pipeline's `{results['preset']}` preset; "
         f"{results['requests_per_client']} requests per client.",
         "",
         "| model | clients | way | items/s | share of in-process | p50 ms | p99 ms |",

@@ -1,11 +1,11 @@
 """Server-side batching, as TensorFlow Serving's ``--enable_batching``.
 
 Concurrent requests to one signature of one model version queue in a ``Batcher``; its
-thread takes the first, waits up to the timeout for more unless no other request is in the
-server, and runs them as one batch of at most
-``max_batch_size`` items (never above the export's ``max_items`` nor its
-per-request bounds once padded). Each input is padded to the longest item in the batch
-(zeros, or empty strings) and each output is split back by the requests' item counts.
+thread takes the first, waits up to the timeout for more (unless no other request is in
+the server), and runs them as one batch of at most ``max_batch_size`` items (never above
+the export's ``max_items`` nor its per-request bounds once padded). Each input is padded to
+the longest item in the batch (zeros, or empty strings) and each output is split back by
+the requests' item counts.
 """
 
 from __future__ import annotations

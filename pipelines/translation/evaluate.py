@@ -232,10 +232,13 @@ def _report(config, info, sources, references, greedy, beam, test) -> str:
             f"SCAN sequence-level exact match: {test['exact_match']:.3f}; published anchor "
             f"about {SCAN_ANCHOR} for the best LSTM seq2seq (Lake & Baroni 2018, simple split)."
         )
-    hits = [_squeeze(beam[i]) in {_squeeze(r) for r in references[i]} for i in range(len(sources))]
     lines += ["", "First test sentences:", ""]
     lines += _rows_table(range(min(SHOWN_ROWS, len(sources))), sources, references, greedy, beam)
-    misses = [i for i, hit in enumerate(hits) if not hit]
+    misses = [
+        i
+        for i in range(len(sources))
+        if _squeeze(beam[i]) not in {_squeeze(r) for r in references[i]}
+    ]
     lines += ["", f"Mistakes: {len(misses)} of {len(sources)} beam outputs match no reference"]
     if misses:
         lines[-1] += f"; the first {min(SHOWN_ROWS, len(misses))}:"
