@@ -26,6 +26,8 @@ TIME_STRIDE = 3  # the first convolution keeps every third frame
 MAX_UTTERANCES = 100_000  # generated utterances: each is held in memory as float32 audio
 MAX_DIGITS = 20  # digits of one generated utterance
 MAX_NAMES = 64  # voices or speakers named in one setting
+MAX_ENSEMBLE_MEMBERS = 8  # acoustic models of one ensemble
+MIN_MAX_FREQUENCY = 1000  # Hz: the lowest upper edge of the mel bands a user may set
 
 SUMMARY = "speech to text: audio -> transcript, CTC over a bidirectional RNN (built-in: espeak-ng)"
 
@@ -71,10 +73,27 @@ class SpeechToTextConfig(BaseConfig):
     n_mels: int = count_field(
         40, "log-mel bands of the features (25 ms windows every 10 ms)", high=128
     )
+    max_frequency: int = count_field(
+        0,
+        f"upper edge (Hz) of the mel bands, 0 or {MIN_MAX_FREQUENCY} to {SAMPLE_RATE // 2}; 0: "
+        "the bandwidth measured on the training audio (audio recorded at 8 kHz holds nothing "
+        "above 4 kHz once resampled, and bands there would carry only resampling residue, "
+        "which a model learns and a new recording does not share)",
+        low=0,
+        high=SAMPLE_RATE // 2,
+    )
     conv_filters: int = count_field(
         96,
         "filters of the two 1-D convolutions (the first keeps every third frame)",
         high=MAX_UNITS,
+    )
+    ensemble_members: int = count_field(
+        1,
+        "acoustic models trained side by side on the same features, each from its own "
+        "initialisation and masks; the export scores each lexicon candidate by their mean CTC "
+        "log-probability (greedy and plain beam search use their mean probabilities). Costs "
+        "this many times the training and inference",
+        high=MAX_ENSEMBLE_MEMBERS,
     )
     spec_augment: bool = Field(True, description="time and frequency masks while training")
     time_masks: int = count_field(2, "SpecAugment: time masks per utterance", low=0, high=20)
@@ -185,7 +204,8 @@ class SpeechToTextConfig(BaseConfig):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        """Held-out voices disjoint, the noise range ordered, masks narrower than the bands."""
+        """Held-out voices disjoint, the noise range ordered, masks narrower than the bands,
+        an upper band edge that leaves room for the bands."""
         shared = sorted(set(self.builtin_test_voices) & set(self.builtin_validation_voices))
         if shared:
             raise ValueError(
@@ -198,6 +218,11 @@ class SpeechToTextConfig(BaseConfig):
             raise ValueError(
                 f"setting 'freq_mask_bands' ({self.freq_mask_bands}) must be below setting "
                 f"'n_mels' ({self.n_mels})"
+            )
+        if 0 < self.max_frequency < MIN_MAX_FREQUENCY:
+            raise ValueError(
+                f"setting 'max_frequency' must be 0 (measured) or {MIN_MAX_FREQUENCY} to "
+                f"{SAMPLE_RATE // 2} Hz, got {self.max_frequency}"
             )
         return self
 

@@ -43,6 +43,8 @@ from pipelines.text_files import bounded_lines
 
 BLANK = ""
 VOCABULARY = [BLANK, " ", "'", *"abcdefghijklmnopqrstuvwxyz"]  # id 0: CTC blank and padding
+# audio_bandwidth: clips sampled, FFT size, level below the peak that counts as empty, rounding
+BANDWIDTH_CLIPS, BANDWIDTH_FFT, BANDWIDTH_FLOOR_DB, BANDWIDTH_STEP_HZ = 256, 512, 50.0, 250
 MIN_SAMPLE_RATE = 8000  # Hz: below this, speech is not intelligible enough to resample up
 SILENCE_PEAK = 1e-4  # a file whose peak amplitude is below this is silent
 _DECODE_BLOCK = 65_536  # frames decoded at once, then mixed down to mono
@@ -88,6 +90,9 @@ class SpeechToTextInfo(DataInfo):
         max_samples: ``max_seconds`` in samples.
         beam_width: the CTC beam width of the test and the export.
         n_mels: log-mel bands of the features.
+        mel_upper_hz: the upper edge of the mel bands: ``max_frequency``, or the training
+            audio's bandwidth (``audio_bandwidth``); 0 (records of older runs): half of
+            ``sample_rate``.
         over_length: per split, the utterances left out (over ``max_seconds`` or untranscribed).
         voices: builtin: the espeak-ng voice variants of each split.
         test_voices_used: builtin: the accent+variant voices the test utterances use.
@@ -105,6 +110,7 @@ class SpeechToTextInfo(DataInfo):
     max_samples: int
     beam_width: int
     n_mels: int
+    mel_upper_hz: int = 0
     over_length: dict[str, int] = dataclasses.field(default_factory=dict)
     voices: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     test_voices_used: list[str] = dataclasses.field(default_factory=list)
@@ -153,6 +159,29 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
 
     g = math.gcd(rate, target)
     return resample_poly(audio, target // g, rate // g).astype(np.float32)
+
+
+def audio_bandwidth(audio, seed: int = 0) -> int:
+    """The highest frequency (Hz, a multiple of ``BANDWIDTH_STEP_HZ``) that ``audio`` (clips
+    at ``SAMPLE_RATE``) carries: where its mean power spectrum, over a seeded sample of
+    ``BANDWIDTH_CLIPS`` clips, last comes within ``BANDWIDTH_FLOOR_DB`` of its peak. Clips
+    recorded at 8 kHz and resampled give 4000 Hz or a little above; wide-band speech (or
+    speech in noise) gives ``SAMPLE_RATE / 2``."""
+    from pipelines.splitting import sample_indices
+
+    power = np.zeros(BANDWIDTH_FFT // 2 + 1)
+    for index in sample_indices(len(audio), BANDWIDTH_CLIPS, seed):
+        clip = np.asarray(audio[index], np.float64)
+        frames = len(clip) // BANDWIDTH_FFT
+        if frames:
+            blocks = clip[: frames * BANDWIDTH_FFT].reshape(frames, BANDWIDTH_FFT)
+            power += np.square(np.abs(np.fft.rfft(blocks * np.hanning(BANDWIDTH_FFT)))).sum(0)
+    nyquist = SAMPLE_RATE // 2
+    if not power.any():
+        return nyquist
+    level = 10 * np.log10(power / power.max() + 1e-30)
+    top = np.flatnonzero(level >= -BANDWIDTH_FLOOR_DB)[-1] * SAMPLE_RATE / BANDWIDTH_FFT
+    return int(min(nyquist, math.ceil(top / BANDWIDTH_STEP_HZ) * BANDWIDTH_STEP_HZ))
 
 
 def _check_wav_complete(path: Path, size: int) -> None:
@@ -757,6 +786,7 @@ def _splits(
         max_samples=max_samples,
         beam_width=config.beam_width,
         n_mels=config.n_mels,
+        mel_upper_hz=config.max_frequency or audio_bandwidth(encoded["train"][0]["audio"]),
         over_length=over,
         **_decoding_fields(config, encoded["train"][0]["transcript"], open_vocabulary),
         **extra,

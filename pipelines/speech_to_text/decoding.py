@@ -1,11 +1,13 @@
 """CTC decoding constrained to a word list (the lexicon), in the graph with standard ops only.
 
-The candidates of an utterance are the ``beam_width`` best paths of CTC beam search; when the
-lexicon is small (``MAX_SPELLED_LEXICON`` words) also each candidate with every unknown word
-replaced by its nearest lexicon word (edit distance), and every single lexicon word. Each
-candidate is scored exactly by its CTC log-probability under the model's output
-(``tf.nn.ctc_loss``); the transcript is the best candidate whose words are all in the
-lexicon, or the best beam path when none is. Lexicon membership is a search in the sorted
+The candidates of an utterance are the ``beam_width`` best paths of CTC beam search (of each
+member's output, for an ensemble of acoustic models); when the lexicon is small
+(``MAX_SPELLED_LEXICON`` words) also each candidate with every unknown word replaced by its
+nearest lexicon word (edit distance), and every single lexicon word. Each candidate is scored
+exactly by its CTC log-probability under the model's output (``tf.nn.ctc_loss``; for an
+ensemble the members' mean, which needs no alignment between the members' outputs); the
+transcript is the best candidate whose words are all in the lexicon, or the best beam path
+when none is. Lexicon membership is a search in the sorted
 64-bit fingerprints of its words (graph constants), so that the export holds no lookup table
 resource and serves in a stock TensorFlow Serving.
 
@@ -172,10 +174,26 @@ class LexiconDecoder:
         score = tf.where(scored, -loss, tf.where(label_length == 0, all_blank, -np.inf))
         return tf.reshape(score, [-1, candidates])
 
-    def candidates(self, log_probs, lengths, beam_width: int):
-        """``(texts, scores, allowed)``, each ``[batch, candidates]``: the beam paths first
-        (best first), then the respelled paths and single words when the lexicon is small;
-        their exact CTC log-probabilities; whether all their words are in the lexicon."""
+    def candidates(self, members, lengths, beam_width: int):
+        """``(texts, scores, allowed)``, each ``[batch, candidates]``: the beam paths (best
+        first) of each of ``members`` (log-probabilities ``[batch, steps, characters]``: a
+        tensor, or a list of them for an ensemble), then the respelled paths and single words
+        when the lexicon is small; their exact CTC log-probabilities (the members' mean);
+        whether all their words are in the lexicon."""
+        members = members if isinstance(members, list | tuple) else [members]
+        texts = tf.concat([self._beam_paths(m, lengths, beam_width) for m in members], axis=1)
+        if self.spelled:
+            batch = tf.shape(texts)[0]
+            respelled = tf.reshape(self.respell(tf.reshape(texts, [-1])), [batch, -1])
+            singles = tf.tile(self.lexicon[None, :], [batch, 1])
+            texts = tf.concat([texts, respelled, singles], axis=1)
+        scores = tf.add_n([self.ctc_log_probs(texts, m, lengths) for m in members])
+        scores = scores / len(members)
+        allowed = tf.reshape(self.all_in_lexicon(tf.reshape(texts, [-1])), tf.shape(texts))
+        return texts, scores, allowed & tf.math.is_finite(scores)
+
+    def _beam_paths(self, log_probs, lengths, beam_width: int):
+        """The ``beam_width`` best CTC beam paths, ``[batch, beam_width]`` strings."""
         ids, _ = keras.ops.ctc_decode(
             log_probs,
             lengths,
@@ -187,20 +205,15 @@ class LexiconDecoder:
         ids = tf.transpose(ids, [1, 0, 2])  # [batch, beam_width, steps]
         batch = tf.shape(ids)[0]
         flat = ids_to_text(tf.reshape(ids, [batch * beam_width, -1]), self.vocabulary)
-        texts = tf.reshape(flat, [batch, beam_width])
-        if self.spelled:
-            respelled = tf.reshape(self.respell(tf.reshape(texts, [-1])), [batch, -1])
-            singles = tf.tile(self.lexicon[None, :], [batch, 1])
-            texts = tf.concat([texts, respelled, singles], axis=1)
-        scores = self.ctc_log_probs(texts, log_probs, lengths)
-        allowed = tf.reshape(self.all_in_lexicon(tf.reshape(texts, [-1])), tf.shape(texts))
-        return texts, scores, allowed & tf.math.is_finite(scores)
+        return tf.reshape(flat, [batch, beam_width])
 
-    def decode(self, log_probs, lengths, beam_width: int):
+    def decode(self, members, lengths, beam_width: int):
         """The transcripts ``[batch]``: the best candidate in the lexicon, else the best
-        beam path."""
-        texts, scores, allowed = self.candidates(log_probs, lengths, beam_width)
+        beam path (``members``: as ``candidates`` takes them)."""
+        members = members if isinstance(members, list | tuple) else [members]
+        texts, scores, allowed = self.candidates(members, lengths, beam_width)
         constrained = tf.argmax(tf.where(allowed, scores, -np.inf), axis=1, output_type=tf.int32)
-        unconstrained = tf.argmax(scores[:, :beam_width], axis=1, output_type=tf.int32)
+        paths = beam_width * len(members)
+        unconstrained = tf.argmax(scores[:, :paths], axis=1, output_type=tf.int32)
         choice = tf.where(tf.reduce_any(allowed, axis=1), constrained, unconstrained)
         return tf.gather(texts, choice, batch_dims=1)

@@ -45,11 +45,17 @@ def pad_batch(audio: list[np.ndarray], length: int = 0) -> np.ndarray:
 
 
 def transcribe_all(
-    model, info: SpeechToTextInfo, audio, beam_width: int, batch: int = 64, lexicon: bool = True
+    model,
+    info: SpeechToTextInfo,
+    audio,
+    beam_width: int,
+    batch: int = 64,
+    lexicon: bool = True,
+    member: int | None = None,
 ):
-    """Transcribe every utterance with the in-graph decoder (``model.make_transcribe``), in
-    batches of similar length."""
-    transcribe = make_transcribe(model, info, beam_width, lexicon)
+    """Transcribe every utterance with the in-graph decoder (``model.make_transcribe``; of
+    an ensemble, only its member ``member`` when given), in batches of similar length."""
+    transcribe = make_transcribe(model, info, beam_width, lexicon, member)
     return transcribe_batches(transcribe, audio, info.max_samples, batch)
 
 
@@ -143,6 +149,9 @@ def evaluate(model, splits: Splits, config: SpeechToTextConfig, out_dir: Path) -
     baselines = {"greedy_decoding": speech_metrics(greedy, references)}
     if info.lexicon:
         baselines["beam_search"] = speech_metrics(beam, references)
+    if config.ensemble_members > 1:
+        alone = transcribe_all(model, info, audio, config.beam_width, member=0)
+        baselines["first_member_alone"] = speech_metrics(alone, references)
     rescored = None
     if config.lm_weight > 0:
         language_model = WordNgramModel.from_transcripts(train_transcripts, config.lm_order)
@@ -210,8 +219,13 @@ def _report(config, info: SpeechToTextInfo, references, columns: dict, decoded) 
 def _data_notes(config, info: SpeechToTextInfo) -> list[str]:
     """Paragraphs on the audio, the metrics and the held-out voices or speakers."""
     left_out = ", ".join(f"{part} {count}" for part, count in info.over_length.items())
+    upper = info.mel_upper_hz or info.sample_rate // 2
+    how = (
+        "max_frequency" if config.max_frequency else "the measured bandwidth of the training audio"
+    )
     lines = [
-        f"Audio at {info.sample_rate} Hz. Utterances over max_seconds={config.max_seconds} "
+        f"Audio at {info.sample_rate} Hz; {info.n_mels} log-mel bands from 20 to {upper} Hz "
+        f"({how}). Utterances over max_seconds={config.max_seconds} "
         f"(or with an empty transcript), left out: {left_out}.",
         _decoder_note(config, info),
         "`greedy_decoding` is the same model decoded greedily; "
@@ -256,6 +270,13 @@ def _decoder_note(config, info: SpeechToTextInfo) -> str:
                 else ""
             )
             + "), else the best beam path; `beam_search` is plain beam search. "
+        )
+    if config.ensemble_members > 1:
+        note += (
+            f"The model is an ensemble of {config.ensemble_members} acoustic models trained "
+            "side by side: the decoder scores each candidate by their mean CTC "
+            "log-probability, greedy and plain beam search use their mean probabilities, and "
+            "`first_member_alone` is the lexicon decoder on the first member only. "
         )
     if config.lm_weight > 0:
         note += (

@@ -3,16 +3,19 @@
 ``audio`` float32 ``[batch, samples]`` at ``SAMPLE_RATE``, zero-padded at the end (the
 padding is recognised: left out of the feature statistics, masked in the recurrent stack and
 a certain blank in the output, so an utterance transcribes the same alone or in a padded
-batch) -> log-mel features
-(25 ms windows every 10 ms, normalised per utterance and band) -> SpecAugment-style time and
-frequency masks while training -> two 1-D convolutions (the first keeps every third frame:
-33 per second) -> the recurrent stack of ``layers/`` -> a softmax over the characters plus
-the CTC blank (id 0), as log-probabilities. Trained with ``keras.ops.ctc_loss``; decoded
-greedily, by beam search with ``keras.ops.ctc_decode``, or by beam search constrained to the
-run's lexicon (``decoding.LexiconDecoder``), inside a ``tf.function``.
+batch) -> log-mel features (25 ms windows every 10 ms, up to the audio's bandwidth,
+normalised per utterance and band) -> SpecAugment-style time and frequency masks while
+training -> two 1-D convolutions (the first keeps every third frame: 33 per second) -> the
+recurrent stack of ``layers/`` -> a softmax over the characters plus the CTC blank (id 0),
+as log-probabilities. With ``ensemble_members`` K > 1 the model holds K such acoustic models
+after the features (an ensemble trained side by side). Trained with ``keras.ops.ctc_loss``;
+decoded greedily, by beam search with ``keras.ops.ctc_decode``, or by beam search
+constrained to the run's lexicon (``decoding.LexiconDecoder``), inside a ``tf.function``.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf
@@ -52,16 +55,20 @@ def padded_length(samples: int, max_samples: int) -> int:
 class LogMelFeatures(keras.layers.Layer):
     """Audio ``[batch, samples]`` -> normalised log-mel features ``[batch, frames, n_mels]``.
 
-    Frames that hold only zeros (padding) are left out of the per-utterance, per-band mean
-    and standard deviation and come out as 0.
+    The bands span 20 Hz to ``upper_hz`` (0: half of ``sample_rate``). Frames that hold only
+    zeros (padding) are left out of the per-utterance, per-band mean and standard deviation
+    and come out as 0.
     """
 
-    def __init__(self, n_mels: int = 40, sample_rate: int = SAMPLE_RATE, **kwargs):
+    def __init__(
+        self, n_mels: int = 40, sample_rate: int = SAMPLE_RATE, upper_hz: int = 0, **kwargs
+    ):
         super().__init__(**kwargs)
         self.n_mels = n_mels
         self.sample_rate = sample_rate
+        self.upper_hz = upper_hz
         self.mel_matrix = tf.signal.linear_to_mel_weight_matrix(
-            n_mels, FFT_LENGTH // 2 + 1, sample_rate, 20.0, sample_rate / 2
+            n_mels, FFT_LENGTH // 2 + 1, sample_rate, 20.0, upper_hz or sample_rate / 2
         )
 
     def call(self, audio):
@@ -78,7 +85,12 @@ class LogMelFeatures(keras.layers.Layer):
         return (input_shape[0], None, self.n_mels)
 
     def get_config(self):
-        return {**super().get_config(), "n_mels": self.n_mels, "sample_rate": self.sample_rate}
+        return {
+            **super().get_config(),
+            "n_mels": self.n_mels,
+            "sample_rate": self.sample_rate,
+            "upper_hz": self.upper_hz,
+        }
 
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
@@ -192,10 +204,35 @@ class BlankPadding(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="rnn_suite")
+class StackMembers(keras.layers.Layer):
+    """The ensemble members' log-probabilities ``[batch, steps, characters]`` each ->
+    ``[batch, members, steps, characters]``."""
+
+    def call(self, inputs):
+        return tf.stack(inputs, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        first = input_shape[0]
+        return (first[0], len(input_shape), *first[1:])
+
+
+@keras.saving.register_keras_serializable(package="rnn_suite")
 def ctc_loss(y_true, y_pred):
     """CTC loss of padded character ids (0: blank and padding) under log-probabilities
-    ``[batch, steps, characters]`` (the padding steps are certain blanks: ``BlankPadding``)."""
+    ``[batch, steps, characters]`` (the padding steps are certain blanks: ``BlankPadding``);
+    of an ensemble's ``[batch, members, steps, characters]``, the members' mean loss."""
     y_true = keras.ops.cast(y_true, "int32")
+    if len(y_pred.shape) == 4:
+        members = y_pred.shape[1]
+        shape = keras.ops.shape(y_pred)
+        flat = keras.ops.reshape(y_pred, (-1, shape[2], shape[3]))
+        losses = _ctc_loss(keras.ops.repeat(y_true, members, axis=0), flat)
+        return keras.ops.mean(keras.ops.reshape(losses, (-1, members)), axis=1)
+    return _ctc_loss(y_true, y_pred)
+
+
+def _ctc_loss(y_true, y_pred):
+    """CTC loss per example of ``[batch, steps, characters]`` log-probabilities."""
     target_length = keras.ops.sum(keras.ops.cast(keras.ops.not_equal(y_true, 0), "int32"), -1)
     shape = keras.ops.shape(y_pred)
     output_length = keras.ops.full((shape[0],), shape[1], dtype="int32")
@@ -206,48 +243,68 @@ def ctc_loss(y_true, y_pred):
 
 
 def build_model(config: SpeechToTextConfig, info: SpeechToTextInfo) -> keras.Model:
-    """The compiled model: ``audio`` -> log-probabilities over ``info.vocabulary``."""
+    """The compiled model: ``audio`` -> log-probabilities over ``info.vocabulary``,
+    ``[batch, steps, characters]``; with ``ensemble_members`` K > 1, K acoustic models over
+    the same features, ``[batch, K, steps, characters]`` (see ``member_log_probs``)."""
     audio = keras.Input(shape=(None,), dtype="float32", name="audio")
-    x, valid = _convolutions(_features(audio, config, info.sample_rate), audio, config)
-    x = recurrent_stack_from(config, x, return_sequences=True, name="rnn")
-    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
-    logits = keras.layers.Dense(len(info.vocabulary), name="characters")(x)
-    log_probs = keras.layers.Activation("log_softmax", name="character_softmax")(logits)
-    log_probs = BlankPadding(name="log_probs")([log_probs, valid])
-    model = keras.Model(audio, log_probs, name="speech_to_text")
+    features = LogMelFeatures(config.n_mels, info.sample_rate, info.mel_upper_hz, name="features")(
+        audio
+    )
+    members = [
+        _acoustic_model(features, audio, config, info, member_suffix(index))
+        for index in range(config.ensemble_members)
+    ]
+    output = members[0] if len(members) == 1 else StackMembers(name="members")(members)
+    model = keras.Model(audio, output, name="speech_to_text")
     compile_model(model, config, loss=ctc_loss)
     return model
 
 
-def _features(audio, config: SpeechToTextConfig, sample_rate: int):
-    """Log-mel features, with SpecAugment's masks while training when ``spec_augment``."""
-    x = LogMelFeatures(config.n_mels, sample_rate, name="features")(audio)
+def member_suffix(index: int) -> str:
+    """The suffix of the layer names of ensemble member ``index`` (none for the first, so
+    that a single model keeps the names it always had)."""
+    return f"_member_{index}" if index else ""
+
+
+def _acoustic_model(features, audio, config: SpeechToTextConfig, info, suffix: str):
+    """One member: SpecAugment, convolutions, recurrent stack, characters' log-softmax."""
+    x = _spec_augment(features, config, suffix)
+    x, valid = _convolutions(x, audio, config, suffix)
+    x = recurrent_stack_from(config, x, return_sequences=True, name=f"rnn{suffix}")
+    x = keras.layers.Dropout(config.dropout, name=f"head_dropout{suffix}")(x)
+    logits = keras.layers.Dense(len(info.vocabulary), name=f"characters{suffix}")(x)
+    log_probs = keras.layers.Activation("log_softmax", name=f"character_softmax{suffix}")(logits)
+    return BlankPadding(name=f"log_probs{suffix}")([log_probs, valid])
+
+
+def _spec_augment(features, config: SpeechToTextConfig, suffix: str):
+    """SpecAugment's masks while training (each member draws its own) when ``spec_augment``."""
     if not config.spec_augment:
-        return x
+        return features
     return SpecAugment(
         config.time_masks,
         config.time_mask_frames,
         config.freq_masks,
         config.freq_mask_bands,
-        name="spec_augment",
-    )(x)
+        name=f"spec_augment{suffix}",
+    )(features)
 
 
-def _convolutions(x, audio, config: SpeechToTextConfig):
+def _convolutions(x, audio, config: SpeechToTextConfig, suffix: str = ""):
     """The two convolutions: ``(features, valid steps)``, the features masked by those steps."""
     # The padding is explicit so that frames line up the same way whatever the audio length.
-    x = keras.layers.ZeroPadding1D(2, name="conv_1_pad")(x)
+    x = keras.layers.ZeroPadding1D(2, name=f"conv_1_pad{suffix}")(x)
     x = keras.layers.Conv1D(
-        config.conv_filters, 5, strides=TIME_STRIDE, padding="valid", name="conv_1"
+        config.conv_filters, 5, strides=TIME_STRIDE, padding="valid", name=f"conv_1{suffix}"
     )(x)
-    valid = ValidSteps(name="valid_steps")([audio, x])
-    x = keras.layers.LayerNormalization(name="conv_1_norm")(x)
-    x = keras.layers.Activation("relu", name="conv_1_relu")(x)
-    x = ZeroPadding(name="conv_1_zero_padding")([x, valid])
+    valid = ValidSteps(name=f"valid_steps{suffix}")([audio, x])
+    x = keras.layers.LayerNormalization(name=f"conv_1_norm{suffix}")(x)
+    x = keras.layers.Activation("relu", name=f"conv_1_relu{suffix}")(x)
+    x = ZeroPadding(name=f"conv_1_zero_padding{suffix}")([x, valid])
     x = keras.layers.Conv1D(
-        config.conv_filters, 3, padding="same", activation="relu", name="conv_2"
+        config.conv_filters, 3, padding="same", activation="relu", name=f"conv_2{suffix}"
     )(x)
-    return MaskedPadding(name="conv_2_zero_padding")([x, valid]), valid
+    return MaskedPadding(name=f"conv_2_zero_padding{suffix}")([x, valid]), valid
 
 
 # === Decoding ===
@@ -297,21 +354,27 @@ def input_checks(audio, max_samples: int):
 
 
 def make_transcribe(
-    model: keras.Model, info: SpeechToTextInfo, beam_width: int, lexicon: bool = True
+    model: keras.Model,
+    info: SpeechToTextInfo,
+    beam_width: int,
+    lexicon: bool = True,
+    member: int | None = None,
 ):
     """A ``tf.function`` ``audio [batch, samples] -> transcript strings [batch]``, bounded:
     greedy (``beam_width`` 1), beam search, or (``lexicon`` and ``info.lexicon`` not empty)
-    beam search constrained to ``info.lexicon`` (``decoding.LexiconDecoder``)."""
+    beam search constrained to ``info.lexicon`` (``decoding.LexiconDecoder``). An ensemble
+    is decoded whole (greedy and plain beam search over its members' mean probabilities), or
+    only its member ``member``."""
     vocabulary = tf.constant(info.vocabulary)
     constrained = lexicon and beam_width > 1 and bool(info.lexicon)
     decoder = LexiconDecoder(info.lexicon, info.vocabulary) if constrained else None
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
     def transcribe(audio):
-        log_probs, lengths = _log_probs(model, audio, info.max_samples)
+        members, lengths = _member_log_probs(model, audio, info.max_samples, member)
         if decoder is not None:
-            return decoder.decode(log_probs, lengths, beam_width)
-        return decode(log_probs, lengths, vocabulary, beam_width)
+            return decoder.decode(members, lengths, beam_width)
+        return decode(mean_probabilities(members), lengths, vocabulary, beam_width)
 
     return transcribe
 
@@ -324,15 +387,33 @@ def make_candidates(model: keras.Model, info: SpeechToTextInfo, beam_width: int)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
     def candidates(audio):
-        log_probs, lengths = _log_probs(model, audio, info.max_samples)
-        return decoder.candidates(log_probs, lengths, max(beam_width, 2))
+        members, lengths = _member_log_probs(model, audio, info.max_samples)
+        return decoder.candidates(members, lengths, max(beam_width, 2))
 
     return candidates
 
 
-def _log_probs(model: keras.Model, audio, max_samples: int):
-    """The checked audio's log-probabilities and the output steps that hold audio."""
+def member_log_probs(log_probs) -> list:
+    """The model's output as a list of log-probabilities ``[batch, steps, characters]``: one
+    per ensemble member (a single model: itself)."""
+    if len(log_probs.shape) == 4:
+        return tf.unstack(log_probs, axis=1)
+    return [log_probs]
+
+
+def mean_probabilities(members: list):
+    """The members' mean probabilities, as log-probabilities (one member: its own)."""
+    if len(members) == 1:
+        return members[0]
+    return tf.reduce_logsumexp(tf.stack(members), axis=0) - math.log(len(members))
+
+
+def _member_log_probs(model: keras.Model, audio, max_samples: int, member: int | None = None):
+    """The checked audio's log-probabilities (a list: one per member, or only ``member``)
+    and the output steps that hold audio."""
     with tf.control_dependencies(input_checks(audio, max_samples)):
         audio = tf.identity(audio)
-    log_probs = model(audio, training=False)
-    return log_probs, tf.minimum(output_lengths(audio), tf.shape(log_probs)[1])
+    members = member_log_probs(model(audio, training=False))
+    if member is not None:
+        members = [members[member]]
+    return members, tf.minimum(output_lengths(audio), tf.shape(members[0])[1])

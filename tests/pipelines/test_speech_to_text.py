@@ -357,6 +357,20 @@ def test_untrained_model_decodes_in_graph_and_ignores_trailing_padding():
     assert not padded[len(own) :].any()
 
 
+def test_audio_bandwidth_finds_narrow_band_audio_resampled_to_the_model_rate():
+    from pipelines.speech_to_text import data, model
+
+    rng = np.random.default_rng(0)
+    narrow = [data.resample(rng.normal(0, 0.1, 8000).astype(np.float32), 8000) for _ in range(4)]
+    assert 4000 <= data.audio_bandwidth(narrow) <= 5000  # the resampler's transition band
+    wide = [rng.normal(0, 0.1, 16000).astype(np.float32) for _ in range(4)]
+    assert data.audio_bandwidth(wide) == data.SAMPLE_RATE // 2
+    assert data.audio_bandwidth([np.zeros(16000, np.float32)]) == data.SAMPLE_RATE // 2
+    # The features of narrow-band audio then hold no band made of resampling residue alone.
+    top = model.LogMelFeatures(16, upper_hz=4000).mel_matrix.numpy().nonzero()[0].max()
+    assert top * data.SAMPLE_RATE / (2 * (model.FFT_LENGTH // 2)) <= 4000
+
+
 def test_ctc_decoding_of_known_log_probabilities():
     import tensorflow as tf
 
@@ -388,6 +402,8 @@ def test_presets_validate_and_cross_field_rules_name_the_settings():
         (["n_mels=4"], "'freq_mask_bands' \\(6\\) must be below setting 'n_mels'"),
         (["fsdd_test_speakers="], "setting 'fsdd_test_speakers'"),
         (["max_seconds=600"], "setting 'max_seconds'"),
+        (["max_frequency=500"], "setting 'max_frequency' must be 0 \\(measured\\) or 1000"),
+        (["max_frequency=9000"], "setting 'max_frequency'"),
         (["max_trials=3"], "unknown setting 'max_trials'"),
     ):
         with pytest.raises(UserError, match=message):
