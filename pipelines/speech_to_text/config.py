@@ -90,9 +90,8 @@ class SpeechToTextConfig(BaseConfig):
     ensemble_members: int = count_field(
         1,
         "acoustic models trained side by side on the same features, each from its own "
-        "initialisation and masks; the export scores each lexicon candidate by their mean CTC "
-        "log-probability (greedy and plain beam search use their mean probabilities). Costs "
-        "this many times the training and inference",
+        "initialisation and masks; the decoders score every member's paths by the members' "
+        "mean CTC log-probability. Costs this many times the training and inference",
         high=MAX_ENSEMBLE_MEMBERS,
     )
     spec_augment: bool = Field(True, description="time and frequency masks while training")

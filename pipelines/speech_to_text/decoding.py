@@ -193,15 +193,19 @@ class LexiconDecoder:
         return texts, scores, allowed & tf.math.is_finite(scores)
 
     def _beam_paths(self, log_probs, lengths, beam_width: int):
-        """The ``beam_width`` best CTC beam paths, ``[batch, beam_width]`` strings."""
-        ids, _ = keras.ops.ctc_decode(
-            log_probs,
-            lengths,
-            strategy="beam_search",
-            beam_width=beam_width,
-            top_paths=beam_width,
-            mask_index=0,
-        )
+        """The ``beam_width`` best CTC beam paths (1: the greedy path), ``[batch, beam_width]``
+        strings."""
+        if beam_width > 1:
+            ids, _ = keras.ops.ctc_decode(
+                log_probs,
+                lengths,
+                strategy="beam_search",
+                beam_width=beam_width,
+                top_paths=beam_width,
+                mask_index=0,
+            )
+        else:
+            ids, _ = keras.ops.ctc_decode(log_probs, lengths, strategy="greedy", mask_index=0)
         ids = tf.transpose(ids, [1, 0, 2])  # [batch, beam_width, steps]
         batch = tf.shape(ids)[0]
         flat = ids_to_text(tf.reshape(ids, [batch * beam_width, -1]), self.vocabulary)

@@ -274,8 +274,8 @@ def _decoder_note(config, info: SpeechToTextInfo) -> str:
     if config.ensemble_members > 1:
         note += (
             f"The model is an ensemble of {config.ensemble_members} acoustic models trained "
-            "side by side: the decoder scores each candidate by their mean CTC "
-            "log-probability, greedy and plain beam search use their mean probabilities, and "
+            "side by side: every decoder scores the members' paths (greedy, beam, and for "
+            "the lexicon decoder its candidates) by their mean CTC log-probability, and "
             "`first_member_alone` is the lexicon decoder on the first member only. "
         )
     if config.lm_weight > 0:

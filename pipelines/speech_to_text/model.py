@@ -15,8 +15,6 @@ constrained to the run's lexicon (``decoding.LexiconDecoder``), inside a ``tf.fu
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -363,18 +361,19 @@ def make_transcribe(
     """A ``tf.function`` ``audio [batch, samples] -> transcript strings [batch]``, bounded:
     greedy (``beam_width`` 1), beam search, or (``lexicon`` and ``info.lexicon`` not empty)
     beam search constrained to ``info.lexicon`` (``decoding.LexiconDecoder``). An ensemble
-    is decoded whole (greedy and plain beam search over its members' mean probabilities), or
-    only its member ``member``."""
+    is decoded whole, or only its member ``member``: its greedy and plain beam search
+    output is the member's path of the highest mean CTC log-probability (the members' spikes
+    need not fall on the same steps, so their probabilities are not averaged)."""
     vocabulary = tf.constant(info.vocabulary)
-    constrained = lexicon and beam_width > 1 and bool(info.lexicon)
-    decoder = LexiconDecoder(info.lexicon, info.vocabulary) if constrained else None
+    words = info.lexicon if lexicon and beam_width > 1 else []
+    decoder = LexiconDecoder(words, info.vocabulary)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
     def transcribe(audio):
         members, lengths = _member_log_probs(model, audio, info.max_samples, member)
-        if decoder is not None:
+        if words or len(members) > 1:
             return decoder.decode(members, lengths, beam_width)
-        return decode(mean_probabilities(members), lengths, vocabulary, beam_width)
+        return decode(members[0], lengths, vocabulary, beam_width)
 
     return transcribe
 
@@ -399,13 +398,6 @@ def member_log_probs(log_probs) -> list:
     if len(log_probs.shape) == 4:
         return tf.unstack(log_probs, axis=1)
     return [log_probs]
-
-
-def mean_probabilities(members: list):
-    """The members' mean probabilities, as log-probabilities (one member: its own)."""
-    if len(members) == 1:
-        return members[0]
-    return tf.reduce_logsumexp(tf.stack(members), axis=0) - math.log(len(members))
 
 
 def _member_log_probs(model: keras.Model, audio, max_samples: int, member: int | None = None):

@@ -357,6 +357,46 @@ def test_untrained_model_decodes_in_graph_and_ignores_trailing_padding():
     assert not padded[len(own) :].any()
 
 
+def test_ensemble_of_equal_members_decodes_as_its_member_and_round_trips(tmp_path):
+    import dataclasses
+
+    import keras
+    import tensorflow as tf
+
+    from pipelines.speech_to_text import evaluate, model
+    from pipelines.speech_to_text.config import SpeechToTextConfig
+
+    config = SpeechToTextConfig.from_preset("smoke").with_settings({"ensemble_members": 2})
+    info = _info(max_seconds=3.0)
+    ensemble = model.build_model(config, info)
+    suffix = model.member_suffix(1)
+    copied = 0
+    for layer in ensemble.layers:
+        if suffix in layer.name and layer.weights:
+            source = ensemble.get_layer(layer.name.replace(suffix, ""))
+            layer.set_weights(source.get_weights())
+            copied += 1
+    assert copied >= 4  # the convolutions, the recurrent stack and the head
+    audio = tf.constant(evaluate.pad_batch([_tone_words(0.6), _tone_words(1.1, seed=3)]))
+    members = model.member_log_probs(ensemble(audio))
+    assert len(members) == 2
+    np.testing.assert_allclose(members[0].numpy(), members[1].numpy(), atol=1e-5)
+    labels = tf.constant([[5, 6, 0], [7, 0, 0]])
+    np.testing.assert_allclose(
+        model.ctc_loss(labels, ensemble(audio)).numpy(),
+        model.ctc_loss(labels, members[0]).numpy(),
+        rtol=1e-4,
+    )
+    with_lexicon = dataclasses.replace(info, lexicon=["one", "two", "zero"])
+    for width, record in ((1, info), (4, with_lexicon)):
+        whole = model.make_transcribe(ensemble, record, width)(audio).numpy()
+        alone = model.make_transcribe(ensemble, record, width, member=0)(audio).numpy()
+        assert list(whole) == list(alone)
+    ensemble.save(tmp_path / "ensemble.keras")
+    loaded = keras.models.load_model(tmp_path / "ensemble.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded(audio).numpy(), ensemble(audio).numpy(), atol=1e-5)
+
+
 def test_audio_bandwidth_finds_narrow_band_audio_resampled_to_the_model_rate():
     from pipelines.speech_to_text import data, model
 
@@ -404,6 +444,7 @@ def test_presets_validate_and_cross_field_rules_name_the_settings():
         (["max_seconds=600"], "setting 'max_seconds'"),
         (["max_frequency=500"], "setting 'max_frequency' must be 0 \\(measured\\) or 1000"),
         (["max_frequency=9000"], "setting 'max_frequency'"),
+        (["ensemble_members=0"], "setting 'ensemble_members'"),
         (["max_trials=3"], "unknown setting 'max_trials'"),
     ):
         with pytest.raises(UserError, match=message):
