@@ -143,12 +143,27 @@ class LexiconDecoder:
     def ctc_log_probs(self, texts, log_probs, lengths):
         """CTC log-probability ``[batch, candidates]`` of each candidate ``texts[b, c]`` under
         ``log_probs[b]`` ``[batch, steps, characters]`` over its first ``lengths[b]`` steps
-        (-inf for one that cannot fit in them)."""
+        (-inf for one that cannot fit in them); ``log_probs`` may be a list of the members of
+        an ensemble, whose mean log-probability is given."""
+        members = log_probs if isinstance(log_probs, list | tuple) else [log_probs]
         candidates = tf.shape(texts)[1]
+        rows = tf.repeat(tf.range(tf.shape(texts)[0]), candidates)
         flat = tf.reshape(texts, [-1])
-        steps = tf.repeat(lengths, candidates)
+        # Beam paths, their respellings and the single words overlap (the more so across the
+        # members of an ensemble): each distinct text of an utterance is scored once.
+        keys = tf.strings.join([tf.strings.as_string(rows), flat], separator="\n")
+        distinct, index = tf.unique(keys)
+        first = tf.math.unsorted_segment_min(tf.range(tf.size(keys)), index, tf.size(distinct))
+        texts, rows = tf.gather(flat, first), tf.gather(rows, first)
+        scores = tf.add_n([self._ctc_scores(texts, rows, m, lengths) for m in members])
+        return tf.reshape(tf.gather(scores / len(members), index), [-1, candidates])
+
+    def _ctc_scores(self, texts, rows, log_probs, lengths):
+        """CTC log-probability of each of the strings ``texts`` under ``log_probs[rows]``
+        over its first ``lengths[rows]`` steps (-inf for one that cannot fit in them)."""
+        steps = tf.gather(lengths, rows)
         ids = tf.gather(
-            self.byte_ids, tf.clip_by_value(tf.strings.unicode_decode(flat, "UTF-8"), 0, 255)
+            self.byte_ids, tf.clip_by_value(tf.strings.unicode_decode(texts, "UTF-8"), 0, 255)
         )
         dense = ids.to_tensor()
         repeats = tf.reduce_sum(
@@ -157,22 +172,21 @@ class LexiconDecoder:
         label_length = tf.cast(ids.row_lengths(), tf.int32)
         scored = (label_length > 0) & (label_length + repeats <= steps)
         # The CTC op needs a label that fits: the others are scored with a placeholder.
-        placeholder = tf.fill(tf.shape(flat), " ")
+        placeholder = tf.fill(tf.shape(texts), " ")
         safe = tf.gather(
-            self.byte_ids, tf.strings.unicode_decode(tf.where(scored, flat, placeholder), "UTF-8")
+            self.byte_ids, tf.strings.unicode_decode(tf.where(scored, texts, placeholder), "UTF-8")
         )
         loss = tf.nn.ctc_loss(
             labels=tf.cast(safe.to_sparse(), tf.int32),
-            logits=tf.repeat(log_probs, candidates, axis=0),
+            logits=tf.gather(log_probs, rows),
             label_length=None,
             logit_length=tf.maximum(steps, 1),
             logits_time_major=False,
             blank_index=0,
         )
         valid_steps = tf.sequence_mask(lengths, tf.shape(log_probs)[1], log_probs.dtype)
-        all_blank = tf.repeat(tf.reduce_sum(log_probs[:, :, 0] * valid_steps, axis=1), candidates)
-        score = tf.where(scored, -loss, tf.where(label_length == 0, all_blank, -np.inf))
-        return tf.reshape(score, [-1, candidates])
+        all_blank = tf.gather(tf.reduce_sum(log_probs[:, :, 0] * valid_steps, axis=1), rows)
+        return tf.where(scored, -loss, tf.where(label_length == 0, all_blank, -np.inf))
 
     def candidates(self, members, lengths, beam_width: int):
         """``(texts, scores, allowed)``, each ``[batch, candidates]``: the beam paths (best
@@ -187,8 +201,7 @@ class LexiconDecoder:
             respelled = tf.reshape(self.respell(tf.reshape(texts, [-1])), [batch, -1])
             singles = tf.tile(self.lexicon[None, :], [batch, 1])
             texts = tf.concat([texts, respelled, singles], axis=1)
-        scores = tf.add_n([self.ctc_log_probs(texts, m, lengths) for m in members])
-        scores = scores / len(members)
+        scores = self.ctc_log_probs(texts, members, lengths)
         allowed = tf.reshape(self.all_in_lexicon(tf.reshape(texts, [-1])), tf.shape(texts))
         return texts, scores, allowed & tf.math.is_finite(scores)
 

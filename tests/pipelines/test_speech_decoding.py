@@ -53,6 +53,32 @@ def _decode(words, rows, beam_width=8, lexicon=True):
     return decoder.decode(log_probs, lengths, beam_width).numpy()[0].decode()
 
 
+def test_ctc_scores_of_repeated_candidates_and_of_an_ensemble():
+    import tensorflow as tf
+
+    from pipelines.speech_to_text.data import DIGITS, VOCABULARY
+    from pipelines.speech_to_text.decoding import LexiconDecoder
+
+    decoder = LexiconDecoder(DIGITS, VOCABULARY)
+    first = tf.constant(np.concatenate([_log_probs(NNE_TWO)] * 2))
+    second = tf.constant(np.concatenate([_log_probs(NNE_TWO[::-1])] * 2))
+    lengths = tf.constant([len(NNE_TWO), len(NNE_TWO) - 2])
+    texts = tf.constant([["nine two", "one two", "nine two", ""], ["two", "two", "x", "two"]])
+    scores = decoder.ctc_log_probs(texts, first, lengths).numpy()
+    for row in range(2):
+        for column in range(4):
+            alone = decoder.ctc_log_probs(
+                texts[row : row + 1, column : column + 1],
+                first[row : row + 1],
+                lengths[row : row + 1],
+            ).numpy()[0, 0]
+            np.testing.assert_allclose(scores[row, column], alone, rtol=1e-5)
+    assert scores[0, 0] == scores[0, 2] > scores[0, 1]
+    mean = decoder.ctc_log_probs(texts, [first, second], lengths).numpy()
+    other = decoder.ctc_log_probs(texts, second, lengths).numpy()
+    np.testing.assert_allclose(mean, (scores + other) / 2, rtol=1e-5)
+
+
 def test_lexicon_beam_search_keeps_the_best_candidate_made_of_known_words():
     from pipelines.speech_to_text.data import DIGITS
 
