@@ -7,9 +7,9 @@ nearest lexicon word (edit distance), and every single lexicon word. Each candid
 exactly by its CTC log-probability under the model's output (``tf.nn.ctc_loss``; for an
 ensemble the members' mean, which needs no alignment between the members' outputs); the
 transcript is the best candidate whose words are all in the lexicon, or the best beam path
-when none is. Lexicon membership is a search in the sorted
-64-bit fingerprints of its words (graph constants), so that the export holds no lookup table
-resource and serves in a stock TensorFlow Serving.
+when none is. Lexicon membership is a search in the sorted 64-bit fingerprints of its words
+(graph constants), so that the export holds no lookup table resource and serves in a stock
+TensorFlow Serving.
 
 The lexicon is the training transcripts' words, or the words of a file (``lexicon=PATH``).
 """
